@@ -1,0 +1,71 @@
+import json
+
+import pytest
+import torch
+
+from conftest import make_model
+from textrnn import checkpoint, load
+from textrnn.tokenizer import CharTokenizer
+
+
+def save_tiny(path, tiny_text, **kw):
+    tok = CharTokenizer.train(tiny_text)
+    model = make_model(vocab=tok.vocab_size, **kw)
+    checkpoint.save(path, model, tok, {"steps": 0})
+    return model, tok
+
+
+@pytest.mark.parametrize("kw", [dict(cell="lstm"), dict(cell="gru"), dict(cell="rnn_relu"),
+                                dict(hidden=8, embed=8, tie_weights=True)])
+def test_save_load_gives_identical_logits(tmp_path, tiny_text, kw):
+    model, tok = save_tiny(tmp_path / "ck", tiny_text, **kw)
+    lm = load(tmp_path / "ck")
+    idx = tok.encode(tiny_text[:50])[None]
+    torch.testing.assert_close(lm.model(idx)[0], model.eval()(idx)[0], rtol=0, atol=0)
+    assert lm.tokenizer.chars == tok.chars
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == sorted(checkpoint.FILES)
+
+
+def test_format_version_mismatch_names_both(tmp_path, tiny_text):
+    save_tiny(tmp_path / "ck", tiny_text)
+    cfg_path = tmp_path / "ck" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["format_version"] = 99
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"version 99.*version 1"):
+        load(tmp_path / "ck")
+
+
+def test_not_a_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match="not a textrnn checkpoint"):
+        load(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("name, damage, message", [
+    ("tokenizer.json", "{not json", "tokenizer.json is corrupt"),
+    ("model.safetensors", "garbage", "model.safetensors"),
+    ("config.json", "{", "config.json is corrupt"),
+])
+def test_corrupt_files_are_named(tmp_path, tiny_text, name, damage, message):
+    save_tiny(tmp_path / "ck", tiny_text)
+    (tmp_path / "ck" / name).write_text(damage)
+    with pytest.raises(ValueError, match=message):
+        load(tmp_path / "ck")
+
+
+def test_crash_mid_save_keeps_the_old_file(tmp_path, tiny_text, monkeypatch):
+    save_tiny(tmp_path / "ck", tiny_text)
+    before = (tmp_path / "ck" / "model.safetensors").read_bytes()
+
+    def broken_save(tensors, filename, metadata=None):
+        open(filename, "wb").write(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save_file", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_tiny(tmp_path / "ck", tiny_text, seed=1)
+    assert (tmp_path / "ck" / "model.safetensors").read_bytes() == before
+    assert not [p for p in (tmp_path / "ck").iterdir() if p.name.endswith(".tmp")]
+    load(tmp_path / "ck")  # still whole

@@ -1,0 +1,169 @@
+"""The command line as a user meets it: one smoke run per cell, and every mistake in the book."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from textrnn import CELLS
+from textrnn.cli import main
+
+SMALL = ["--hidden", "24", "--embed", "8", "--layers", "2", "--seq-len", "16",
+         "--batch-size", "4", "--max-steps", "12", "--evals", "2", "--no-progress"]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def trained(corpus_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", corpus_file, "--out", out, *SMALL)
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_train_sample_eval_info_per_cell(cell, corpus_file, tmp_path, capsys):
+    out = tmp_path / cell
+    code, _, err = run(capsys, "train", corpus_file, "--out", out, "--cell", cell, *SMALL)
+    assert code == 0, err
+    assert "2x24 " + cell.upper() in err and "best validation" in err
+    assert {"config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl", "last"} <= {
+        p.name for p in out.iterdir()}
+
+    code, text, err = run(capsys, "sample", out, "--prompt", "ANNA:", "--length", 60,
+                          "--seed", 1)
+    assert code == 0 and text.startswith("ANNA:") and len(text) == len("ANNA:") + 60 + 1
+    code, again, _ = run(capsys, "sample", out, "--prompt", "ANNA:", "--length", 60, "--seed", 1)
+    assert again == text
+
+    code, text, _ = run(capsys, "eval", out, corpus_file, "--json")
+    figures = json.loads(text)
+    assert code == 0 and figures["bpc"] > 0 and figures["chars"] > 100
+
+    code, text, _ = run(capsys, "info", out)
+    assert code == 0 and cell.upper() in text and "textrnn train" in text
+
+
+def test_default_output_folder_and_command_recorded(corpus_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "train", corpus_file, *SMALL)
+    assert code == 0, err
+    config = json.loads((tmp_path / "checkpoints" / "tiny" / "config.json").read_text())
+    assert config["training"]["command"].startswith("textrnn train ")
+    assert config["training"]["corpus_name"] == "tiny"
+
+
+def test_sample_many_and_random_seed_is_printed(trained, capsys):
+    code, text, err = run(capsys, "sample", trained, "--num-samples", 3, "--length", 20)
+    assert code == 0 and text.count("--- sample") == 3 and err.startswith("seed ")
+
+
+def test_resume_continues_and_refuses_shape_changes(trained, corpus_file, capsys):
+    code, _, err = run(capsys, "train", corpus_file, "--resume", trained, "--max-steps", 20,
+                       "--no-progress")
+    assert code == 0, err
+    assert "from step 12" in err
+    assert json.loads((trained / "last" / "resume.json").read_text())["step"] == 20
+    code, _, err = run(capsys, "train", corpus_file, "--resume", trained, "--hidden", 64)
+    assert code == 1 and "drop --hidden" in err
+
+
+def write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+BAD_TRAIN = {
+    "missing file": (lambda d: [d / "nope.txt"], "no such file"),
+    "empty corpus": (lambda d: [write(d / "e.txt", b"")], "empty"),
+    "binary file": (lambda d: [write(d / "b.txt", bytes(range(256)) * 4)], "binary"),
+    "not utf-8": (lambda d: [write(d / "l.txt", "señor ".encode("latin-1") * 50)],
+                  "--encoding"),
+    "too short": (lambda d: [write(d / "s.txt", b"ab")], "too short"),
+    "hidden 0": (lambda d: [write(d / "ok.txt", b"hello world " * 50), "--hidden", "0"],
+                 "hidden must be at least 1"),
+    "negative lr": (lambda d: [write(d / "ok.txt", b"hello world " * 50), "--lr", "-1"],
+                    "lr must be"),
+    "bad val fraction": (lambda d: [write(d / "ok.txt", b"hello " * 50), "--val-fraction", "2"],
+                         "val-fraction"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TRAIN)
+def test_bad_training_input_is_one_line(case, tmp_path, capsys):
+    make, message = BAD_TRAIN[case]
+    code, out, err = run(capsys, "train", *make(tmp_path), "--out", tmp_path / "run",
+                         "--no-progress")
+    assert code == 1
+    assert err.startswith("textrnn: error:") and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_existing_run_needs_resume_or_overwrite(trained, corpus_file, capsys):
+    before = (trained / "model.safetensors").read_bytes()
+    code, _, err = run(capsys, "train", corpus_file, "--out", trained, *SMALL)
+    assert code == 1 and "--resume" in err and "--overwrite" in err
+    assert (trained / "model.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--length", "-5"], "length must be >= 0"),
+    (["--temperature", "-1"], "temperature must be >= 0"),
+    (["--top-p", "0"], "top-p must be in (0, 1]"),
+    (["--top-p", "1.5"], "top-p must be in (0, 1]"),
+    (["--top-k", "0"], "top-k must be at least 1"),
+    (["--num-samples", "0"], "at least 1"),
+])
+def test_nonsense_sampling_settings(trained, capsys, args, message):
+    code, out, err = run(capsys, "sample", trained, *args)
+    assert code == 1 and out == "" and message in err and err.count("\n") == 1
+
+
+def test_bad_checkpoints(tmp_path, trained, corpus_file, capsys):
+    code, _, err = run(capsys, "sample", tmp_path / "nowhere")
+    assert code == 1 and "no such checkpoint" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(capsys, "info", tmp_path / "empty")
+    assert code == 1 and "not a textrnn checkpoint" in err
+    cfg = json.loads((trained / "config.json").read_text())
+    cfg["format_version"] = 7
+    (trained / "config.json").write_text(json.dumps(cfg))
+    code, _, err = run(capsys, "eval", trained, corpus_file)
+    assert code == 1 and "format version 7" in err and "reads version 1" in err
+
+
+def test_eval_with_unseen_characters(trained, tmp_path, capsys):
+    text = write(tmp_path / "held_out.txt", "ANNA:\nThe moon is 月 bright.\n".encode())
+    code, out, err = run(capsys, "eval", trained, text)
+    assert code == 0 and "bits/char" in out and "1 characters were never seen" in err
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_and_exits_cleanly(corpus_file, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "textrnn.cli", "train", corpus_file, "--out", out, "--hidden",
+         "32", "--max-steps", "100000", "--seq-len", "16", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "metrics.jsonl").exists() or (out / "metrics.jsonl").stat().st_size == 0:
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "--resume" in err
+    resume = json.loads((out / "last" / "resume.json").read_text())
+    assert resume["step"] >= 10
+    result = subprocess.run([sys.executable, "-m", "textrnn.cli", "sample", out, "--length", "5",
+                             "--seed", "0"], capture_output=True, text=True, env=os.environ)
+    assert result.returncode == 0 and len(result.stdout) == 6

@@ -1,0 +1,143 @@
+import json
+import math
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from textrnn import ModelConfig, TrainConfig, load, train
+from textrnn.lm import evaluate_ids
+
+
+def tiny_config(corpus, out, **kw):
+    model = kw.pop("model", ModelConfig(hidden=32, embed=16, layers=1))
+    defaults = dict(seq_len=16, batch_size=8, lr=1e-2, evals=2, max_steps=40)
+    return TrainConfig(corpus=str(corpus), out=str(out), model=model, **{**defaults, **kw})
+
+
+def quiet(**kw):
+    return dict(log=lambda msg: None, progress=False, **kw)
+
+
+def weights(run):
+    return load_file(run / "last" / "model.safetensors")
+
+
+def test_tiny_model_overfits_tiny_corpus(corpus_file, tmp_path, tiny_text):
+    cfg = tiny_config(corpus_file, tmp_path / "run", max_steps=300, lr=2e-2, evals=1,
+                      model=ModelConfig(hidden=64, embed=16, layers=1))
+    run = train(cfg, **quiet())
+    lm = load(run)
+    assert lm.evaluate(tiny_text)["loss"] < 0.5  # from ln(27) = 3.3 nats at the start
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train_loss"] for r in rows if "train_loss" in r]
+    assert losses[-1] < losses[0] / 4
+    assert [r["step"] for r in rows if "val_loss" in r] == [300]
+
+
+def test_same_seed_same_run(corpus_file, tmp_path):
+    a = train(tiny_config(corpus_file, tmp_path / "a", model=ModelConfig(hidden=16, embed=8,
+                                                                         dropout=0.2)), **quiet())
+    b = train(tiny_config(corpus_file, tmp_path / "b", model=ModelConfig(hidden=16, embed=8,
+                                                                         dropout=0.2)), **quiet())
+    wa, wb = weights(a), weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    c = train(tiny_config(corpus_file, tmp_path / "c", seed=2), **quiet())
+    assert not torch.equal(weights(c)["head.weight"], wa["head.weight"])
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_interrupt_and_resume_matches_an_unbroken_run(corpus_file, tmp_path, dropout):
+    model = ModelConfig(hidden=16, embed=8, layers=2, dropout=dropout)
+    whole = train(tiny_config(corpus_file, tmp_path / "whole", model=model, max_steps=30,
+                              evals=3), **quiet())
+
+    def stop_at_13(step):
+        if step == 13:
+            raise KeyboardInterrupt
+
+    cfg = tiny_config(corpus_file, tmp_path / "split", model=model, max_steps=30, evals=3)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, **quiet(on_step=stop_at_13))
+    assert json.loads((tmp_path / "split/last/resume.json").read_text())["step"] == 13
+    split = train(TrainConfig(**{**cfg.__dict__, "resume": str(tmp_path / "split")}), **quiet())
+    wa, wb = weights(whole), weights(split)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # the metrics log reads as one run
+    steps = [json.loads(x)["step"] for x in (split / "metrics.jsonl").read_text().splitlines()
+             if "train_loss" in x]
+    assert steps == sorted(set(steps)) and steps[-1] == 30
+
+
+def test_resume_extends_the_budget(corpus_file, tmp_path):
+    run = train(tiny_config(corpus_file, tmp_path / "r", max_steps=10), **quiet())
+    cfg = tiny_config(corpus_file, run, max_steps=25, resume=str(run))
+    train(cfg, **quiet())
+    assert json.loads((run / "last/resume.json").read_text())["step"] == 25
+    assert load(run / "last").config["training"]["steps"] == 25
+
+
+def test_existing_run_is_never_silently_overwritten(corpus_file, tmp_path):
+    run = train(tiny_config(corpus_file, tmp_path / "r", max_steps=5), **quiet())
+    before = (run / "model.safetensors").read_bytes()
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_config(corpus_file, run, max_steps=5, seed=9), **quiet())
+    assert (run / "model.safetensors").read_bytes() == before
+    train(tiny_config(corpus_file, run, max_steps=5, seed=9, overwrite=True), **quiet())
+    assert (run / "model.safetensors").read_bytes() != before
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus_file, tmp_path, monkeypatch):
+    cfg = tiny_config(corpus_file, tmp_path / "r", max_steps=40, evals=4)
+    holder = {}
+
+    def poison(step):  # after the first validation (step 10) has saved a checkpoint
+        if step == 15:
+            holder["model"].head.weight.data.fill_(float("nan"))
+
+    train_module = sys.modules["textrnn.train"]
+    real = train_module.RNNLM
+
+    def spy(config):
+        holder["model"] = real(config)
+        return holder["model"]
+
+    monkeypatch.setattr(train_module, "RNNLM", spy)
+    with pytest.raises(FloatingPointError, match="last good checkpoint"):
+        train(cfg, **quiet(on_step=poison))
+    lm = load(tmp_path / "r")
+    assert lm.config["training"]["steps"] == 10
+    assert math.isfinite(lm.evaluate("ANNA:\nThe moon")["loss"])
+
+
+def test_time_budget_ends_the_run(corpus_file, tmp_path):
+    cfg = tiny_config(corpus_file, tmp_path / "r", max_steps=None, time_budget=1.0)
+    run = train(cfg, **quiet())
+    summary = load(run / "last").config["training"]
+    assert 1.0 <= summary["train_time_s"] < 3.0 and summary["steps"] > 5
+
+
+def test_validation_file_and_short_corpus(tmp_path, tiny_text):
+    corpus, val = tmp_path / "c.txt", tmp_path / "v.txt"
+    corpus.write_text(tiny_text[:60])
+    val.write_text(tiny_text[60:200])
+    logs = []
+    run = train(tiny_config(corpus, tmp_path / "r", max_steps=5, batch_size=32, seq_len=100),
+                log=logs.append, progress=False)
+    assert any("batch-size 1, seq-len 53" in line for line in logs)  # 54 train chars after split
+    cfg = tiny_config(corpus, tmp_path / "v", max_steps=5, val_file=str(val))
+    summary = load(train(cfg, **quiet())).config["training"]
+    assert summary["val_chars"] == 140 and summary["val_source"] == str(val)
+    assert run.exists()
+
+
+def test_evaluation_in_chunks_equals_one_pass(tiny_text):
+    from conftest import make_model
+    from textrnn.tokenizer import CharTokenizer
+    tok = CharTokenizer.train(tiny_text)
+    model = make_model(vocab=tok.vocab_size)
+    ids = tok.encode(tiny_text[:500])
+    whole, n = evaluate_ids(model, ids, chunk=10_000)
+    chunked, m = evaluate_ids(model, ids, chunk=7)
+    assert n == m == 499 and math.isclose(whole, chunked, rel_tol=1e-5)

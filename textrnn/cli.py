@@ -1,0 +1,213 @@
+"""The command line: `textrnn train | sample | eval | info`. A thin door over the library.
+
+Every flag maps onto one field of `TrainConfig` or `ModelConfig`; a flag left out keeps the
+dataclass default (or, with --resume, the value the run was started with). Mistakes a person can
+make become one line on stderr and exit status 1; Ctrl-C exits with 130, after training has
+saved its state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+
+import torch
+
+from . import __version__, checkpoint
+from .data import read_corpus
+from .lm import load, new_seed
+from .model import CELLS, ModelConfig
+from .train import DEFAULT_STEPS, TrainConfig, train
+
+MODEL_FLAGS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
+
+
+def _train_parser(sub) -> None:
+    d = TrainConfig()
+    m = d.model
+    p = sub.add_parser("train", help="train a model on a text file or folder",
+                       description="Train a recurrent language model; the best checkpoint goes "
+                       "to --out (default checkpoints/<corpus name>), the latest to its last/.")
+    p.add_argument("corpus", help="a UTF-8 text file, or a folder of .txt files")
+    g = p.add_argument_group("data")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--val-file", help="validation text (default: the end of the corpus)")
+    x.add_argument("--val-fraction", type=float,
+                   help=f"share of the corpus, from its end, kept for validation ({d.val_fraction})")
+    g.add_argument("--encoding", help=f"text encoding of the files ({d.encoding})")
+    g.add_argument("--seq-len", type=int, help=f"tokens per BPTT window ({d.seq_len}); longer "
+                   "lets gradients reach further back, at the same cost per token")
+    g.add_argument("--batch-size", type=int,
+                   help=f"parallel streams ({d.batch_size}); shrinks itself on a short corpus")
+    g = p.add_argument_group("model")
+    g.add_argument("--cell", choices=CELLS, help=f"recurrent cell ({m.cell})")
+    g.add_argument("--hidden", type=int, help=f"units per layer ({m.hidden})")
+    g.add_argument("--layers", type=int, help=f"stacked layers ({m.layers})")
+    g.add_argument("--embed", type=int, help=f"embedding width ({m.embed})")
+    g.add_argument("--dropout", type=float, help=f"dropout ({m.dropout}); try 0.1-0.3 if "
+                   "validation loss rises while training loss falls")
+    g.add_argument("--tie-weights", action="store_true", default=None,
+                   help="share embedding and output weights (needs --embed equal to --hidden)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--lr", type=float, help=f"peak learning rate ({d.lr}); lower it if the "
+                   "loss jumps or turns NaN")
+    g.add_argument("--min-lr", type=float, help=f"learning rate at the end ({d.min_lr})")
+    g.add_argument("--warmup-steps", type=int, help=f"linear warm-up steps ({d.warmup_steps})")
+    g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay ({d.weight_decay})")
+    g.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off ({d.grad_clip})")
+    g.add_argument("--max-steps", type=int, help="stop after this many steps")
+    g.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="stop after this much training time; the learning-rate schedule fits "
+                   "whichever budget ends first (with neither: "
+                   f"{DEFAULT_STEPS} steps)")
+    g = p.add_argument_group("run")
+    g.add_argument("--out", help="run folder (default checkpoints/<corpus name>)")
+    g.add_argument("--resume", metavar="DIR", help="continue the run in DIR where it stopped")
+    g.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace an existing run in the output folder")
+    g.add_argument("--evals", type=int, help=f"validation passes over the run ({d.evals})")
+    g.add_argument("--seed", type=int, help=f"random seed ({d.seed})")
+    g.add_argument("--device", help=f"auto, cpu, cuda, cuda:N, mps ({d.device})")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="textrnn", description="Character-level recurrent language models: train, sample, "
+        "evaluate. Run `textrnn COMMAND -h` for each command's options.")
+    parser.add_argument("--version", action="version", version=f"textrnn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _train_parser(sub)
+
+    p = sub.add_parser("sample", help="generate text from a checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint or run folder")
+    p.add_argument("--prompt", default="", help="text to start from (default: none)")
+    p.add_argument("--length", type=int, default=500, help="characters to generate (500)")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="randomness: 0 = always the likeliest, 1 = the model's own odds (0.8)")
+    p.add_argument("--top-k", type=int, help="sample only from the k likeliest characters")
+    p.add_argument("--top-p", type=float, help="sample only from the likeliest characters "
+                   "whose probability adds up to p (e.g. 0.9)")
+    p.add_argument("--seed", type=int, help="same seed, same text (default: random, printed)")
+    p.add_argument("--num-samples", type=int, default=1, help="samples drawn side by side (1)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (cpu)")
+
+    p = sub.add_parser("eval", help="validation loss of a checkpoint on a text file")
+    p.add_argument("checkpoint", help="a checkpoint or run folder")
+    p.add_argument("file", help="a text file or folder of .txt files")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the file (utf-8)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (cpu)")
+
+    p = sub.add_parser("info", help="print a checkpoint's model card")
+    p.add_argument("checkpoint", help="a checkpoint or run folder")
+    p.add_argument("--json", action="store_true", help="print config.json as it is")
+    return parser
+
+
+def _train_config(args) -> TrainConfig:
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    model_given = {k: given.pop(k) for k in list(given) if k in MODEL_FLAGS}
+    train_fields = {f.name for f in fields(TrainConfig)}
+    train_given = {k: v for k, v in given.items() if k in train_fields}
+    if args.resume:
+        if model_given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in model_given)
+            raise ValueError(f"the model's shape comes from the checkpoint in {args.resume}; "
+                             f"drop {flags}")
+        _, info = checkpoint.load_resume(_last(args.resume))
+        base = TrainConfig.from_dict(info["train_config"])
+        train_given.setdefault("out", args.resume)
+        cfg = replace(base, **train_given, overwrite=False)
+        if "time_budget" in train_given and "max_steps" not in train_given:
+            cfg = replace(cfg, max_steps=None)  # a new budget replaces the old one
+        elif "max_steps" in train_given and "time_budget" not in train_given:
+            cfg = replace(cfg, time_budget=None)
+        return cfg
+    cfg = TrainConfig(**train_given, model=ModelConfig(**model_given))
+    if cfg.out is None:
+        name = Path(cfg.corpus).stem if Path(cfg.corpus).is_file() else Path(cfg.corpus).name
+        cfg = replace(cfg, out=str(Path("checkpoints") / (name or "corpus")))
+    return cfg
+
+
+def _last(run: str) -> Path:
+    return Path(run) / "last" if (Path(run) / "last").is_dir() else Path(run)
+
+
+def _cmd_train(args, argv) -> int:
+    cfg = _train_config(args)
+    train(cfg, command=shlex.join(["textrnn", *argv]), progress=not args.no_progress,
+          log=lambda msg: print(msg, file=sys.stderr))
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    lm = load(args.checkpoint, device=args.device)
+    seed = new_seed() if args.seed is None else args.seed
+    settings = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=seed)
+    steps = lm.stream_many(args.prompt, args.length, num_samples=args.num_samples, **settings)
+    first = next(steps, None)  # settings are checked here, before anything is printed
+    if args.seed is None:
+        print(f"seed {seed}", file=sys.stderr)  # so a sample worth keeping can be drawn again
+    if args.num_samples == 1:
+        print(args.prompt + (first[0] if first else ""), end="", flush=True)
+        for pieces in steps:
+            print(pieces[0], end="", flush=True)
+        print()
+        return 0
+    rows = [first, *steps] if first else [[""] * args.num_samples]  # (steps, samples)
+    texts = ["".join(column) for column in zip(*rows)]
+    for i, text in enumerate(texts, 1):
+        print(f"--- sample {i} of {len(texts)} ---\n{args.prompt}{text}")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    lm = load(args.checkpoint, device=args.device)
+    result = lm.evaluate(read_corpus(args.file, args.encoding))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{args.file}: {result['chars']:,} chars predicted, {result['loss']:.4f} nats/char, "
+          f"{result['bpc']:.4f} bits/char, perplexity {result['perplexity']:.3f}")
+    if result["unknown"]:
+        print(f"note: {result['unknown']:,} characters were never seen in training "
+              "(counted as <unk>)", file=sys.stderr)
+    return 0
+
+
+def _cmd_info(args) -> int:
+    if args.json:
+        print(json.dumps(checkpoint.read_config(args.checkpoint), indent=2, ensure_ascii=False))
+        return 0
+    lm = load(args.checkpoint)
+    print(f"{checkpoint.resolve(args.checkpoint)}\n{lm.card()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _cmd_train(args, argv)
+        return {"sample": _cmd_sample, "eval": _cmd_eval, "info": _cmd_info}[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `textrnn sample ... | head`: the reader left; so do we, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (OSError, ValueError, FloatingPointError, torch.OutOfMemoryError) as e:
+        print(f"textrnn: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Corpus files -> text -> token ids, the train/validation split, and batches for truncated BPTT.
+
+Reading: a UTF-8 text file, or a folder whose `.txt` files (searched recursively, in sorted path
+order) are joined, each ending in a newline. A byte-order mark is dropped and Windows line
+endings become "\\n". Empty, binary (NUL bytes) and wrongly-encoded files are refused with a
+message that says what to do.
+
+Batches follow the classic char-rnn scheme. The training ids are cut into B contiguous streams,
+one per batch row; step i feeds each row the next `seq_len` tokens of its stream, and the
+recurrent state left by step i is the initial state of step i+1 (detached: gradients flow back
+`seq_len` steps, no further). Reset rules:
+  * the state starts at zero at the start of training and of every epoch (a pass over the
+    streams), since each row then jumps back to the start of its stream;
+  * each epoch starts its streams at a different offset in [0, seq_len), drawn from the seed and
+    the epoch number, so the truncation boundaries move between epochs; the draw needs no saved
+    state, which keeps resuming exact.
+Left out on purpose: shuffling of windows (it would break the carried state) and any padding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+_SNIFF = 1 << 16  # bytes looked at to tell a binary file
+
+
+def _read_file(path: Path, encoding: str) -> str:
+    data = path.read_bytes()
+    if b"\x00" in data[:_SNIFF] and "16" not in encoding and "32" not in encoding:
+        raise ValueError(f"{path} looks like a binary file (it holds NUL bytes), not text")
+    if encoding.replace("-", "").replace("_", "").lower() == "utf8":
+        encoding = "utf-8-sig"  # drop a byte-order mark if there is one
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path} is not valid {e.encoding} (byte 0x{data[e.start]:02x} at offset {e.start}); "
+            "if it uses another encoding, say which, e.g. --encoding latin-1") from None
+    except LookupError:
+        raise ValueError(f"unknown text encoding {encoding!r}") from None
+    return text.replace("\r\n", "\n")
+
+
+def read_corpus(path: str | Path, encoding: str = "utf-8") -> str:
+    """The text of a file, or of all `.txt` files under a folder. Raises on empty or bad input."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        if not files:
+            raise ValueError(f"folder {path} holds no .txt files")
+        parts = [_read_file(f, encoding) for f in files]
+        text = "".join(p if p.endswith("\n") or not p else p + "\n" for p in parts)
+    else:
+        text = _read_file(path, encoding)
+    if not text.strip():
+        raise ValueError(f"{path} is empty" if not text else f"{path} holds only whitespace")
+    return text
+
+
+def split(ids: torch.Tensor, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train on the first (1 - val_fraction) of the ids, validate on the rest (the end)."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
+    n_val = int(len(ids) * val_fraction)
+    if n_val < 2 or len(ids) - n_val < 2:
+        raise ValueError(f"corpus too short to split ({len(ids)} tokens): give at least a few "
+                         "hundred characters, or a separate --val-file")
+    return ids[:-n_val], ids[-n_val:]
+
+
+def fit_batch_shape(n_tokens: int, batch_size: int, seq_len: int) -> tuple[int, int]:
+    """Shrink (batch_size, seq_len) until one batch fits in `n_tokens` training tokens.
+
+    One step needs batch_size * seq_len inputs plus one more token for the last target. Batch
+    size gives way first (fewer streams), then sequence length.
+    """
+    if n_tokens < 2:
+        raise ValueError(f"training text too short: {n_tokens} token(s); it needs at least 2")
+    batch_size = max(1, min(batch_size, (n_tokens - 1) // seq_len))
+    seq_len = min(seq_len, n_tokens - 1)
+    return batch_size, seq_len
+
+
+class Batches:
+    """B contiguous streams over `ids`, served `seq_len` tokens at a time (see module doc)."""
+
+    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, seed: int):
+        assert (len(ids) - 1) >= batch_size * seq_len, "call fit_batch_shape first"
+        self.ids, self.B, self.T, self.seed = ids, batch_size, seq_len, seed
+        self.stream_len = (len(ids) - 1) // batch_size  # tokens per row, plus one for targets
+
+    def offset(self, epoch: int) -> int:
+        """Where each stream starts in this epoch: 0 first, then a seeded draw in [0, T)."""
+        room = min(self.T, self.stream_len - self.T + 1)
+        if epoch == 0 or room <= 1:
+            return 0
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return int(torch.randint(room, (1,), generator=g))
+
+    def steps_in_epoch(self, epoch: int) -> int:
+        return (self.stream_len - self.offset(epoch)) // self.T
+
+    def get(self, epoch: int, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets (B, T) for step i of an epoch; targets are inputs shifted by one."""
+        starts = torch.arange(self.B) * self.stream_len + self.offset(epoch) + i * self.T
+        pos = starts[:, None] + torch.arange(self.T + 1)  # (B, T+1)
+        chunk = self.ids[pos].long()
+        return chunk[:, :-1], chunk[:, 1:]

@@ -1,0 +1,159 @@
+"""`LM`: a loaded model and its tokenizer, with the verbs users want: generate, stream, evaluate.
+
+    lm = textrnn.load("runs/mine")
+    lm.generate("ROMEO:", max_new_chars=500, temperature=0.8, seed=1)   # -> str
+    for piece in lm.stream("ROMEO:"): print(piece, end="")
+    lm.evaluate(text)   # -> {"loss": nats/char, "bpc": bits/char, "chars": n, ...}
+
+Generated text is the continuation only; the prompt is not repeated. An empty prompt starts the
+model as if it had just read a newline (or, with no newline in the vocabulary, its first
+character). Unknown characters in a prompt follow the tokenizer's policy (see tokenizer.py).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint
+from .sample import check_settings, generate
+
+EVAL_CHUNK = 1024  # tokens per forward pass in evaluation; the state is carried across chunks
+
+
+def new_seed() -> int:
+    """A fresh random seed, for callers that want to show the seed they used."""
+    return secrets.randbelow(2**31)
+
+
+@torch.inference_mode()
+def evaluate_ids(model, ids: torch.Tensor, chunk: int = EVAL_CHUNK) -> tuple[float, int]:
+    """Total nats and number of predictions over `ids` read as one stream, state carried.
+
+    Token i + 1 is predicted from tokens 0..i, so len(ids) - 1 predictions are scored.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, state = 0.0, None
+    for i in range(0, len(ids) - 1, chunk):
+        piece = ids[i:i + chunk + 1].to(device).long()[None]           # (1, T+1)
+        logits, _, state = model(piece[:, :-1], state=state)           # (1, T, V)
+        total += F.cross_entropy(logits[0].float(), piece[0, 1:], reduction="sum").item()
+    model.train(was_training)
+    return total, max(len(ids) - 1, 0)
+
+
+class LM:
+    """A model with its tokenizer and checkpoint config; see the module docstring."""
+
+    def __init__(self, model, tokenizer, config: dict | None = None):
+        self.model, self.tokenizer, self.config = model.eval(), tokenizer, config or {}
+        self.device = next(model.parameters()).device
+
+    # --- generation ---
+
+    def _prompt_ids(self, prompt: str) -> torch.Tensor:
+        ids = self.tokenizer.encode(prompt)
+        if len(ids) == 0:
+            ids = self.tokenizer.encode("\n")
+            if int(ids[0]) == self.tokenizer.unk_id:
+                ids[0] = 1
+        return ids
+
+    def _generator(self, seed: int | None) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(
+            new_seed() if seed is None else int(seed))
+
+    def stream_many(self, prompt: str = "", max_new_chars: int = 500, temperature: float = 0.8,
+                    top_k: int | None = None, top_p: float | None = None,
+                    seed: int | None = None, num_samples: int = 1) -> Iterator[list[str]]:
+        """Yield, step by step, the new text of `num_samples` samples drawn side by side."""
+        if max_new_chars < 0:
+            raise ValueError(f"length must be >= 0, got {max_new_chars}")
+        if num_samples < 1:
+            raise ValueError(f"number of samples must be at least 1, got {num_samples}")
+        check_settings(temperature, top_k, top_p)
+        steps = generate(self.model, self._prompt_ids(prompt), max_new_chars, temperature,
+                         top_k, top_p, self._generator(seed), num_samples,
+                         banned=[self.tokenizer.unk_id])
+        for ids in steps:
+            yield [self.tokenizer.decode([i]) for i in ids.tolist()]
+
+    def stream(self, prompt: str = "", max_new_chars: int = 500, **settings) -> Iterator[str]:
+        """Yield the new text piece by piece as it is sampled (settings as in `generate`)."""
+        for pieces in self.stream_many(prompt, max_new_chars, **settings):
+            yield pieces[0]
+
+    def generate(self, prompt: str = "", max_new_chars: int = 500, temperature: float = 0.8,
+                 top_k: int | None = None, top_p: float | None = None,
+                 seed: int | None = None) -> str:
+        """The continuation of `prompt`, `max_new_chars` long. Same seed, same text."""
+        return "".join(self.stream(prompt, max_new_chars, temperature=temperature, top_k=top_k,
+                                   top_p=top_p, seed=seed))
+
+    def samples(self, prompt: str = "", max_new_chars: int = 500, num_samples: int = 2,
+                **settings) -> list[str]:
+        """`num_samples` continuations, drawn as one batch."""
+        out = [[] for _ in range(num_samples)]
+        for pieces in self.stream_many(prompt, max_new_chars, num_samples=num_samples, **settings):
+            for buf, piece in zip(out, pieces):
+                buf.append(piece)
+        return ["".join(buf) for buf in out]
+
+    # --- evaluation ---
+
+    def evaluate(self, text: str) -> dict:
+        """Mean cross-entropy over `text` read as one stream, per character predicted."""
+        ids = self.tokenizer.encode(text)
+        if len(ids) < 2:
+            raise ValueError("text to evaluate needs at least 2 characters")
+        nats, n = evaluate_ids(self.model, ids)
+        loss = nats / n
+        return {"loss": loss, "bpc": loss / math.log(2), "perplexity": math.exp(loss),
+                "chars": n, "unknown": self.tokenizer.count_unknown(ids)}
+
+    # --- description ---
+
+    def card(self) -> str:
+        """The model card: what this model is and how it was made, as plain text."""
+        return model_card(self.config, self.model.num_params())
+
+
+def model_card(config: dict, num_params: int | None = None) -> str:
+    m, t, tr = config.get("model", {}), config.get("tokenizer", {}), config.get("training", {})
+    lines = [f"model      {m.get('layers')}-layer {m.get('cell', '?').upper()}, hidden "
+             f"{m.get('hidden')}, embedding {m.get('embed')}, dropout {m.get('dropout')}"
+             + (", tied weights" if m.get("tie_weights") else "")]
+    if num_params is not None:
+        lines.append(f"parameters {num_params:,}")
+    lines.append(f"tokenizer  {t.get('kind')}, vocabulary {t.get('vocab_size')}")
+    if tr:
+        val = tr.get("val_loss")
+        lines += [
+            f"corpus     {tr.get('corpus_name')} ({tr.get('corpus_chars', 0):,} chars)",
+            f"trained    {tr.get('steps', 0):,} steps, {tr.get('chars_seen', 0):,} chars seen, "
+            f"{_hms(tr.get('train_time_s', 0))} training ({_hms(tr.get('wall_time_s', 0))} wall)",
+            "validation " + (f"{val:.4f} nats/char, {tr.get('val_bpc'):.4f} bits/char "
+                             f"(best at step {tr.get('best_step'):,})" if val is not None else "-"),
+            f"version    textrnn {config.get('textrnn_version')}, format "
+            f"{config.get('format_version')}",
+            f"command    {tr.get('command', '-')}",
+        ]
+    return "\n".join(lines)
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s // 60 % 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> LM:
+    """Load a checkpoint folder (or a run folder: its best checkpoint) as an `LM`."""
+    model, tokenizer, config = checkpoint.load(path, device)
+    return LM(model, tokenizer, config)
