@@ -143,7 +143,7 @@ def model_card(config: dict, num_params: int | None = None) -> str:
                              f"(best at step {tr.get('best_step'):,})" if val is not None else "-"),
             f"version    textrnn {config.get('textrnn_version')}, format "
             f"{config.get('format_version')}",
-            f"command    {tr.get('command', '-')}",
+            f"command    {tr.get('command') or '-'}",
         ]
     return "\n".join(lines)
 

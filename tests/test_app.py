@@ -1,0 +1,175 @@
+"""The web app: handlers called directly, the API through gradio_client, the page in Chromium."""
+
+import json
+import shutil
+import socket
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from textrnn import ModelConfig, TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import app  # noqa: E402
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """A folder with one good checkpoint (trained on corpora/tiny.txt) and two broken ones."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    cfg = TrainConfig(corpus=str(ROOT / "corpora" / "tiny.txt"), out=str(root / "tiny"),
+                      model=ModelConfig(hidden=32, embed=16, layers=1), seq_len=32,
+                      batch_size=4, lr=1e-2, max_steps=60, evals=2)
+    train(cfg, log=lambda m: None, progress=False)
+    shutil.rmtree(root / "tiny" / "last")
+    (root / "tiny" / "examples.json").write_text(json.dumps(
+        {"about": "a toy", "prompts": ["ANNA:\n", "The sea"]}))
+    (root / "broken").mkdir()
+    (root / "broken" / "config.json").write_text("{ not json")
+    shutil.copytree(root / "tiny", root / "future")
+    cfg = json.loads((root / "future" / "config.json").read_text())
+    cfg["format_version"] = 99
+    (root / "future" / "config.json").write_text(json.dumps(cfg))
+    return root
+
+
+@pytest.fixture(scope="module")
+def catalog(checkpoints):
+    return app.Catalog(checkpoints)
+
+
+def settings(**kw):
+    base = dict(name="tiny", prompt="ANNA:", length=120, temperature=0.8, top_k=0, top_p=1.0,
+                seed=7)
+    return {**base, **kw}
+
+
+def run_all(catalog, **kw):
+    return list(app.make_generate(catalog)(**settings(**kw)))
+
+
+def test_catalog_lists_good_and_broken_folders(catalog):
+    assert catalog.choices() == [("broken (unavailable)", "broken"),
+                                 ("future (unavailable)", "future"), ("tiny", "tiny")]
+    assert catalog.default() == "tiny"
+    assert "version 99" in catalog.card("future") and "corrupt" in catalog.card("broken")
+    assert "a toy" in catalog.card("tiny") and "LSTM" in catalog.card("tiny")
+    assert catalog.examples("tiny") == ["ANNA:\n", "The sea"] and catalog.examples("broken") == []
+
+
+def test_stream_grows_and_ends_at_the_asked_length(catalog):
+    outs = run_all(catalog)
+    texts = [t for t, _ in outs]
+    assert texts[0] == "ANNA:" and len(texts[-1]) == len("ANNA:") + 120
+    assert all(b.startswith(a) and len(b) >= len(a) for a, b in zip(texts, texts[1:]))
+    assert {s for _, s in outs} == {7}
+
+
+def test_seed_reproduces_and_blank_seed_is_reported(catalog):
+    assert run_all(catalog)[-1] == run_all(catalog)[-1]
+    text, seed = run_all(catalog, seed=None)[-1]
+    assert isinstance(seed, int) and run_all(catalog, seed=seed)[-1] == (text, seed)
+
+
+def test_limits_hold(catalog):
+    text, _ = run_all(catalog, prompt="", length=10**9, temperature=99, top_k=-3,
+                      top_p=-1)[-1]
+    assert len(text) == app.MAX_NEW_CHARS
+    long_prompt = "x" * (app.MAX_PROMPT_CHARS + 50)
+    text, _ = run_all(catalog, prompt=long_prompt, length=5)[-1]
+    assert len(text) == app.MAX_PROMPT_CHARS + 5
+    text, _ = run_all(catalog, prompt="日本語 🙂", length=20, temperature=float("nan"))[-1]
+    assert text.startswith("日本語 🙂") and len(text) == len("日本語 🙂") + 20
+
+
+def test_concurrent_requests_get_their_own_results(catalog):
+    seeds = (1, 2, 3, 4)
+    alone = [run_all(catalog, seed=s)[-1] for s in seeds]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda s: run_all(catalog, seed=s)[-1], seeds))
+    assert together == alone and len(set(alone)) == 4
+
+
+def test_seed_must_be_a_whole_number(catalog):
+    assert run_all(catalog, seed=" 12 ")[-1][1] == 12
+    with pytest.raises(gr.Error, match="whole number"):
+        run_all(catalog, seed="abc")
+
+
+def test_bad_checkpoint_is_an_error_and_the_app_stays_up(catalog):
+    for name in ("broken", "future", "nothing-here"):
+        with pytest.raises(gr.Error):
+            run_all(catalog, name=name)
+    assert len(run_all(catalog)[-1][0]) == len("ANNA:") + 120
+
+
+def test_curve_comes_from_metrics(catalog):
+    df = catalog.curve("tiny")
+    assert set(df["split"]) == {"train", "validation"} and df["step"].max() == 60
+    assert catalog.curve("broken").empty
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(catalog):
+    demo = app.build(catalog).queue(default_concurrency_limit=4)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.mark.slow
+def test_gradio_client_streams_the_documented_endpoint(server):
+    from gradio_client import Client
+    client = Client(server, verbose=False)
+    job = client.submit("tiny", "BEN:", 200, 0.8, 0, 1.0, "3", api_name="/generate")
+    seen = [out[0] for out in job]
+    text, seed = job.result()
+    assert len(text) == len("BEN:") + 200 and seed == 3
+    assert len(seen) >= 2 and seen[-1] == text
+
+
+@pytest.mark.slow
+def test_browser_generates_and_the_text_grows(server):
+    from playwright.sync_api import sync_playwright
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                    args=["--no-sandbox", "--disable-gpu",
+                                          "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server)
+        page.get_by_label("Model").click()
+        page.get_by_role("option", name="tiny", exact=True).click()
+        page.locator("#prompt textarea").fill("CARL:")
+        # Record the output's length every few milliseconds from inside the page.
+        page.evaluate("""() => { window.lens = []; setInterval(() => {
+            const t = document.querySelector('#output textarea');
+            if (t) window.lens.push(t.value.length); }, 5); }""")
+        t0 = time.perf_counter()
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_function("() => window.lens.some(n => n > 'CARL:'.length)", timeout=30_000)
+        first_char_ms = (time.perf_counter() - t0) * 1000
+        page.wait_for_function("() => window.lens.at(-1) === 'CARL:'.length + 400",
+                               timeout=60_000)
+        lens = page.evaluate("window.lens")
+        growing = sorted({n for n in lens if 5 < n < 405})
+        assert len(growing) >= 2, lens  # seen part-way, more than once: it streamed
+        assert page.locator("#output textarea").input_value().startswith("CARL:")
+        print(f"first character after {first_char_ms:.0f} ms; {len(growing)} partial updates")
+        page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+        browser.close()
