@@ -166,18 +166,18 @@ def build(catalog: Catalog) -> gr.Blocks:
                     "Pick a model, give it a start, and watch it write.")
         with gr.Row():
             with gr.Column(scale=3):
-                model = gr.Dropdown(catalog.choices(), value=first, label="Model")
+                model = gr.Dropdown(catalog.choices(), value=first, label="Model", elem_id="model")
                 prompt = gr.Textbox(label="Prompt", lines=3, elem_id="prompt",
                                     placeholder="Start the text here, or leave it empty")
                 examples = gr.Dataset(components=[prompt], label="Examples",
                                       samples=[[p] for p in catalog.examples(first)])
                 with gr.Row():
-                    run = gr.Button("Generate", variant="primary")
+                    run = gr.Button("Generate", variant="primary", elem_id="generate")
                     stop = gr.Button("Stop", variant="stop")
                 output = gr.Textbox(label="Text", lines=14, max_lines=30, autoscroll=True,
                                     buttons=["copy"], interactive=False, elem_id="output")
             with gr.Column(scale=2):
-                length = gr.Slider(1, MAX_NEW_CHARS, value=400, step=1, label="Length",
+                length = gr.Slider(1, MAX_NEW_CHARS, value=400, step=1, label="Length", elem_id="length",
                                    info="characters to generate")
                 temperature = gr.Slider(0, MAX_TEMPERATURE, value=0.8, step=0.05,
                                         label="Temperature", info="0 = always the likeliest")

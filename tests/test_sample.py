@@ -74,3 +74,26 @@ def test_banned_ids_never_emitted():
     out = torch.stack(list(generate(model, torch.tensor([1]), 200, temperature=5.0,
                                     generator=g, num_samples=4, banned=[0])))
     assert out.shape == (200, 4) and (out != 0).all()
+
+
+def test_generation_leaves_the_process_wide_onednn_flag_alone():
+    model = make_model().eval()
+    steps = generate(model, torch.tensor([1, 2, 3]), 5, temperature=0)
+    next(steps)
+    assert torch.backends.mkldnn.enabled  # not left off while the generator is suspended
+    list(steps)
+    assert torch.backends.mkldnn.enabled
+
+
+def test_concurrent_generation_restores_the_onednn_flag():
+    from concurrent.futures import ThreadPoolExecutor
+    model = make_model().eval()
+
+    def run(seed):
+        g = torch.Generator().manual_seed(seed)
+        return torch.stack(list(generate(model, torch.tensor([1, 2]), 200, generator=g)))
+
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(run, range(8)))
+    assert torch.backends.mkldnn.enabled
+    assert all(torch.equal(o, run(i)) for i, o in enumerate(outs))

@@ -1,0 +1,105 @@
+"""Measure the web app as a person meets it: start-up time, click-to-first-character, chars/s.
+
+    python scripts/bench_app.py [--model shakespeare-char-lstm] [--length 500] [--runs 5]
+
+Starts `python app.py` on a free port, times how long until the page is served, then drives
+Debian's Chromium with Playwright: fills the prompt, clicks Generate `--runs` times and reads the
+timings from inside the page (performance.now() at the click, and when the output first grows
+and when it is complete). Prints medians. Needs the dev extra and a system Chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+
+INSTRUMENT = """() => {
+  window.runs = [];
+  document.querySelector('#generate').addEventListener('click', () => {
+    const run = {click: performance.now(), first: null, done: null, reset: false};
+    window.runs.push(run);
+    const start = document.querySelector('#prompt textarea').value.length;
+    const id = setInterval(() => {
+      const n = document.querySelector('#output textarea').value.length;
+      if (!run.reset) run.reset = n < start + window.target;  // the last run's text is gone
+      if (!run.reset) return;
+      if (run.first === null && n > start) run.first = performance.now();
+      if (n >= start + window.target) { run.done = performance.now(); clearInterval(id); }
+    }, 1);
+  }, true);
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="shakespeare-char-lstm")
+    p.add_argument("--prompt", default="Ham.\n")
+    p.add_argument("--length", type=int, default=500)
+    p.add_argument("--runs", type=int, default=5)
+    args = p.parse_args()
+
+    port = free_port()
+    t0 = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                if server.poll() is not None or time.perf_counter() - t0 > 120:
+                    sys.exit("app.py did not start")
+                time.sleep(0.05)
+        startup = time.perf_counter() - t0
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=shutil.which("chromium") or shutil.which("chromium-browser"),
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page()
+            page.goto(url)
+            page.locator("#model input").fill(args.model)
+            page.get_by_role("option", name=args.model, exact=True).click()
+            page.locator("#length input[type=number]").fill(str(args.length))
+            page.locator("#length input[type=number]").press("Enter")
+            page.locator("#prompt textarea").fill(args.prompt)
+            page.evaluate(f"window.target = {args.length}")
+            page.evaluate(INSTRUMENT)
+            for i in range(args.runs + 1):  # the first run also loads the model: reported apart
+                page.locator("#generate").click()
+                page.wait_for_function(f"() => window.runs[{i}].done !== null", timeout=120_000)
+            runs = page.evaluate("window.runs")
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait()
+    first = [r["first"] - r["click"] for r in runs[1:]]
+    rate = [args.length / ((r["done"] - r["first"]) / 1000) for r in runs[1:]]
+    print(f"python app.py -> page served: {startup:.2f} s")
+    print(f"first click (loads {args.model}): first character after "
+          f"{runs[0]['first'] - runs[0]['click']:.0f} ms")
+    print(f"next {args.runs} clicks: first character after median {statistics.median(first):.0f} ms "
+          f"(min {min(first):.0f}, max {max(first):.0f}); "
+          f"{statistics.median(rate):,.0f} chars/s streamed (median), {args.length} chars each")
+
+
+if __name__ == "__main__":
+    main()
