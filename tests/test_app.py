@@ -172,4 +172,18 @@ def test_browser_generates_and_the_text_grows(server):
         assert page.locator("#output textarea").input_value().startswith("CARL:")
         print(f"first character after {first_char_ms:.0f} ms; {len(growing)} partial updates")
         page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+
+        # Stop ends a long generation part-way.
+        page.locator("#length input[type=number]").fill(str(app.MAX_NEW_CHARS))
+        page.locator("#length input[type=number]").press("Tab")
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_function("() => document.querySelector('#output textarea').value.length"
+                               " > 20 && document.querySelector('#output textarea').value.length"
+                               " < 400", timeout=30_000)
+        page.get_by_role("button", name="Stop").click()
+        time.sleep(1.0)
+        stopped = len(page.locator("#output textarea").input_value())
+        time.sleep(1.0)
+        assert len(page.locator("#output textarea").input_value()) == stopped
+        assert stopped < len("CARL:") + app.MAX_NEW_CHARS
         browser.close()
