@@ -32,6 +32,7 @@ MAX_PROMPT_CHARS = 2000   # longer prompts keep their end: the state only needs 
 MAX_TEMPERATURE = 2.0
 STREAM_EVERY_S = 0.03     # send the page at most ~30 updates a second; the first one at once
 HERE = Path(__file__).resolve().parent
+CSS = ".gradio-container textarea {font-family: ui-monospace, monospace}"  # text reads as typed
 
 
 class Catalog:
@@ -177,8 +178,8 @@ def build(catalog: Catalog) -> gr.Blocks:
                 output = gr.Textbox(label="Text", lines=14, max_lines=30, autoscroll=True,
                                     buttons=["copy"], interactive=False, elem_id="output")
             with gr.Column(scale=2):
-                length = gr.Slider(1, MAX_NEW_CHARS, value=400, step=1, label="Length", elem_id="length",
-                                   info="characters to generate")
+                length = gr.Slider(1, MAX_NEW_CHARS, value=400, step=1, label="Length",
+                                   info="characters to generate", elem_id="length")
                 temperature = gr.Slider(0, MAX_TEMPERATURE, value=0.8, step=0.05,
                                         label="Temperature", info="0 = always the likeliest")
                 top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k",
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = build(Catalog(args.checkpoints))
     demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, share=args.share or None,
-        theme=gr.themes.Soft(), css=".gradio-container textarea {font-family: ui-monospace, monospace}")
+        theme=gr.themes.Soft(), css=CSS)
 
 
 if __name__ == "__main__":

@@ -147,6 +147,12 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
 
 # --- resume state (in `last/`) ---
 
+def last_dir(run: str | Path) -> Path:
+    """Where a run folder keeps its latest checkpoint and resume state."""
+    run = Path(run)
+    return run / "last" if (run / "last").is_dir() else run
+
+
 def save_resume(path: str | Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

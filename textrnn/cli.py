@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from . import __version__, checkpoint
-from .data import read_corpus
+from .data import corpus_name, read_corpus
 from .lm import load, new_seed
 from .model import CELLS, ModelConfig
 from .train import DEFAULT_STEPS, TrainConfig, train
@@ -38,7 +38,8 @@ def _train_parser(sub) -> None:
     x = g.add_mutually_exclusive_group()
     x.add_argument("--val-file", help="validation text (default: the end of the corpus)")
     x.add_argument("--val-fraction", type=float,
-                   help=f"share of the corpus, from its end, kept for validation ({d.val_fraction})")
+                   help=f"share of the corpus, from its end, kept for validation "
+                   f"({d.val_fraction})")
     g.add_argument("--encoding", help=f"text encoding of the files ({d.encoding})")
     g.add_argument("--seq-len", type=int, help=f"tokens per BPTT window ({d.seq_len}); longer "
                    "lets gradients reach further back, at the same cost per token")
@@ -120,7 +121,7 @@ def _train_config(args) -> TrainConfig:
             flags = ", ".join("--" + k.replace("_", "-") for k in model_given)
             raise ValueError(f"the model's shape comes from the checkpoint in {args.resume}; "
                              f"drop {flags}")
-        _, info = checkpoint.load_resume(_last(args.resume))
+        _, info = checkpoint.load_resume(checkpoint.last_dir(args.resume))
         base = TrainConfig.from_dict(info["train_config"])
         train_given.setdefault("out", args.resume)
         cfg = replace(base, **train_given, overwrite=False)
@@ -131,13 +132,8 @@ def _train_config(args) -> TrainConfig:
         return cfg
     cfg = TrainConfig(**train_given, model=ModelConfig(**model_given))
     if cfg.out is None:
-        name = Path(cfg.corpus).stem if Path(cfg.corpus).is_file() else Path(cfg.corpus).name
-        cfg = replace(cfg, out=str(Path("checkpoints") / (name or "corpus")))
+        cfg = replace(cfg, out=str(Path("checkpoints") / corpus_name(cfg.corpus)))
     return cfg
-
-
-def _last(run: str) -> Path:
-    return Path(run) / "last" if (Path(run) / "last").is_dir() else Path(run)
 
 
 def _cmd_train(args, argv) -> int:

@@ -61,6 +61,12 @@ def read_corpus(path: str | Path, encoding: str = "utf-8") -> str:
     return text
 
 
+def corpus_name(path: str | Path) -> str:
+    """What a corpus is called: a file's name without its suffix, or a folder's name."""
+    path = Path(path)
+    return (path.stem if path.is_file() else path.name) or "corpus"
+
+
 def split(ids: torch.Tensor, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Train on the first (1 - val_fraction) of the ids, validate on the rest (the end)."""
     if not 0 < val_fraction < 1:

@@ -150,7 +150,9 @@ def model_card(config: dict, num_params: int | None = None) -> str:
 
 def _hms(seconds: float) -> str:
     s = int(round(seconds))
-    return f"{s // 3600}h{s // 60 % 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+    if s >= 3600:
+        return f"{s // 3600}h{s // 60 % 60:02d}m{s % 60:02d}s"
+    return f"{s // 60}m{s % 60:02d}s"
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> LM:

@@ -35,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint
-from .data import Batches, fit_batch_shape, read_corpus, split
+from .data import Batches, corpus_name, fit_batch_shape, read_corpus, split
 from .lm import evaluate_ids
 from .model import ModelConfig, RNNLM, detach_state
 from .tokenizer import CharTokenizer
@@ -73,7 +73,8 @@ class TrainConfig:
         checks = [
             (self.seq_len >= 1, f"seq-len must be at least 1, got {self.seq_len}"),
             (self.batch_size >= 1, f"batch-size must be at least 1, got {self.batch_size}"),
-            (self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}"),
+            (self.lr > 0 and math.isfinite(self.lr),
+             f"lr must be a positive number, got {self.lr}"),
             (0 <= self.min_lr <= self.lr, f"min-lr must be in [0, lr], got {self.min_lr}"),
             (self.warmup_steps >= 0, f"warmup-steps must be >= 0, got {self.warmup_steps}"),
             (self.weight_decay >= 0, f"weight-decay must be >= 0, got {self.weight_decay}"),
@@ -196,8 +197,8 @@ def train(cfg: TrainConfig, command: str | None = None,
     device = pick_device(cfg.device)
     resume = None
     if cfg.resume:
-        last = Path(cfg.resume) / "last" if (Path(cfg.resume) / "last").is_dir() else Path(cfg.resume)
-        model, tokenizer, ck_config = checkpoint.load(last)
+        last = checkpoint.last_dir(cfg.resume)
+        model, tokenizer, _ = checkpoint.load(last)
         resume = checkpoint.load_resume(last)
         cfg = replace(cfg, model=model.config)
 
@@ -205,8 +206,8 @@ def train(cfg: TrainConfig, command: str | None = None,
     text = read_corpus(cfg.corpus, cfg.encoding)
     val_text = read_corpus(cfg.val_file, cfg.encoding) if cfg.val_file else None
     if resume is None:
-        train_part = text if val_text is not None else text[:len(text) - int(len(text) * cfg.val_fraction)]
-        tokenizer = CharTokenizer.train(train_part)
+        n_val = 0 if val_text is not None else int(len(text) * cfg.val_fraction)  # as split()
+        tokenizer = CharTokenizer.train(text[:len(text) - n_val])
     ids = tokenizer.encode(text)
     if val_text is not None:
         train_ids, val_ids = ids, tokenizer.encode(val_text)
@@ -271,7 +272,7 @@ def train(cfg: TrainConfig, command: str | None = None,
         f"{budget_text}{resumed}; writing {out}")
 
     summary_base = {
-        "corpus_name": Path(cfg.corpus).stem if Path(cfg.corpus).is_file() else Path(cfg.corpus).name,
+        "corpus_name": corpus_name(cfg.corpus),
         "corpus_chars": len(text), "corpus_sha256": sha,
         "val_source": cfg.val_file or f"last {cfg.val_fraction:g} of the corpus",
         "val_chars": len(val_text) if val_text is not None else len(val_ids),
@@ -284,7 +285,8 @@ def train(cfg: TrainConfig, command: str | None = None,
                 "chars_seen": s["tokens"], "train_time_s": round(s["train_time"], 2),
                 "wall_time_s": round(s["wall_time"], 2), "val_loss": val_loss,
                 "val_bpc": None if val_loss is None else val_loss / math.log(2),
-                "best_step": at_step, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                "best_step": at_step,
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
     def save_last(rng_state: torch.Tensor) -> None:
         opt_tensors, opt_meta = _optimizer_tensors(opt)
@@ -351,8 +353,8 @@ def train(cfg: TrainConfig, command: str | None = None,
             if s["step"] % cfg.log_every == 0 or progress_now() >= 1.0:
                 mean = loss_sum / loss_n
                 write_metrics({"step": s["step"], "train_loss": round(mean, 5), "lr": lr,
-                               "train_time": round(s["train_time"], 3),
-                               "tokens": s["tokens"], "chars_per_s": round(window_tokens / window_time)})
+                               "train_time": round(s["train_time"], 3), "tokens": s["tokens"],
+                               "chars_per_s": round(window_tokens / window_time)})
                 bar.set_postfix_str(f"loss {mean:.3f}, {mean / math.log(2):.3f} bpc, "
                                     f"{window_tokens / window_time:,.0f} chars/s"
                                     + (f", val {s['last_val']:.3f}" if s.get("last_val") else ""),
