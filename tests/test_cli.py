@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from conftest import TINY
 from textrnn import CELLS
 from textrnn.cli import main
 
@@ -51,6 +52,28 @@ def test_train_sample_eval_info_per_cell(cell, corpus_file, tmp_path, capsys):
 
     code, text, _ = run(capsys, "info", out)
     assert code == 0 and cell.upper() in text and "textrnn train" in text
+
+
+@pytest.mark.parametrize("tokenizer, extra", [("char", []), ("byte", []),
+                                              ("bpe", ["--vocab-size", "300"])])
+def test_train_sample_eval_info_per_tokenizer(tokenizer, extra, corpus_file, tmp_path, capsys):
+    out = tmp_path / tokenizer
+    code, _, err = run(capsys, "train", corpus_file, "--out", out, "--tokenizer", tokenizer,
+                       *extra, *SMALL)
+    assert code == 0, err
+    assert f"{tokenizer} tokenizer" in err
+    code, text, _ = run(capsys, "sample", out, "--prompt", "Café ☕:", "--length", 40,
+                        "--seed", 2)
+    assert code == 0 and text.startswith("Café ☕:") and len(text) == len("Café ☕:") + 40 + 1
+    code, text, _ = run(capsys, "eval", out, corpus_file, "--json")
+    figures = json.loads(text)
+    assert code == 0 and figures["bpc"] > 0 and len(TINY) - 6 < figures["chars"] < len(TINY)
+    if tokenizer == "bpe":
+        assert figures["tokens"] < figures["chars"]
+    code, text, _ = run(capsys, "info", out)
+    assert f"tokenizer  {tokenizer}" in text
+    code, _, err = run(capsys, "train", corpus_file, "--resume", out, "--tokenizer", "char")
+    assert code == 1 and "drop --tokenizer" in err
 
 
 def test_default_output_folder_and_command_recorded(corpus_file, tmp_path, capsys, monkeypatch):

@@ -22,9 +22,11 @@ from . import __version__, checkpoint
 from .data import corpus_name, read_corpus
 from .lm import load, new_seed
 from .model import CELLS, ModelConfig
+from .tokenizer import KINDS as TOKENIZERS
 from .train import DEFAULT_STEPS, TrainConfig, train
 
 MODEL_FLAGS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
+FIXED_ON_RESUME = MODEL_FLAGS | {"tokenizer", "vocab_size"}  # the checkpoint decides these
 
 
 def _train_parser(sub) -> None:
@@ -41,6 +43,11 @@ def _train_parser(sub) -> None:
                    help=f"share of the corpus, from its end, kept for validation "
                    f"({d.val_fraction})")
     g.add_argument("--encoding", help=f"text encoding of the files ({d.encoding})")
+    g.add_argument("--tokenizer", choices=TOKENIZERS, help=f"char: one token per character; "
+                   "bpe: byte-level BPE learnt from the training text; byte: the 256 UTF-8 byte "
+                   f"values ({d.tokenizer})")
+    g.add_argument("--vocab-size", type=int, help="BPE vocabulary size (1024); bigger tokens "
+                   "mean fewer steps per character but a larger softmax")
     g.add_argument("--seq-len", type=int, help=f"tokens per BPTT window ({d.seq_len}); longer "
                    "lets gradients reach further back, at the same cost per token")
     g.add_argument("--batch-size", type=int,
@@ -79,7 +86,7 @@ def _train_parser(sub) -> None:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="textrnn", description="Character-level recurrent language models: train, sample, "
+        prog="textrnn", description="Character- and token-level recurrent language models: train, sample, "
         "evaluate. Run `textrnn COMMAND -h` for each command's options.")
     parser.add_argument("--version", action="version", version=f"textrnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -117,8 +124,9 @@ def _train_config(args) -> TrainConfig:
     train_fields = {f.name for f in fields(TrainConfig)}
     train_given = {k: v for k, v in given.items() if k in train_fields}
     if args.resume:
-        if model_given:
-            flags = ", ".join("--" + k.replace("_", "-") for k in model_given)
+        fixed = [k for k in (*model_given, *train_given) if k in FIXED_ON_RESUME]
+        if fixed:
+            flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
             raise ValueError(f"the model's shape comes from the checkpoint in {args.resume}; "
                              f"drop {flags}")
         _, info = checkpoint.load_resume(checkpoint.last_dir(args.resume))

@@ -67,15 +67,15 @@ def corpus_name(path: str | Path) -> str:
     return (path.stem if path.is_file() else path.name) or "corpus"
 
 
-def split(ids: torch.Tensor, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train on the first (1 - val_fraction) of the ids, validate on the rest (the end)."""
+def split(text, val_fraction: float):
+    """Train on the first (1 - val_fraction) of a text (or ids), validate on the rest (the end)."""
     if not 0 < val_fraction < 1:
         raise ValueError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
-    n_val = int(len(ids) * val_fraction)
-    if n_val < 2 or len(ids) - n_val < 2:
-        raise ValueError(f"corpus too short to split ({len(ids)} tokens): give at least a few "
-                         "hundred characters, or a separate --val-file")
-    return ids[:-n_val], ids[-n_val:]
+    n_val = int(len(text) * val_fraction)
+    if n_val < 2 or len(text) - n_val < 2:
+        raise ValueError(f"corpus too short to split ({len(text)} characters): give at least a "
+                         "few hundred characters, or a separate --val-file")
+    return text[:-n_val], text[-n_val:]
 
 
 def fit_batch_shape(n_tokens: int, batch_size: int, seq_len: int) -> tuple[int, int]:

@@ -49,6 +49,11 @@ def evaluate_ids(model, ids: torch.Tensor, chunk: int = EVAL_CHUNK) -> tuple[flo
     return total, max(len(ids) - 1, 0)
 
 
+def predicted_chars(tokenizer, text: str, ids: torch.Tensor) -> int:
+    """How many characters of `text` a pass over `ids` predicts: all but the first token's."""
+    return max(len(text) - len(tokenizer.decode(ids[:1])), 1)
+
+
 class LM:
     """A model with its tokenizer and checkpoint config; see the module docstring."""
 
@@ -62,7 +67,7 @@ class LM:
         ids = self.tokenizer.encode(prompt)
         if len(ids) == 0:
             ids = self.tokenizer.encode("\n")
-            if int(ids[0]) == self.tokenizer.unk_id:
+            if self.tokenizer.unk_id is not None and int(ids[0]) == self.tokenizer.unk_id:
                 ids[0] = 1
         return ids
 
@@ -79,16 +84,31 @@ class LM:
         if num_samples < 1:
             raise ValueError(f"number of samples must be at least 1, got {num_samples}")
         check_settings(temperature, top_k, top_p)
-        steps = generate(self.model, self._prompt_ids(prompt), max_new_chars, temperature,
-                         top_k, top_p, self._generator(seed), num_samples,
-                         banned=[self.tokenizer.unk_id])
+        if max_new_chars == 0:
+            return
+        tok = self.tokenizer
+        steps = generate(self.model, self._prompt_ids(prompt), None, temperature, top_k, top_p,
+                         self._generator(seed), num_samples,
+                         banned=[] if tok.unk_id is None else [tok.unk_id])
+        # A byte or BPE token may end inside a character: each sample decodes through its own
+        # stream decoder, which holds back incomplete characters, and stops at its length.
+        decoders = [tok.stream_decoder() for _ in range(num_samples)]
+        counts = [0] * num_samples
         for ids in steps:
-            yield [self.tokenizer.decode([i]) for i in ids.tolist()]
+            pieces = []
+            for b, token_id in enumerate(ids.tolist()):
+                piece = decoders[b].step(token_id)[:max_new_chars - counts[b]]
+                counts[b] += len(piece)
+                pieces.append(piece)
+            yield pieces
+            if min(counts) >= max_new_chars:
+                return
 
     def stream(self, prompt: str = "", max_new_chars: int = 500, **settings) -> Iterator[str]:
         """Yield the new text piece by piece as it is sampled (settings as in `generate`)."""
         for pieces in self.stream_many(prompt, max_new_chars, **settings):
-            yield pieces[0]
+            if pieces[0]:
+                yield pieces[0]
 
     def generate(self, prompt: str = "", max_new_chars: int = 500, temperature: float = 0.8,
                  top_k: int | None = None, top_p: float | None = None,
@@ -109,14 +129,19 @@ class LM:
     # --- evaluation ---
 
     def evaluate(self, text: str) -> dict:
-        """Mean cross-entropy over `text` read as one stream, per character predicted."""
-        ids = self.tokenizer.encode(text)
+        """Cross-entropy over `text` read as one stream: total nats over the characters
+        predicted (all but those of the first token), so any two tokenizers compare."""
+        tok = self.tokenizer
+        ids = tok.encode(text)
         if len(ids) < 2:
-            raise ValueError("text to evaluate needs at least 2 characters")
-        nats, n = evaluate_ids(self.model, ids)
-        loss = nats / n
+            raise ValueError("text to evaluate needs at least 2 tokens")
+        nats, n_tokens = evaluate_ids(self.model, ids)
+        chars = predicted_chars(tok, text, ids)
+        loss = nats / chars
+        unknown = 0 if tok.unk_id is None else int((ids == tok.unk_id).sum())
         return {"loss": loss, "bpc": loss / math.log(2), "perplexity": math.exp(loss),
-                "chars": n, "unknown": self.tokenizer.count_unknown(ids)}
+                "chars": chars, "tokens": n_tokens, "nats_per_token": nats / n_tokens,
+                "unknown": unknown}
 
     # --- description ---
 

@@ -12,6 +12,7 @@ purpose: beam search (it makes dull text) and repetition penalties.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -56,11 +57,13 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
 
 
 @torch.inference_mode()
-def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int | None,
+             temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None,
              generator: torch.Generator | None = None, num_samples: int = 1,
              banned: Sequence[int] = ()) -> Iterator[torch.Tensor]:
-    """Yield `max_new_tokens` steps of new ids, each (num_samples,), continuing `prompt_ids`.
+    """Yield steps of new ids, each (num_samples,), continuing `prompt_ids`; `max_new_tokens`
+    steps, or without end if it is None (the caller stops when it has enough text).
 
     `prompt_ids` (T,) must hold at least one token. `banned` ids are never emitted (the
     tokenizer's unknown id, for one).
@@ -73,7 +76,7 @@ def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int, temperature: 
     logits = logits[:, -1].expand(num_samples, -1)                     # (B, V)
     state = _repeat_state(state, num_samples)
     banned = list(banned)
-    for _ in range(max_new_tokens):
+    for _ in range(max_new_tokens) if max_new_tokens is not None else itertools.count():
         if banned:
             logits = logits.clone()
             logits[:, banned] = float("-inf")

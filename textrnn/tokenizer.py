@@ -1,29 +1,43 @@
 """Tokenizers: text <-> token ids, saved beside the model as `tokenizer.json`.
 
-`CharTokenizer` treats every Unicode code point as one token, so accents, CJK and emoji are
-single tokens (not UTF-8 bytes). Its vocabulary is the set of characters in the training text,
-plus one reserved id:
+Three kinds, one small interface (`kind`, `vocab_size`, `unk_id`, `encode`, `decode`,
+`stream_decoder`, `to_json`):
 
-    Unknown-character policy: id 0 is `<unk>`. A character the training text never held (in a
-    prompt, or in a text given to `eval`) encodes to it. Its embedding starts at zero and, since
-    the training text never contains it, stays a "no information" input. The sampler never emits
-    it. In `eval` it costs what the model predicts for it (a large loss, honestly counted), and
-    the number of such characters is reported.
+- `char`: every Unicode code point is one token, so accents, CJK and emoji are single tokens.
+  The vocabulary is the set of characters in the training text plus one reserved id:
 
-Encoding works on whole arrays (code points through a lookup table), never a Python list per
-character, so a 100 MB corpus encodes in seconds. Left out on purpose: normalisation (NFC etc.)
-and any notion of words; BPE and byte tokenizers implement the same small interface.
+      Unknown-character policy: id 0 is `<unk>`. A character the training text never held (in
+      a prompt, or in a text given to `eval`) encodes to it. Its embedding starts at zero and,
+      since the training text never contains it, stays a "no information" input. The sampler
+      never emits it. In `eval` it costs what the model predicts for it (a large loss, honestly
+      counted), and the number of such characters is reported.
+
+- `byte`: the 256 byte values of UTF-8; a fixed vocabulary that takes any text, no unknowns.
+- `bpe`: byte-level BPE (Sennrich et al. 2016, on bytes as in GPT-2) trained with Hugging Face
+  `tokenizers` on the training text only; any text encodes, no unknowns. Its `tokenizer.json` is
+  the library's own format, so `tokenizers.Tokenizer.from_file` opens it too.
+
+A byte or BPE token can end inside a UTF-8 character. `stream_decoder()` turns ids into text one
+at a time and holds back an incomplete character until its last byte arrives, so a stream never
+shows a broken character and its pieces add up to `decode(ids)`.
+
+Encoding works on whole arrays, never a Python list per character, so a 100 MB corpus encodes
+in seconds. Left out on purpose: Unicode normalisation and special tokens.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 
 import numpy as np
 import torch
 
 UNK = 0
-UNK_TEXT = "\ufffd"  # what `decode` shows for the unknown id
+UNK_TEXT = "\ufffd"  # what `decode` shows for the char tokenizer's unknown id
+BPE_MIN_VOCAB = 257  # the 256 byte values and at least one merge
+MAX_VOCAB = 2**18
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -36,16 +50,35 @@ def token_dtype(vocab_size: int) -> torch.dtype:
     return torch.int16 if vocab_size <= 2**15 else torch.int32
 
 
+class _CharStream:
+    def __init__(self, table: list[str]):
+        self.table = table
+
+    def step(self, token_id: int) -> str:
+        return self.table[token_id]
+
+
+class _ByteStream:
+    """Ids -> bytes -> text, holding back the bytes of a character that is not complete yet."""
+
+    def __init__(self, token_bytes: list[bytes]):
+        self.token_bytes = token_bytes
+        self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def step(self, token_id: int) -> str:
+        return self.utf8.decode(self.token_bytes[token_id])
+
+
 class CharTokenizer:
     """One token per Unicode code point, vocabulary taken from a training text."""
 
     kind = "char"
+    unk_id = UNK
 
     def __init__(self, chars: list[str]):
         assert all(len(c) == 1 for c in chars), "a char vocabulary holds single code points"
         assert len(set(chars)) == len(chars), "duplicate characters in vocabulary"
         self.chars = list(chars)  # id i + 1 -> character; id 0 is <unk>
-        self.unk_id = UNK
         self._lookup = np.full(0x110000, UNK, dtype=np.int32)  # code point -> id (4.5 MB)
         self._lookup[[ord(c) for c in self.chars]] = np.arange(1, len(self.chars) + 1)
         self._table = [UNK_TEXT] + self.chars  # id -> text
@@ -65,9 +98,6 @@ class CharTokenizer:
         ids = self._lookup[_code_points(text)]
         return torch.from_numpy(ids).to(token_dtype(self.vocab_size))
 
-    def count_unknown(self, ids: torch.Tensor) -> int:
-        return int((ids == UNK).sum())
-
     def decode(self, ids) -> str:
         """Ids (a tensor or any iterable of ints) -> text."""
         if isinstance(ids, torch.Tensor):
@@ -75,29 +105,167 @@ class CharTokenizer:
         table = self._table
         return "".join(table[i] for i in ids)
 
-    # --- serialisation: a small JSON document, the only state a char tokenizer has ---
+    def stream_decoder(self) -> _CharStream:
+        return _CharStream(self._table)
 
     def to_json(self) -> str:
         return json.dumps({"kind": self.kind, "unk_id": UNK, "chars": "".join(self.chars)},
                           ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> CharTokenizer:
-        doc = json.loads(text)
-        if doc.get("kind") != cls.kind or not isinstance(doc.get("chars"), str):
-            raise ValueError("not a textrnn char tokenizer")
+    def from_json(cls, doc: dict) -> CharTokenizer:
+        if not isinstance(doc.get("chars"), str):
+            raise ValueError("a char tokenizer needs its 'chars'")
         return cls(list(doc["chars"]))
 
 
-TOKENIZERS = {CharTokenizer.kind: CharTokenizer}
+class ByteTokenizer:
+    """The 256 byte values of UTF-8: any text, no training, no unknowns."""
+
+    kind = "byte"
+    unk_id = None
+    vocab_size = 256
+    _bytes = [bytes([b]) for b in range(256)]
+
+    @classmethod
+    def train(cls, text: str) -> ByteTokenizer:
+        return cls()
+
+    def encode(self, text: str) -> torch.Tensor:
+        data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        return torch.from_numpy(data.astype(np.int16))
+
+    def decode(self, ids) -> str:
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        return bytes(ids).decode("utf-8", errors="replace")
+
+    def stream_decoder(self) -> _ByteStream:
+        return _ByteStream(self._bytes)
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind})
+
+    @classmethod
+    def from_json(cls, doc: dict) -> ByteTokenizer:
+        return cls()
+
+
+def _byte_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-ins for the 256 bytes, which byte-level BPE tokens are spelt in:
+    printable Latin-1 bytes stand for themselves, the rest are moved to code points from 256."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+            *range(ord("®"), ord("ÿ") + 1)]
+    moved = [b for b in range(256) if b not in keep]
+    return {**{b: chr(b) for b in keep}, **{b: chr(256 + i) for i, b in enumerate(moved)}}
+
+
+# Cut only where byte-level pre-tokenization cuts anyway: after a newline, before a non-space.
+_SAFE_CUT = re.compile(r"(?<=\n)(?=\S)")
+
+
+def _chunks(text: str, size: int = 1 << 20) -> list[str]:
+    """`text` in pieces of about `size` characters that encode exactly as the whole would."""
+    out, start = [], 0
+    while start < len(text):
+        m = _SAFE_CUT.search(text, min(start + size, len(text)))
+        end = m.start() if m else len(text)
+        out.append(text[start:end])
+        start = end
+    return out
+
+
+class BPETokenizer:
+    """Byte-level BPE from Hugging Face `tokenizers`, trained on the training text only."""
+
+    kind = "bpe"
+    unk_id = None
+
+    def __init__(self, hf):
+        self.hf = hf
+        to_byte = {c: b for b, c in _byte_to_unicode().items()}
+        self._bytes = [bytes(to_byte[c] for c in hf.id_to_token(i))
+                       for i in range(hf.get_vocab_size())]
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int) -> BPETokenizer:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+        hf = Tokenizer(models.BPE())
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        hf.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        hf.train_from_iterator(_chunks(text, 1 << 16), trainer, length=len(text))
+        return cls(hf)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._bytes)
+
+    def encode(self, text: str) -> torch.Tensor:
+        encodings = self.hf.encode_batch(_chunks(text), add_special_tokens=False)
+        ids = np.concatenate([np.asarray(e.ids, dtype=np.int32) for e in encodings] or
+                             [np.zeros(0, np.int32)])
+        return torch.from_numpy(ids).to(token_dtype(self.vocab_size))
+
+    def decode(self, ids) -> str:
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        table = self._bytes
+        return b"".join(table[i] for i in ids).decode("utf-8", errors="replace")
+
+    def stream_decoder(self) -> _ByteStream:
+        return _ByteStream(self._bytes)
+
+    def to_json(self) -> str:
+        return self.hf.to_str()
+
+    @classmethod
+    def from_json(cls, doc: dict) -> BPETokenizer:
+        from tokenizers import Tokenizer
+        if doc.get("model", {}).get("type") != "BPE":
+            raise ValueError("not a BPE tokenizer")
+        try:
+            return cls(Tokenizer.from_str(json.dumps(doc)))
+        except Exception as e:  # the Rust side raises plain Exception
+            raise ValueError(f"not a readable BPE tokenizer ({e})") from None
+
+
+KINDS = ("char", "bpe", "byte")
+
+
+def build(kind: str, text: str, vocab_size: int | None = None, log=print):
+    """A tokenizer of `kind` for the training `text`; `vocab_size` is for BPE only."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown tokenizer {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind != "bpe":
+        if vocab_size is not None:
+            raise ValueError(f"--vocab-size applies to --tokenizer bpe; a {kind} tokenizer's "
+                             "vocabulary comes from " + ("the text" if kind == "char" else
+                                                         "the 256 byte values"))
+        return CharTokenizer.train(text) if kind == "char" else ByteTokenizer()
+    vocab_size = 1024 if vocab_size is None else vocab_size
+    if not BPE_MIN_VOCAB <= vocab_size <= MAX_VOCAB:
+        raise ValueError(f"--vocab-size for bpe must be between {BPE_MIN_VOCAB} (the 256 byte "
+                         f"values and one merge) and {MAX_VOCAB:,}; got {vocab_size}")
+    tok = BPETokenizer.train(text, vocab_size)
+    if tok.vocab_size < vocab_size:
+        log(f"note: the training text allows only {tok.vocab_size:,} BPE tokens "
+            f"(asked for {vocab_size:,}); using {tok.vocab_size:,}")
+    return tok
 
 
 def tokenizer_from_json(text: str):
     """Rebuild whichever tokenizer a `tokenizer.json` describes."""
     try:
-        kind = json.loads(text).get("kind")
-    except (json.JSONDecodeError, AttributeError) as e:
-        raise ValueError(f"tokenizer file is not valid JSON ({e})") from None
-    if kind not in TOKENIZERS:
-        raise ValueError(f"unknown tokenizer kind {kind!r} (known: {', '.join(TOKENIZERS)})")
-    return TOKENIZERS[kind].from_json(text)
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise ValueError("not a tokenizer description")
+    if "kind" not in doc and isinstance(doc.get("model"), dict):
+        return BPETokenizer.from_json(doc)  # the Hugging Face format
+    classes = {"char": CharTokenizer, "byte": ByteTokenizer}
+    if doc.get("kind") not in classes:
+        raise ValueError(f"unknown tokenizer kind {doc.get('kind')!r} (known: {', '.join(KINDS)})")
+    return classes[doc["kind"]].from_json(doc)

@@ -38,7 +38,9 @@ from . import checkpoint
 from .data import Batches, corpus_name, fit_batch_shape, read_corpus, split
 from .lm import evaluate_ids
 from .model import ModelConfig, RNNLM, detach_state
-from .tokenizer import CharTokenizer
+from .lm import predicted_chars
+from .tokenizer import KINDS as TOKENIZERS
+from .tokenizer import build as build_tokenizer
 
 DEFAULT_STEPS = 2000  # the budget when neither max_steps nor time_budget is given
 
@@ -50,6 +52,8 @@ class TrainConfig:
     val_file: str | None = None    # validation text; if unset, the end of the corpus is used
     val_fraction: float = 0.1      # share of the corpus kept for validation (taken from the end)
     encoding: str = "utf-8"        # text encoding of the corpus and validation files
+    tokenizer: str = "char"        # char (one token per character), bpe or byte
+    vocab_size: int | None = None  # BPE vocabulary (default 1024); char and byte fix their own
     model: ModelConfig = field(default_factory=ModelConfig)
     seq_len: int = 100             # BPTT length: gradients flow back this many tokens
     batch_size: int = 32           # parallel streams; more uses the cores better, to a point
@@ -71,6 +75,8 @@ class TrainConfig:
         if isinstance(self.model, dict):
             self.model = ModelConfig(**self.model)
         checks = [
+            (self.tokenizer in TOKENIZERS,
+             f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}"),
             (self.seq_len >= 1, f"seq-len must be at least 1, got {self.seq_len}"),
             (self.batch_size >= 1, f"batch-size must be at least 1, got {self.batch_size}"),
             (self.lr > 0 and math.isfinite(self.lr),
@@ -202,19 +208,19 @@ def train(cfg: TrainConfig, command: str | None = None,
         resume = checkpoint.load_resume(last)
         cfg = replace(cfg, model=model.config)
 
-    # 2. Data: text -> ids -> train/val; the tokenizer comes from the training text only.
+    # 2. Data: text -> train/val text -> ids; the tokenizer learns from the training text only.
     text = read_corpus(cfg.corpus, cfg.encoding)
-    val_text = read_corpus(cfg.val_file, cfg.encoding) if cfg.val_file else None
-    if resume is None:
-        n_val = 0 if val_text is not None else int(len(text) * cfg.val_fraction)  # as split()
-        tokenizer = CharTokenizer.train(text[:len(text) - n_val])
-    ids = tokenizer.encode(text)
-    if val_text is not None:
-        train_ids, val_ids = ids, tokenizer.encode(val_text)
-        if len(val_ids) < 2:
-            raise ValueError(f"validation file {cfg.val_file} needs at least 2 characters")
+    if cfg.val_file:
+        train_text, val_text = text, read_corpus(cfg.val_file, cfg.encoding)
     else:
-        train_ids, val_ids = split(ids, cfg.val_fraction)
+        train_text, val_text = split(text, cfg.val_fraction)
+    if resume is None:
+        tokenizer = build_tokenizer(cfg.tokenizer, train_text, cfg.vocab_size, log)
+    train_ids, val_ids = tokenizer.encode(train_text), tokenizer.encode(val_text)
+    if len(val_ids) < 2:
+        raise ValueError(f"validation text too short ({len(val_text)} characters)")
+    chars_per_token = len(train_text) / max(len(train_ids), 1)  # to report per character
+    val_chars = predicted_chars(tokenizer, val_text, val_ids)
     B, T = fit_batch_shape(len(train_ids), cfg.batch_size, cfg.seq_len)
     if (B, T) != (cfg.batch_size, cfg.seq_len):
         log(f"corpus is short ({len(train_ids):,} training tokens): using batch-size {B}, "
@@ -261,8 +267,9 @@ def train(cfg: TrainConfig, command: str | None = None,
 
     # 4. Say what was decided.
     cm = model.config
-    log(f"corpus {cfg.corpus}: {len(text):,} chars, vocabulary {tokenizer.vocab_size} "
-        f"({tokenizer.kind}); train {len(train_ids):,} tokens, validate {len(val_ids):,}")
+    log(f"corpus {cfg.corpus}: {len(text):,} chars; {tokenizer.kind} tokenizer, vocabulary "
+        f"{tokenizer.vocab_size:,}, {chars_per_token:.2f} chars/token; train {len(train_ids):,} "
+        f"tokens, validate {len(val_ids):,}")
     log(f"model {cm.layers}x{cm.hidden} {cm.cell.upper()}, embedding {cm.embed}: "
         f"{model.num_params():,} parameters on {device}")
     resumed = f", from step {s['step']:,}" if resume else ""
@@ -275,14 +282,16 @@ def train(cfg: TrainConfig, command: str | None = None,
         "corpus_name": corpus_name(cfg.corpus),
         "corpus_chars": len(text), "corpus_sha256": sha,
         "val_source": cfg.val_file or f"last {cfg.val_fraction:g} of the corpus",
-        "val_chars": len(val_text) if val_text is not None else len(val_ids),
+        "tokenizer": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
+        "chars_per_token": round(chars_per_token, 4), "val_chars": len(val_text),
         "command": command, "device": str(device), "torch_version": torch.__version__,
         "train_config": {k: v for k, v in cfg.to_dict().items() if k != "model"},
     }
 
     def summary(val_loss: float | None, at_step: int | None) -> dict:
         return {**summary_base, "steps": s["step"], "tokens_seen": s["tokens"],
-                "chars_seen": s["tokens"], "train_time_s": round(s["train_time"], 2),
+                "chars_seen": round(s["tokens"] * chars_per_token),
+                "train_time_s": round(s["train_time"], 2),
                 "wall_time_s": round(s["wall_time"], 2), "val_loss": val_loss,
                 "val_bpc": None if val_loss is None else val_loss / math.log(2),
                 "best_step": at_step,
@@ -303,8 +312,9 @@ def train(cfg: TrainConfig, command: str | None = None,
         metrics.flush()
 
     def validate() -> float:
-        nats, n = evaluate_ids(model, val_ids)
-        return nats / n
+        """Nats per character over the whole validation text (see LM.evaluate)."""
+        nats, _ = evaluate_ids(model, val_ids)
+        return nats / val_chars
 
     # 5. The loop.
     bar = tqdm(total=max_steps if max_steps else budget, initial=s["step"] if max_steps else 0,
@@ -351,12 +361,16 @@ def train(cfg: TrainConfig, command: str | None = None,
             window_tokens, window_time = window_tokens + x.numel(), window_time + dt
             # c. progress bar and metrics log
             if s["step"] % cfg.log_every == 0 or progress_now() >= 1.0:
-                mean = loss_sum / loss_n
-                write_metrics({"step": s["step"], "train_loss": round(mean, 5), "lr": lr,
+                per_token = loss_sum / loss_n
+                per_char = per_token / chars_per_token  # the scale every tokenizer shares
+                chars_per_s = window_tokens * chars_per_token / window_time
+                write_metrics({"step": s["step"], "train_loss": round(per_char, 5),
+                               "train_bpc": round(per_char / math.log(2), 5),
+                               "train_nats_per_token": round(per_token, 5), "lr": lr,
                                "train_time": round(s["train_time"], 3), "tokens": s["tokens"],
-                               "chars_per_s": round(window_tokens / window_time)})
-                bar.set_postfix_str(f"loss {mean:.3f}, {mean / math.log(2):.3f} bpc, "
-                                    f"{window_tokens / window_time:,.0f} chars/s"
+                               "chars_per_s": round(chars_per_s)})
+                bar.set_postfix_str(f"loss {per_char:.3f}, {per_char / math.log(2):.3f} bpc, "
+                                    f"{chars_per_s:,.0f} chars/s"
                                     + (f", val {s['last_val']:.3f}" if s.get("last_val") else ""),
                                     refresh=False)
                 loss_sum, loss_n, window_tokens, window_time = 0.0, 0, 0, 0.0
@@ -372,14 +386,14 @@ def train(cfg: TrainConfig, command: str | None = None,
                 s["last_val"] = val
                 write_metrics({"step": s["step"], "val_loss": round(val, 5),
                                "val_bpc": round(val / math.log(2), 5),
+                               "val_nats_per_token": round(val * val_chars / (len(val_ids) - 1), 5),
                                "train_time": round(s["train_time"], 3)})
                 if s["best_val"] is None or val < s["best_val"]:
                     s["best_val"], s["best_step"] = val, s["step"]
                     checkpoint.save(out, model, tokenizer, summary(val, s["step"]))
                 s["wall_time"] = time.time() - t_wall
                 save_last(rng_state)
-                bar.set_postfix_str(f"loss {loss_value:.3f}, val {val:.3f} nats, "
-                                    f"{val / math.log(2):.3f} bpc")
+                bar.set_postfix_str(f"val {val:.3f} nats/char, {val / math.log(2):.3f} bpc")
     except KeyboardInterrupt:
         bar.close()
         s["wall_time"] = time.time() - t_wall
@@ -394,7 +408,8 @@ def train(cfg: TrainConfig, command: str | None = None,
     # 6. Report.
     best = s["best_val"]
     log(f"done: {s['step']:,} steps, {s['tokens']:,} tokens in {s['train_time']:.0f} s of training "
-        f"({s['tokens'] / max(s['train_time'], 1e-9):,.0f} chars/s), {time.time() - t_start:.0f} s "
+        f"({s['tokens'] * chars_per_token / max(s['train_time'], 1e-9):,.0f} chars/s), "
+        f"{time.time() - t_start:.0f} s "
         f"in all; best validation {best:.4f} nats/char = {best / math.log(2):.4f} bits/char "
         f"at step {s['best_step']:,}; checkpoint {out}")
     return out
