@@ -29,6 +29,10 @@ def checkpoints(tmp_path_factory):
                       batch_size=4, lr=1e-2, max_steps=60, evals=2)
     train(cfg, log=lambda m: None, progress=False)
     shutil.rmtree(root / "tiny" / "last")
+    train(TrainConfig(corpus=str(ROOT / "corpora" / "tiny.txt"), out=str(root / "tiny-bpe"),
+                      tokenizer="bpe", vocab_size=300, model=ModelConfig(hidden=32, embed=16),
+                      seq_len=16, batch_size=4, max_steps=20, evals=1),
+          log=lambda m: None, progress=False)
     (root / "tiny" / "examples.json").write_text(json.dumps(
         {"about": "a toy", "prompts": ["ANNA:\n", "The sea"]}))
     (root / "broken").mkdir()
@@ -57,7 +61,8 @@ def run_all(catalog, **kw):
 
 def test_catalog_lists_good_and_broken_folders(catalog):
     assert catalog.choices() == [("broken (unavailable)", "broken"),
-                                 ("future (unavailable)", "future"), ("tiny", "tiny")]
+                                 ("future (unavailable)", "future"), ("tiny", "tiny"),
+                                 ("tiny-bpe", "tiny-bpe")]
     assert catalog.default() == "tiny"
     assert "version 99" in catalog.card("future") and "corrupt" in catalog.card("broken")
     assert "a toy" in catalog.card("tiny") and "2-layer LSTM" in catalog.card("tiny")
@@ -70,6 +75,14 @@ def test_stream_grows_and_ends_at_the_asked_length(catalog):
     assert texts[0] == "ANNA:" and len(texts[-1]) == len("ANNA:") + 120
     assert all(b.startswith(a) and len(b) >= len(a) for a, b in zip(texts, texts[1:]))
     assert {s for _, s in outs} == {7}
+
+
+def test_a_bpe_checkpoint_streams_whole_characters(catalog):
+    outs = run_all(catalog, name="tiny-bpe", prompt="Café 🙂 ", length=200, temperature=1.0)
+    texts = [t for t, _ in outs]
+    assert len(texts[-1]) == len("Café 🙂 ") + 200
+    assert all(b.startswith(a) for a, b in zip(texts, texts[1:]))
+    assert "bpe" in catalog.card("tiny-bpe")
 
 
 def test_seed_reproduces_and_blank_seed_is_reported(catalog):

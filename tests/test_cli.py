@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,14 @@ def test_ctrl_c_saves_and_exits_cleanly(corpus_file, tmp_path):
     result = subprocess.run([sys.executable, "-m", "textrnn.cli", "sample", out, "--length", "5",
                              "--seed", "0"], capture_output=True, text=True, env=os.environ)
     assert result.returncode == 0 and len(result.stdout) == 6
+
+
+def test_tokenizer_benchmark_runs_and_prints_its_table(capsys):
+    from textrnn.bench import main as bench
+    corpus = str(Path(__file__).parent.parent / "corpora" / "tiny.txt")
+    assert bench(["tokenizers", "--corpus", corpus, "--budget", "0.3",
+                  "--vocab-sizes", "300"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [r.split("|")[1].strip() for r in rows[1:]] == ["char", "byte", "bpe"]
+    assert "best:" in out
