@@ -102,7 +102,8 @@ def main() -> None:
     rate = [length / ((r["done"] - r["first"]) / 1000) for r in runs]
     print(f"python app.py -> page served: {startup:.2f} s")
     print(f"first click (loads {args.model}): first character after {cold:.0f} ms")
-    print(f"next {args.runs} clicks: first character after median {statistics.median(first):.0f} ms "
+    print(f"next {args.runs} clicks: first character after median "
+          f"{statistics.median(first):.0f} ms "
           f"(min {min(first):.0f}, max {max(first):.0f}); "
           f"{statistics.median(rate):,.0f} chars/s streamed (median), {length} chars each")
 

@@ -86,8 +86,8 @@ def _train_parser(sub) -> None:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="textrnn", description="Character- and token-level recurrent language models: train, sample, "
-        "evaluate. Run `textrnn COMMAND -h` for each command's options.")
+        prog="textrnn", description="Character- and token-level recurrent language models: "
+        "train, sample, evaluate. Run `textrnn COMMAND -h` for each command's options.")
     parser.add_argument("--version", action="version", version=f"textrnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _train_parser(sub)
