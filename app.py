@@ -163,8 +163,8 @@ def make_generate(catalog: Catalog):
 def build(catalog: Catalog) -> gr.Blocks:
     first = catalog.default()
     with gr.Blocks(title="textrnn") as demo:
-        gr.Markdown("# textrnn\nCharacter-level recurrent language models, sampled live. "
-                    "Pick a model, give it a start, and watch it write.")
+        gr.Markdown("# textrnn\nCharacter- and token-level recurrent language models, sampled "
+                    "live. Pick a model, give it a start, and watch it write.")
         with gr.Row():
             with gr.Column(scale=3):
                 model = gr.Dropdown(catalog.choices(), value=first, label="Model", elem_id="model")
