@@ -202,3 +202,12 @@ def test_tokenizer_benchmark_runs_and_prints_its_table(capsys):
     rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
     assert [r.split("|")[1].strip() for r in rows[1:]] == ["char", "byte", "bpe"]
     assert "best:" in out
+
+
+def test_generation_benchmark_prints_a_row_beside_its_baseline(capsys):
+    from conftest import make_model
+    from textrnn.bench import bench_generate
+    rows = bench_generate([("tiny", make_model(vocab=20).eval())], n1=20, n64=5)
+    out = capsys.readouterr().out
+    assert "| tiny |" in out and "naive nn.LSTM per step" in out
+    assert all(rows[0][k] > 0 for k in ("naive", "batch1", "batch64", "mem_bound", "flop_bound"))

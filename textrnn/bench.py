@@ -1,12 +1,19 @@
 """Benchmarks that print their figures: `python -m textrnn.bench COMMAND ...`.
 
     python -m textrnn.bench tokenizers --corpus ../shared/data/tinyshakespeare.txt --budget 120
+    python -m textrnn.bench generate [--checkpoints checkpoints]
 
 `tokenizers` trains a char, a byte and BPE models of a few vocabulary sizes for the same
 training time on the benchmark protocol (first 90% of the text to train, the last 10% read as
 one stream to validate), every other setting at its default, one after another, and prints
 validation nats and bits per character beside training throughput. Run it on an otherwise idle
 machine: the runs share its cores with nothing else.
+
+`generate` times sampling for each shipped checkpoint and for a random 2x512 LSTM: the naive
+baseline (`nn.LSTM` called once per character, batch 1), textrnn's `LM.stream` at batch 1 and
+`LM.samples` with 64 streams, as medians of 3 runs. Beside them it prints the bounds measured in
+the same run: memory bandwidth over the bytes of weights one step reads (batch 1), and the fp32
+matmul rate over the FLOPs of one character (batch 64).
 """
 
 from __future__ import annotations
@@ -14,8 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import tempfile
+import time
 from pathlib import Path
+
+import torch
 
 from .train import TrainConfig, train
 
@@ -43,6 +54,74 @@ def bench_tokenizers(corpus: str, budget: float, vocab_sizes: list[int], seed: i
     return rows
 
 
+def _median_time(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def read_bandwidth(n_bytes: int) -> float:
+    """Bytes/s at which this machine reads a buffer of `n_bytes` that stays in cache: the rate
+    a batch-1 step, which reads every weight once, cannot beat."""
+    buf = torch.ones(max(n_bytes // 4, 1))
+    buf.sum()
+    return 50 * n_bytes / _median_time(lambda: [buf.sum() for _ in range(50)], 5)
+
+
+def matmul_rate() -> float:
+    """fp32 FLOP/s of a 1024x1024 matrix product, measured now."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    return 2 * 1024**3 / (_median_time(lambda: [a @ b for _ in range(10)], 3) / 10)
+
+
+def _naive_per_step(model, n: int) -> None:
+    """What a first version does: nn.LSTM on one character at a time, full softmax, batch 1."""
+    g = torch.Generator().manual_seed(0)
+    idx, state = torch.tensor([[1]]), None
+    with torch.inference_mode():
+        for _ in range(n):
+            logits, _, state = model(idx, state=state)
+            probs = torch.softmax(logits[0, -1] / 0.8, -1)
+            idx = torch.multinomial(probs, 1, generator=g)[None]
+
+
+def _step_cost(model) -> tuple[int, int]:
+    """(bytes of weights read, FLOPs) per generated character, from the model's shapes."""
+    per_layer = [p for n, p in model.rnn.named_parameters() if n.startswith("weight")]
+    weights = sum(p.numel() for p in per_layer) + model.head.weight.numel()
+    return 4 * weights, 2 * weights
+
+
+def bench_generate(names_and_models, n1: int = 400, n64: int = 200) -> list[dict]:
+    from .lm import LM
+    from .tokenizer import CharTokenizer
+    flops = matmul_rate()
+    print(f"machine: {flops / 1e9:.0f} GFLOP/s fp32 matmul (1024x1024); bounds in chars/s\n")
+    print("| model | naive nn.LSTM per step, batch 1 | textrnn batch 1 | ratio | share of memory "
+          "bound | textrnn 64 streams (aggregate) | share of FLOP bound |\n"
+          "|---|---|---|---|---|---|---|")
+    rows = []
+    for name, lm in names_and_models:
+        if not isinstance(lm, LM):
+            lm = LM(lm, CharTokenizer([chr(65 + i) for i in range(lm.config.vocab_size - 1)]))
+        byte_cost, flop_cost = _step_cost(lm.model)
+        bandwidth = read_bandwidth(byte_cost)
+        cpt = lm.config.get("training", {}).get("chars_per_token", 1.0)  # BPE: >1 char a step
+        naive = n1 / _median_time(lambda: _naive_per_step(lm.model, n1))
+        one = n1 / _median_time(lambda: lm.generate("A", n1, seed=0))
+        many = 64 * n64 / _median_time(lambda: lm.samples("A", n64, num_samples=64, seed=0))
+        row = {"model": name, "naive": naive, "batch1": one, "batch64": many,
+               "mem_bound": cpt * bandwidth / byte_cost, "flop_bound": cpt * flops / flop_cost}
+        rows.append(row)
+        print(f"| {name} | {naive:,.0f} | {one:,.0f} | {one / naive:.1f}x | "
+              f"{one / row['mem_bound']:.0%} of {row['mem_bound']:,.0f} | {many:,.0f} | "
+              f"{many / row['flop_bound']:.0%} of {row['flop_bound']:,.0f} |", flush=True)
+    return rows
+
+
 HEADER = ("| tokenizer | vocabulary | chars/token | steps | training chars/s | val nats/char "
           "| val bits/char | val nats/token |\n|---|---|---|---|---|---|---|---|")
 
@@ -61,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=120, help="seconds of training per run (120)")
     p.add_argument("--vocab-sizes", default="512,1024,4096", help="BPE sizes (512,1024,4096)")
     p.add_argument("--seed", type=int, default=1337)
+    p = sub.add_parser("generate", help="sampling speed against the naive per-step baseline")
+    p.add_argument("--checkpoints", default="checkpoints", help="folder of checkpoints to time")
+    p.add_argument("--chars", type=int, default=400, help="characters per batch-1 run (400)")
     args = parser.parse_args(argv)
+    if args.command == "generate":
+        return _main_generate(args)
     sizes = [int(v) for v in args.vocab_sizes.split(",") if v]
     print(f"corpus {args.corpus}, {args.budget:g} s of training per run, defaults otherwise\n")
     print(HEADER, flush=True)
@@ -70,6 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nbest: {best['tokenizer']} {best['vocab']:,} at {best['val_bpc']:.4f} bits/char "
           f"({best['val_nats_per_char']:.4f} nats/char, {math.exp(best['val_nats_per_char']):.3f} "
           "perplexity per char)")
+    return 0
+
+
+def _main_generate(args) -> int:
+    from . import checkpoint
+    from .lm import load
+    from .model import ModelConfig, RNNLM
+    torch.manual_seed(0)
+    models = [(p.name, load(p)) for p in sorted(Path(args.checkpoints).iterdir())
+              if checkpoint.is_checkpoint(p)]
+    models.append(("random 2x512 LSTM", RNNLM(ModelConfig(vocab_size=66, hidden=512)).eval()))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.chars} chars at "
+          "batch 1, 200 steps of 64 streams; chars/s, medians of 3")
+    bench_generate(models, n1=args.chars)
     return 0
 
 
