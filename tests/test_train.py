@@ -141,3 +141,15 @@ def test_evaluation_in_chunks_equals_one_pass(tiny_text):
     whole, n = evaluate_ids(model, ids, chunk=10_000)
     chunked, m = evaluate_ids(model, ids, chunk=7)
     assert n == m == 499 and math.isclose(whole, chunked, rel_tol=1e-5)
+
+
+def test_last_checkpoint_names_the_step_its_validation_came_from(corpus_file, tmp_path):
+    def stop_at_25(step):
+        if step == 25:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(corpus_file, tmp_path / "r", max_steps=40, evals=2),
+              **quiet(on_step=stop_at_25))
+    summary = load(tmp_path / "r" / "last").config["training"]
+    assert summary["steps"] == 25 and summary["best_step"] == 20

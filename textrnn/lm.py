@@ -165,7 +165,8 @@ def model_card(config: dict, num_params: int | None = None) -> str:
             f"trained    {tr.get('steps', 0):,} steps, {tr.get('chars_seen', 0):,} chars seen, "
             f"{_hms(tr.get('train_time_s', 0))} training ({_hms(tr.get('wall_time_s', 0))} wall)",
             "validation " + (f"{val:.4f} nats/char, {tr.get('val_bpc'):.4f} bits/char "
-                             f"(best at step {tr.get('best_step'):,})" if val is not None else "-"),
+                             f"(measured at step {tr.get('best_step'):,})" if val is not None
+                             else "-"),
             f"version    textrnn {config.get('textrnn_version')}, format "
             f"{config.get('format_version')}",
             f"command    {tr.get('command') or '-'}",

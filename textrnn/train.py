@@ -303,7 +303,8 @@ def train(cfg: TrainConfig, command: str | None = None,
         info = {"step": s["step"], "loop": s, "optimizer": opt_meta, "corpus_sha256": sha,
                 "train_config": summary_base["train_config"]}
         checkpoint.save_resume(out / "last", tensors, info)
-        checkpoint.save(out / "last", model, tokenizer, summary(s.get("last_val"), s["step"]))
+        checkpoint.save(out / "last", model, tokenizer,
+                        summary(s.get("last_val"), s.get("last_val_step")))
 
     metrics = open(out / "metrics.jsonl", "a", encoding="utf-8")
 
@@ -383,7 +384,7 @@ def train(cfg: TrainConfig, command: str | None = None,
             if due > s["evals_done"]:
                 s["evals_done"] = due
                 val = validate()
-                s["last_val"] = val
+                s["last_val"], s["last_val_step"] = val, s["step"]
                 write_metrics({"step": s["step"], "val_loss": round(val, 5),
                                "val_bpc": round(val / math.log(2), 5),
                                "val_nats_per_token": round(val * val_chars / (len(val_ids) - 1), 5),
