@@ -40,13 +40,14 @@ class Catalog:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.entries: dict[str, dict] = {}  # name -> {"path", "config" | "error"}
+        self.entries: dict[str, dict] = {}  # name -> {"path", "manifest", "config" | "error"}
         folders = sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
         for path in folders:
+            entry = self.entries[path.name] = {"path": path, "manifest": _manifest(path)}
             try:
-                self.entries[path.name] = {"path": path, "config": checkpoint.read_config(path)}
+                entry["config"] = checkpoint.read_config(path)
             except (OSError, ValueError) as e:
-                self.entries[path.name] = {"path": path, "error": str(e)}
+                entry["error"] = str(e)
         self._models: dict[str, textrnn.LM] = {}
         self._lock = threading.Lock()
 
@@ -74,12 +75,8 @@ class Catalog:
             return self._models[name]
 
     def examples(self, name: str) -> list[str]:
-        path = self.entries.get(name, {}).get("path")
-        try:
-            doc = json.loads((path / "examples.json").read_text(encoding="utf-8"))
-            return [str(p) for p in doc.get("prompts", [])]
-        except (OSError, ValueError, TypeError, AttributeError):
-            return []
+        prompts = self.entries.get(name, {}).get("manifest", {}).get("prompts", [])
+        return [str(p) for p in prompts] if isinstance(prompts, list) else []
 
     def card(self, name: str) -> str:
         entry = self.entries.get(name)
@@ -87,11 +84,7 @@ class Catalog:
             return "No checkpoints found. Train one with `textrnn train CORPUS`."
         if "error" in entry:
             return f"**{name}** is unavailable:\n\n```\n{entry['error']}\n```"
-        about = ""
-        try:
-            about = json.loads((entry["path"] / "examples.json").read_text()).get("about", "")
-        except (OSError, ValueError, AttributeError):
-            pass
+        about = entry["manifest"].get("about", "")
         card = textrnn.lm.model_card(entry["config"])
         return f"**{name}**{': ' + about if about else ''}\n\n```\n{card}\n```"
 
@@ -112,6 +105,15 @@ class Catalog:
                 if key in r:
                     rows.append({"step": r["step"], "nats/char": r[key], "split": split})
         return pd.DataFrame(rows, columns=["step", "nats/char", "split"])
+
+
+def _manifest(path: Path) -> dict:
+    """A checkpoint's examples.json ({"about", "prompts"}), or {} if none is readable."""
+    try:
+        doc = json.loads((path / "examples.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _clamp(value, low, high, default):
