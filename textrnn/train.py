@@ -36,9 +36,8 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .data import Batches, corpus_name, fit_batch_shape, read_corpus, split
-from .lm import evaluate_ids
+from .lm import evaluate_ids, predicted_chars
 from .model import ModelConfig, RNNLM, detach_state
-from .lm import predicted_chars
 from .tokenizer import KINDS as TOKENIZERS
 from .tokenizer import build as build_tokenizer
 
@@ -313,9 +312,8 @@ def train(cfg: TrainConfig, command: str | None = None,
         metrics.flush()
 
     def validate() -> float:
-        """Nats per character over the whole validation text (see LM.evaluate)."""
-        nats, _ = evaluate_ids(model, val_ids)
-        return nats / val_chars
+        """Total nats over the whole validation text, read as one stream (see LM.evaluate)."""
+        return evaluate_ids(model, val_ids)[0]
 
     # 5. The loop.
     bar = tqdm(total=max_steps if max_steps else budget, initial=s["step"] if max_steps else 0,
@@ -383,11 +381,12 @@ def train(cfg: TrainConfig, command: str | None = None,
             due = math.floor(progress_now() * cfg.evals + 1e-9) if progress_now() < 1 else cfg.evals
             if due > s["evals_done"]:
                 s["evals_done"] = due
-                val = validate()
+                nats = validate()
+                val = nats / val_chars  # nats per character
                 s["last_val"], s["last_val_step"] = val, s["step"]
                 write_metrics({"step": s["step"], "val_loss": round(val, 5),
                                "val_bpc": round(val / math.log(2), 5),
-                               "val_nats_per_token": round(val * val_chars / (len(val_ids) - 1), 5),
+                               "val_nats_per_token": round(nats / (len(val_ids) - 1), 5),
                                "train_time": round(s["train_time"], 3)})
                 if s["best_val"] is None or val < s["best_val"]:
                     s["best_val"], s["best_step"] = val, s["step"]
