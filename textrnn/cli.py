@@ -127,8 +127,8 @@ def _train_config(args) -> TrainConfig:
         fixed = [k for k in (*model_given, *train_given) if k in FIXED_ON_RESUME]
         if fixed:
             flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
-            raise ValueError(f"the model's shape comes from the checkpoint in {args.resume}; "
-                             f"drop {flags}")
+            raise ValueError(f"the model's shape and tokenizer come from the checkpoint in "
+                             f"{args.resume}; drop {flags}")
         _, info = checkpoint.load_resume(checkpoint.last_dir(args.resume))
         base = TrainConfig.from_dict(info["train_config"])
         train_given.setdefault("out", args.resume)
