@@ -220,6 +220,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="port (default 7860 or the next free one, or $GRADIO_SERVER_PORT)")
     parser.add_argument("--share", action="store_true", help="also open a public share link")
     args = parser.parse_args(argv)
+    # Compile the generation kernel (once per machine, about a second; cached after) while the
+    # page starts, rather than on the first click.
+    threading.Thread(target=textrnn.fast.kernel, daemon=True).start()
     demo = build(Catalog(args.checkpoints))
     demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, share=args.share or None,

@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from textrnn import ModelConfig, TrainConfig, train
+from textrnn import ModelConfig, TrainConfig, fast, sample, train
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -157,8 +157,13 @@ def test_gradio_client_streams_the_documented_endpoint(server):
 
 
 @pytest.mark.slow
-def test_browser_generates_and_the_text_grows(server):
+def test_browser_generates_and_the_text_grows(server, monkeypatch):
     from playwright.sync_api import sync_playwright
+    # The tiny model writes 3,000 characters in a blink; at ~500 a second, as a big model on a
+    # slow machine would, the page has time to show the text growing and to be stopped.
+    run = fast.Stepper.run
+    monkeypatch.setattr(sample, "MAX_CHUNK", 1)
+    monkeypatch.setattr(fast.Stepper, "run", lambda *a: time.sleep(0.002) or run(*a))
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",

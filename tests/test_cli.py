@@ -206,8 +206,13 @@ def test_tokenizer_benchmark_runs_and_prints_its_table(capsys):
 
 def test_generation_benchmark_prints_a_row_beside_its_baseline(capsys):
     from conftest import make_model
+    from textrnn import LM
     from textrnn.bench import bench_generate
-    rows = bench_generate([("tiny", make_model(vocab=20).eval())], n1=20, n64=5)
+    from textrnn.tokenizer import CharTokenizer
+    lm = LM(make_model(vocab=20).eval(), CharTokenizer([chr(65 + i) for i in range(19)]))
+    rows = bench_generate([("tiny", lm)], n1=20, n64=5, n_naive=5)
     out = capsys.readouterr().out
-    assert "| tiny |" in out and "naive nn.LSTM per step" in out
-    assert all(rows[0][k] > 0 for k in ("naive", "batch1", "batch64", "mem_bound", "flop_bound"))
+    assert "| tiny |" in out and "naive `nn.LSTM` per step" in out
+    assert all(rows[0][k] > 0 for k in ("naive", "batch1", "ratio", "read_GBps", "read_share",
+                                        "batch64", "GFLOPs", "flop_share", "pack_ms",
+                                        "extra_MB"))

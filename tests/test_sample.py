@@ -23,6 +23,22 @@ def test_same_generator_seed_same_choice():
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_draws_follow_the_softmax(temperature):
+    probs = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.0])
+    logits = probs.log().expand(40_000, -1)
+    ids = sample_next(logits, temperature, generator=torch.Generator().manual_seed(3))
+    expected = torch.softmax(logits[0] / temperature, -1)
+    freq = torch.bincount(ids, minlength=5) / len(ids)
+    assert (freq - expected).abs().max() < 0.01 and freq[4] == 0
+
+
+def test_the_uniform_picks_by_cumulative_weight():
+    logits = torch.tensor([0.25, 0.25, 0.5]).log().expand(4, -1)
+    u = torch.tensor([0.0, 0.2499, 0.2501, 0.9999], dtype=torch.float64)
+    assert sample_next(logits, 1.0, uniforms=u).tolist() == [0, 0, 1, 2]
+
+
 @pytest.mark.parametrize("k", [1, 3, 10])
 def test_top_k_never_leaves_the_k_likeliest(k):
     logits = logits_batch()

@@ -9,11 +9,12 @@ one stream to validate), every other setting at its default, one after another, 
 validation nats and bits per character beside training throughput. Run it on an otherwise idle
 machine: the runs share its cores with nothing else.
 
-`generate` times sampling for each shipped checkpoint and for a random 2x512 LSTM: the naive
-baseline (`nn.LSTM` called once per character, batch 1), textrnn's `LM.stream` at batch 1 and
-`LM.samples` with 64 streams, as medians of 3 runs. Beside them it prints the bounds measured in
-the same run: memory bandwidth over the bytes of weights one step reads (batch 1), and the fp32
-matmul rate over the FLOPs of one character (batch 64).
+`generate` times sampling for each shipped checkpoint and for random 2x256 GRU and vanilla RNN
+and 2x512 and 3x512 LSTM models: the naive baseline (`nn.LSTM` called once per character, batch
+1), textrnn's `LM.generate` at batch 1 and `LM.samples` with 64 streams. Beside them it prints
+what the hardware allows, measured in the same run: the rate at which batch 1 reads the weights
+(and the rate `torch.sum` reads as many bytes), the share of the fp32 matmul rate that 64 streams
+reach (FLOPs from the model's shapes), and the time and memory the kernel's weight packing costs.
 """
 
 from __future__ import annotations
@@ -89,36 +90,48 @@ def _naive_per_step(model, n: int) -> None:
 
 
 def _step_cost(model) -> tuple[int, int]:
-    """(bytes of weights read, FLOPs) per generated character, from the model's shapes."""
-    per_layer = [p for n, p in model.rnn.named_parameters() if n.startswith("weight")]
-    weights = sum(p.numel() for p in per_layer) + model.head.weight.numel()
-    return 4 * weights, 2 * weights
+    """(bytes of weights read, FLOPs) per step of one stream, from the model's shapes. Layer 0's
+    input weights are left out of the bytes: the kernel reads a table row instead."""
+    rnn, head = model.rnn, model.head.weight
+    matrices = [p for n, p in rnn.named_parameters() if n.startswith("weight")] + [head]
+    flops = 2 * sum(p.numel() for p in matrices)
+    return 4 * (sum(p.numel() for p in matrices) - rnn.weight_ih_l0.numel()), flops
 
 
-def bench_generate(names_and_models, n1: int = 400, n64: int = 200) -> list[dict]:
-    from .lm import LM
-    from .tokenizer import CharTokenizer
+GENERATE_HEADER = (
+    "| model | naive `nn.LSTM` per step, batch 1 | textrnn, batch 1 | ratio | batch 1 reads "
+    "the weights at (share of `torch.sum`'s rate) | textrnn, 64 streams | 64 streams' "
+    "GFLOP/s (share of torch's matmul rate) | packing: time, memory |\n"
+    "|---|---|---|---|---|---|---|---|")
+
+
+def bench_generate(names_and_lms, n1: int = 2000, n64: int = 200, n_naive: int = 300
+                   ) -> list[dict]:
+    """Time each model's generation three ways and print a table row per model."""
+    from . import fast
     flops = matmul_rate()
-    print(f"machine: {flops / 1e9:.0f} GFLOP/s fp32 matmul (1024x1024); bounds in chars/s\n")
-    print("| model | naive nn.LSTM per step, batch 1 | textrnn batch 1 | ratio | share of memory "
-          "bound | textrnn 64 streams (aggregate) | share of FLOP bound |\n"
-          "|---|---|---|---|---|---|---|")
+    print(f"machine: {flops / 1e9:.0f} GFLOP/s fp32 matmul (1024x1024), measured now\n")
+    print(GENERATE_HEADER, flush=True)
     rows = []
-    for name, lm in names_and_models:
-        if not isinstance(lm, LM):
-            lm = LM(lm, CharTokenizer([chr(65 + i) for i in range(lm.config.vocab_size - 1)]))
-        byte_cost, flop_cost = _step_cost(lm.model)
-        bandwidth = read_bandwidth(byte_cost)
+    for name, lm in names_and_lms:
+        model = lm.model
+        byte_cost, flop_cost = _step_cost(model)
         cpt = lm.config.get("training", {}).get("chars_per_token", 1.0)  # BPE: >1 char a step
-        naive = n1 / _median_time(lambda: _naive_per_step(lm.model, n1))
-        one = n1 / _median_time(lambda: lm.generate("A", n1, seed=0))
+        pack_s = _median_time(lambda: fast.Weights(model))
+        extra = fast.Weights(model).nbytes
+        naive = n_naive / _median_time(lambda: _naive_per_step(model, n_naive))
+        one = n1 / _median_time(lambda: lm.generate("A", n1, seed=0), 5)
         many = 64 * n64 / _median_time(lambda: lm.samples("A", n64, num_samples=64, seed=0))
-        row = {"model": name, "naive": naive, "batch1": one, "batch64": many,
-               "mem_bound": cpt * bandwidth / byte_cost, "flop_bound": cpt * flops / flop_cost}
+        read, achieved = one / cpt * byte_cost, many / cpt * flop_cost
+        row = {"model": name, "naive": naive, "batch1": one, "ratio": one / naive,
+               "read_GBps": read / 1e9, "read_share": read / read_bandwidth(byte_cost),
+               "batch64": many, "GFLOPs": achieved / 1e9, "flop_share": achieved / flops,
+               "pack_ms": pack_s * 1e3, "extra_MB": extra / 1e6}
         rows.append(row)
         print(f"| {name} | {naive:,.0f} | {one:,.0f} | {one / naive:.1f}x | "
-              f"{one / row['mem_bound']:.0%} of {row['mem_bound']:,.0f} | {many:,.0f} | "
-              f"{many / row['flop_bound']:.0%} of {row['flop_bound']:,.0f} |", flush=True)
+              f"{row['read_GBps']:.0f} GB/s ({row['read_share']:.0%}) | {many:,.0f} | "
+              f"{row['GFLOPs']:.0f} ({row['flop_share']:.0%}) | "
+              f"{row['pack_ms']:.1f} ms, {row['extra_MB']:.1f} MB |", flush=True)
     return rows
 
 
@@ -142,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1337)
     p = sub.add_parser("generate", help="sampling speed against the naive per-step baseline")
     p.add_argument("--checkpoints", default="checkpoints", help="folder of checkpoints to time")
-    p.add_argument("--chars", type=int, default=400, help="characters per batch-1 run (400)")
+    p.add_argument("--chars", type=int, default=2000,
+                   help="characters per batch-1 run (2000)")
     args = parser.parse_args(argv)
     if args.command == "generate":
         return _main_generate(args)
@@ -158,16 +172,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main_generate(args) -> int:
-    from . import checkpoint
-    from .lm import load
+    from . import checkpoint, fast
+    from .lm import LM, load
     from .model import ModelConfig, RNNLM
-    torch.manual_seed(0)
-    models = [(p.name, load(p)) for p in sorted(Path(args.checkpoints).iterdir())
-              if checkpoint.is_checkpoint(p)]
-    models.append(("random 2x512 LSTM", RNNLM(ModelConfig(vocab_size=66, hidden=512)).eval()))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.chars} chars at "
-          "batch 1, 200 steps of 64 streams; chars/s, medians of 3")
-    bench_generate(models, n1=args.chars)
+    from .tokenizer import CharTokenizer
+    lms = [(p.name, load(p)) for p in sorted(Path(args.checkpoints).iterdir())
+           if checkpoint.is_checkpoint(p)]
+    chars = CharTokenizer([chr(32 + i) for i in range(65)])  # 66 ids with <unk>, as a char model
+    for cell, layers, hidden in [("gru", 2, 256), ("rnn_tanh", 2, 256), ("lstm", 2, 512),
+                                 ("lstm", 3, 512)]:
+        torch.manual_seed(0)
+        model = RNNLM(ModelConfig(vocab_size=chars.vocab_size, cell=cell, hidden=hidden,
+                                  layers=layers)).eval()
+        lms.append((f"random {layers}x{hidden} {cell.upper().replace('_', '-')}",
+                    LM(model, chars)))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, generation path: "
+          f"{fast.status()}\nchars/s: batch 1 over {args.chars} chars (median of 5); 64 streams "
+          "over 200 steps, naive over 300 chars (medians of 3)")
+    bench_generate(lms, n1=args.chars)
     return 0
 
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint
-from .sample import check_settings, generate
+from .sample import check_settings, generate_chunks
 
 EVAL_CHUNK = 1024  # tokens per forward pass in evaluation; the state is carried across chunks
 
@@ -87,22 +87,22 @@ class LM:
         if max_new_chars == 0:
             return
         tok = self.tokenizer
-        steps = generate(self.model, self._prompt_ids(prompt), None, temperature, top_k, top_p,
-                         self._generator(seed), num_samples,
-                         banned=[] if tok.unk_id is None else [tok.unk_id])
+        counts = [0] * num_samples
+        chunks = generate_chunks(self.model, self._prompt_ids(prompt), None, temperature, top_k,
+                                 top_p, self._generator(seed), num_samples,
+                                 banned=[] if tok.unk_id is None else [tok.unk_id],
+                                 # one step per character the slowest sample still lacks
+                                 wanted=lambda: max_new_chars - min(counts))
         # A byte or BPE token may end inside a character: each sample decodes through its own
         # stream decoder, which holds back incomplete characters, and stops at its length.
-        decoders = [tok.stream_decoder() for _ in range(num_samples)]
-        counts = [0] * num_samples
-        for ids in steps:
-            pieces = []
-            for b, token_id in enumerate(ids.tolist()):
-                piece = decoders[b].step(token_id)[:max_new_chars - counts[b]]
-                counts[b] += len(piece)
-                pieces.append(piece)
-            yield pieces
-            if min(counts) >= max_new_chars:
-                return
+        decoders = [tok.stream_decoder().step for _ in range(num_samples)]
+        for chunk in chunks:
+            for ids in chunk.tolist():
+                pieces = [step(i)[:max_new_chars - n] for step, i, n in zip(decoders, ids, counts)]
+                counts = [n + len(p) for n, p in zip(counts, pieces)]
+                yield pieces
+                if min(counts) >= max_new_chars:
+                    return
 
     def stream(self, prompt: str = "", max_new_chars: int = 500, **settings) -> Iterator[str]:
         """Yield the new text piece by piece as it is sampled (settings as in `generate`)."""

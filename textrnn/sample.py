@@ -2,22 +2,25 @@
 
 `sample_next` is a pure function of the logits and a local `torch.Generator`: no global seed is
 read or set, so concurrent callers with their own generators never disturb each other.
-Temperature 0 means argmax and ignores the generator.
+Temperature 0 means argmax.
 
 `generate` primes the recurrent state with the whole prompt in one forward pass, then feeds one
 token per step, carrying the state: the prompt is never re-run. It yields the new token ids as
-they are chosen, so the CLI prints and the web UI streams from the same code. Left out on
-purpose: beam search (it makes dull text) and repetition penalties.
+they are chosen, so the CLI prints and the web UI streams from the same code. The steps run in
+the compiled kernel of fast.py where it can (same text, many times faster), else in PyTorch.
+Left out on purpose: beam search (it makes dull text) and repetition penalties.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
+
+from . import fast as fastpath
 
 
 def check_settings(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -31,14 +34,20 @@ def check_settings(temperature: float, top_k: int | None, top_p: float | None) -
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, generator: torch.Generator | None = None
-                ) -> torch.Tensor:
+                top_p: float | None = None, generator: torch.Generator | None = None,
+                uniforms: torch.Tensor | None = None) -> torch.Tensor:
     """Pick one token per row of `logits` (B, V) -> ids (B,).
 
     top_k keeps the k likeliest tokens; top_p keeps the smallest set whose probability reaches p
     (nucleus sampling, Holtzman et al. 2020). Both may be given; the likeliest token always
-    survives.
+    survives. The draw is by inverse CDF: one uniform per row (`uniforms`, float64 in [0, 1),
+    else drawn from `generator`; drawn even at temperature 0, so every step uses the same
+    randomness whatever the settings) picks the first token whose cumulative weight exceeds it.
+    The fast kernel (fast.py) applies this same rule to the same uniforms.
     """
+    if uniforms is None:
+        uniforms = torch.rand(logits.size(0), dtype=torch.float64, generator=generator,
+                              device=logits.device)
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
@@ -46,42 +55,77 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]         # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        before = probs.cumsum(dim=-1) - probs        # mass of the tokens ranked above each one
-        drop_sorted = before >= top_p                # those already past p are cut
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)
+        probs = torch.softmax(sorted_logits.double(), dim=-1)
+        cum = probs.cumsum(dim=-1)
+        drop_sorted = cum - probs >= top_p           # the mass ranked above it already reaches p
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)                              # (B, V)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    top = logits.max(dim=-1, keepdim=True).values
+    weights = torch.exp(logits.double() - top.double())                # (B, V), 0 where cut
+    cdf = weights.cumsum(dim=-1)
+    picked = torch.searchsorted(cdf, uniforms[:, None] * cdf[:, -1:], right=True).squeeze(-1)
+    last_kept = (weights > 0).cumsum(dim=-1).argmax(dim=-1)            # guards rounding at u~1
+    return torch.minimum(picked, last_kept)
 
 
-@torch.inference_mode()
+MAX_CHUNK = 32  # most steps the fast kernel runs per call; the first call runs 1, then doubling
+
+
 def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int | None,
              temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None,
              generator: torch.Generator | None = None, num_samples: int = 1,
-             banned: Sequence[int] = ()) -> Iterator[torch.Tensor]:
+             banned: Sequence[int] = (), fast: bool = True) -> Iterator[torch.Tensor]:
     """Yield steps of new ids, each (num_samples,), continuing `prompt_ids`; `max_new_tokens`
     steps, or without end if it is None (the caller stops when it has enough text).
 
     `prompt_ids` (T,) must hold at least one token. `banned` ids are never emitted (the
-    tokenizer's unknown id, for one).
+    tokenizer's unknown id, for one). Steps run in the fast kernel where it is available
+    (fast.py), else (or with fast=False) one PyTorch forward per step; both give the same text.
     """
+    for chunk in generate_chunks(model, prompt_ids, max_new_tokens, temperature, top_k, top_p,
+                                 generator, num_samples, banned, fast):
+        yield from chunk
+
+
+@torch.inference_mode()
+def generate_chunks(model, prompt_ids: torch.Tensor, max_new_tokens: int | None,
+                    temperature: float = 1.0, top_k: int | None = None,
+                    top_p: float | None = None, generator: torch.Generator | None = None,
+                    num_samples: int = 1, banned: Sequence[int] = (), fast: bool = True,
+                    wanted: Callable[[], int] | None = None) -> Iterator[torch.Tensor]:
+    """`generate`, a run of steps at a time: yields (steps, num_samples) tensors. The fast
+    kernel's first run is one step, so the first token comes at once; then runs double, up
+    to MAX_CHUNK steps, and never past `wanted()` (if given: how many more steps the caller
+    can use, asked before each run), so little is computed only to be thrown away. The plain
+    path yields one step at a time."""
     assert prompt_ids.dim() == 1 and len(prompt_ids) > 0, "prompt needs at least one token"
     check_settings(temperature, top_k, top_p)
     device = next(model.parameters()).device
     idx = prompt_ids.to(device).long()[None]                           # (1, T)
     logits, _, state = _forward(model, idx)                            # prime in one pass
-    logits = logits[:, -1].expand(num_samples, -1)                     # (B, V)
+    logits = logits[:, -1].expand(num_samples, -1).contiguous()       # (B, V)
     state = _repeat_state(state, num_samples)
     banned = list(banned)
+    stepper = (fastpath.stepper(model, num_samples, temperature, top_k, top_p, banned)
+               if fast else None)
+    if stepper is not None:
+        chunk, remaining = 1, max_new_tokens
+        while remaining is None or remaining > 0:
+            n = chunk if remaining is None else min(chunk, remaining)
+            n = n if wanted is None else max(1, min(n, wanted()))
+            uniforms = torch.rand(n, num_samples, dtype=torch.float64, generator=generator)
+            yield stepper.run(logits, state, uniforms)                 # updates logits, state
+            remaining = None if remaining is None else remaining - n
+            chunk = min(2 * chunk, MAX_CHUNK)
+        return
     for _ in range(max_new_tokens) if max_new_tokens is not None else itertools.count():
         if banned:
             logits = logits.clone()
             logits[:, banned] = float("-inf")
         nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
-        yield nxt
+        yield nxt[None]
         logits, _, state = _forward(model, nxt[:, None], state)        # one step, state carried
         logits = logits[:, -1]
 
@@ -120,8 +164,9 @@ def _forward(model, idx, state=None):
 
 
 def _repeat_state(state, n: int):
-    if n == 1:
-        return state
+    if n == 1:  # fresh from the prime: the kernel may update it in place
+        return tuple(map(torch.Tensor.contiguous, state)) if isinstance(state, tuple) \
+            else state.contiguous()
     if isinstance(state, tuple):
-        return tuple(s.repeat(1, n, 1) for s in state)
-    return state.repeat(1, n, 1)
+        return tuple(s.repeat(1, n, 1).contiguous() for s in state)
+    return state.repeat(1, n, 1).contiguous()

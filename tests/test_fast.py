@@ -1,0 +1,149 @@
+"""The fast generation kernel changes speed, not samples.
+
+Two claims, each tested for every cell: its logits agree with PyTorch's to 1e-5 at every step,
+fed the same tokens; and, given the same seed and settings, it samples the same tokens as the
+plain one-forward-per-step path. Odd sizes (not whole panels of 16) and both ways into layer 0
+(the folded table and the embedding) are covered, as is the fallback when no kernel can be built.
+"""
+
+import pytest
+import torch
+
+from conftest import TINY, make_model
+from textrnn import LM, fast
+from textrnn.sample import generate
+from textrnn.tokenizer import CharTokenizer
+
+CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+SETTINGS = [dict(temperature=0.0), dict(temperature=1.0), dict(temperature=0.7, top_k=5),
+            dict(temperature=1.2, top_p=0.9), dict(temperature=0.9, top_k=10, top_p=0.8)]
+
+
+def test_the_kernel_builds_here():
+    """CI machines have a C compiler; this is the path users get, so it must be what we test."""
+    assert fast.kernel() is not None, fast.status()
+
+
+def odd_model(cell, **kw):
+    """Sizes that fill no panel exactly, so padding is exercised."""
+    kw = dict(vocab=37, hidden=50, layers=3, embed=13) | kw
+    return make_model(cell, seed=3, **kw).eval()
+
+
+@pytest.mark.parametrize("table", [True, False], ids=["table", "embedding"])
+@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("cell", CELLS)
+def test_logits_agree_with_pytorch_at_every_step(cell, batch, table, monkeypatch):
+    if not table:
+        monkeypatch.setattr(fast, "MAX_TABLE_BYTES", 0)
+    model = odd_model(cell)
+    with torch.no_grad():
+        logits, _, state = model(torch.randint(1, 37, (batch, 5)))
+    logits = logits[:, -1].contiguous()
+    ref_state = state
+    state = tuple(s.clone() for s in state) if cell == "lstm" else state.clone()
+    stepper = fast.stepper(model, batch, 1.0, None, None, banned=[0])
+    assert stepper is not None
+    worst = 0.0
+    for _ in range(60):
+        tokens = stepper.run(logits, state, torch.rand(1, batch, dtype=torch.float64))
+        with torch.no_grad():
+            ref, _, ref_state = model(tokens.T, state=ref_state)
+        worst = max(worst, (ref[:, -1] - logits).abs().max().item())
+    assert worst <= 1e-5, worst
+
+
+def test_tied_weights_and_a_single_stream_of_a_wide_vocab():
+    model = make_model("lstm", vocab=300, hidden=32, embed=32, layers=1, tie_weights=True).eval()
+    for settings in SETTINGS:
+        plain, quick = (_tokens(model, kernel=f, num_samples=1, **settings) for f in (False, True))
+        assert torch.equal(plain, quick), settings
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_same_seed_same_tokens_as_the_plain_path(cell):
+    model = odd_model(cell)
+    for settings in SETTINGS:
+        for num_samples in (1, 4):
+            plain = _tokens(model, kernel=False, num_samples=num_samples, **settings)
+            quick = _tokens(model, kernel=True, num_samples=num_samples, **settings)
+            assert torch.equal(plain, quick), (settings, num_samples)
+
+
+def test_banned_ids_are_never_sampled_and_top_k_holds():
+    model = odd_model("lstm")
+    tokens = _tokens(model, kernel=True, num_samples=8, temperature=2.0, banned=[0, 5])
+    assert not torch.isin(tokens, torch.tensor([0, 5])).any()
+    assert len(tokens.unique()) > 10  # hot sampling does reach many tokens
+    greedy = _tokens(model, kernel=True, num_samples=1, temperature=0.0, top_k=1)
+    assert torch.equal(greedy, _tokens(model, kernel=True, num_samples=1, temperature=1.0,
+                                       top_k=1))
+
+
+def test_lm_streams_through_the_kernel(monkeypatch):
+    calls = []
+    run = fast.Stepper.run
+    monkeypatch.setattr(fast.Stepper, "run", lambda self, *a: calls.append(1) or run(self, *a))
+    tok = CharTokenizer.train(TINY)
+    lm = LM(make_model(vocab=tok.vocab_size), tok)
+    text = lm.generate("ANNA:", 200, seed=1)
+    assert len(text) == 200 and calls
+    assert len(calls) < 20  # chunks of steps, not a call per character
+
+
+def test_without_a_compiler_the_plain_path_gives_the_same_text(monkeypatch, tmp_path):
+    tok = CharTokenizer.train(TINY)
+    lm = LM(make_model(vocab=tok.vocab_size), tok)
+    expected = lm.samples("BEN:", 150, num_samples=3, seed=7, top_p=0.95)
+    monkeypatch.setattr(fast, "_lib", None)
+    monkeypatch.setattr(fast, "_why_not", None)
+    monkeypatch.setenv("TEXTRNN_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setattr(fast.shutil, "which", lambda name: None)
+    assert fast.kernel() is None
+    assert fast.status().startswith("plain PyTorch")
+    assert lm.samples("BEN:", 150, num_samples=3, seed=7, top_p=0.95) == expected
+
+
+def test_turned_off_by_the_environment(monkeypatch):
+    monkeypatch.setattr(fast, "_lib", None)
+    monkeypatch.setattr(fast, "_why_not", None)
+    monkeypatch.setenv("TEXTRNN_KERNEL", "0")
+    assert fast.kernel() is None and "TEXTRNN_KERNEL=0" in fast.status()
+
+
+def test_a_build_is_cached_and_leaves_no_temporary_files(monkeypatch, tmp_path):
+    monkeypatch.setenv("TEXTRNN_CACHE", str(tmp_path))
+    fast._build()
+    built = list((tmp_path / "kernels").iterdir())
+    assert len(built) == 1 and built[0].suffix == ".so"
+    mtime = built[0].stat().st_mtime_ns
+    fast._build()
+    assert list((tmp_path / "kernels").iterdir()) == built
+    assert built[0].stat().st_mtime_ns == mtime  # reused, not rebuilt
+
+
+def test_packed_weights_are_reused_until_a_parameter_changes():
+    model = odd_model("gru")
+    first = fast.weights(model)
+    assert fast.weights(model) is first
+    with torch.no_grad():
+        model.head.bias.add_(1.0)  # as an optimiser step would
+    assert fast.weights(model) is not first
+
+
+def test_pack_lays_out_panels_k_major():
+    w = torch.arange(2 * 20 * 3, dtype=torch.float32).reshape(40, 3)  # 2 groups of 20 rows
+    packed = fast.pack(w, groups=2).reshape(2, 2, 3, fast.PANEL)      # 2 panels per group
+    assert packed[1, 0, 2, 5] == w[20 + 5, 2]
+    assert packed[0, 1, 1, 3] == w[16 + 3, 1]
+    assert packed[0, 1, :, 4:].abs().sum() == 0                        # rows 20..31: padding
+
+
+def _tokens(model, kernel, num_samples, banned=(0,), steps=300, **settings):
+    if kernel:  # or this would compare the plain path with itself
+        assert fast.stepper(model, num_samples, 1.0, None, None) is not None
+    g = torch.Generator().manual_seed(11)
+    steps_iter = generate(model, torch.tensor([1, 2, 3]), steps, generator=g,
+                          num_samples=num_samples, banned=banned, fast=kernel, **settings)
+    return torch.stack(list(steps_iter))

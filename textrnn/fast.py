@@ -1,0 +1,270 @@
+"""The fast generation path: `_kernel.c`, compiled once per machine, runs whole chunks of steps.
+
+Calling `nn.LSTM` once per generated token spends almost all its time in per-call overhead: a
+2x256 LSTM step is ~0.8 MFLOP, far below what one PyTorch call costs to dispatch. The kernel
+instead runs many steps per call (sample, embed, every layer, head) in C over the model's own
+weight tensors, split over the intra-op threads, with layer 0's input projection folded into a
+per-token table when that table is small.
+
+    stepper = fast.stepper(model, batch, temperature, top_k, top_p, banned)   # None: plain path
+    tokens = stepper.run(logits, state, uniforms)                            # (steps, batch)
+
+It changes speed, not samples: it draws the same uniforms from the caller's generator and
+applies the same sampling rule as `sample.sample_next`; its logits agree with PyTorch's to about
+1e-6 (sums run in another order), so the text is the same. tests/test_fast.py checks both.
+
+The kernel is compiled with the system C compiler (`$CC`, else `cc`) on first use and cached
+under `$TEXTRNN_CACHE` (default `~/.cache/textrnn`), keyed by the source, the compiler and the
+CPU. Without a compiler, or with `TEXTRNN_KERNEL=0`, generation takes the plain PyTorch path,
+which gives the same text more slowly; `status()` says which path is in use and why.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import weakref
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("_kernel.c")
+MAX_LAYERS = 16                    # as in _kernel.c
+MAX_TABLE_BYTES = 64 * 2**20       # fold layer 0 into a per-token table up to this size
+PANEL = 16                         # as in _kernel.c
+CELLS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
+_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+
+class Net(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int32) for n in ("cell", "layers", "hidden", "embed", "vocab",
+                                              "batch", "threads", "hidden_p", "vocab_p")] + [
+        ("table", ctypes.c_void_p), ("emb", ctypes.c_void_p),
+        ("w_ih", ctypes.c_void_p * MAX_LAYERS), ("w_hh", ctypes.c_void_p * MAX_LAYERS),
+        ("b_ih", ctypes.c_void_p * MAX_LAYERS), ("b_hh", ctypes.c_void_p * MAX_LAYERS),
+        ("w_out", ctypes.c_void_p), ("b_out", ctypes.c_void_p),
+        ("temperature", ctypes.c_float), ("top_k", ctypes.c_int32), ("top_p", ctypes.c_double),
+        ("banned", ctypes.c_void_p), ("n_banned", ctypes.c_int32),
+        ("h", ctypes.c_void_p), ("h_alt", ctypes.c_void_p), ("c", ctypes.c_void_p),
+        ("gx", ctypes.c_void_p), ("gh", ctypes.c_void_p), ("logits", ctypes.c_void_p),
+        ("logits_p", ctypes.c_void_p),
+    ]
+
+
+_lock = threading.Lock()     # one build at a time
+_run_lock = threading.Lock()  # one kernel call at a time: threads spin at barriers, and two
+                              # teams on the same cores would slow each other down many-fold
+_lib: ctypes.CDLL | None = None
+_why_not: str | None = None
+
+
+def _flag_sets() -> list[list[str]]:
+    """Compiler flags to try, best first: this CPU's vector units and OpenMP threads if the
+    compiler has them."""
+    native = ["-march=native"] if platform.machine() in ("x86_64", "AMD64") else ["-mcpu=native"]
+    return [native + ["-fopenmp"], ["-fopenmp"], native, []]
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("TEXTRNN_CACHE") or Path.home() / ".cache" / "textrnn"
+    return Path(root) / "kernels"
+
+
+def _build() -> ctypes.CDLL:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise OSError("no C compiler found (set CC, or install gcc)")
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    errors = []
+    for flags in _flag_sets():
+        base = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-fPIC", "-shared", "-std=gnu11",
+                *flags]
+        key = hashlib.sha256("\0".join(
+            [SOURCE.read_text(), cc, version, " ".join(base), _cpu_name()]).encode()).hexdigest()
+        out = _cache_dir() / f"textrnn_kernel_{key[:16]}.so"
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+            os.close(fd)
+            proc = subprocess.run([cc, *base, str(SOURCE), "-o", tmp, "-lm"],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                os.unlink(tmp)
+                errors.append(proc.stderr.strip().splitlines()[-1:] or ["?"])
+                continue
+            os.replace(tmp, out)  # atomic: a concurrent build never sees half a file
+        lib = ctypes.CDLL(str(out))
+        lib.textrnn_run.argtypes = [ctypes.POINTER(Net), ctypes.c_int, ctypes.c_void_p,
+                                    ctypes.c_void_p]
+        lib.textrnn_run.restype = ctypes.c_int
+        return lib
+    raise OSError(f"the C compiler failed: {errors[0][0]}")
+
+
+def kernel() -> ctypes.CDLL | None:
+    """The compiled kernel, building it on first use; None where it cannot be had."""
+    global _lib, _why_not
+    if _lib is not None or _why_not is not None:
+        return _lib
+    with _lock:
+        if _lib is None and _why_not is None:
+            if os.environ.get("TEXTRNN_KERNEL", "1") == "0":
+                _why_not = "turned off by TEXTRNN_KERNEL=0"
+            else:
+                try:
+                    _lib = _build()
+                except (OSError, subprocess.SubprocessError) as e:
+                    _why_not = str(e)
+    return _lib
+
+
+def status() -> str:
+    """One line: which generation path is in use, and why."""
+    return "fast kernel" if kernel() is not None else f"plain PyTorch ({_why_not})"
+
+
+def _unsupported(model) -> str | None:
+    cfg = getattr(model, "config", None)
+    if cfg is None or cfg.cell not in CELLS:
+        return "not an RNNLM"
+    if cfg.layers > MAX_LAYERS:
+        return f"more than {MAX_LAYERS} layers"
+    p = model.head.weight
+    if p.device.type != "cpu" or p.dtype != torch.float32:
+        return "not a float32 model on the CPU"
+    if model.training and cfg.dropout > 0:
+        return "dropout is on (training mode)"
+    return None
+
+
+def _round_up(n: int) -> int:
+    return -(-n // PANEL) * PANEL
+
+
+def pack(w: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """(groups * R, K) weights -> panels of PANEL rows, each k-major, rows padded with zeros:
+    the layout the kernel reads, (groups * Rp/PANEL, K, PANEL) flattened."""
+    R, K = w.size(0) // groups, w.size(1)
+    w = torch.nn.functional.pad(w.reshape(groups, R, K), (0, 0, 0, _round_up(R) - R))
+    return w.reshape(groups, -1, PANEL, K).transpose(-1, -2).contiguous().flatten()
+
+
+def pad_rows(b: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """(..., groups * R) -> (..., groups * Rp): each group padded with zeros to whole panels."""
+    R = b.size(-1) // groups
+    b = b.reshape(*b.shape[:-1], groups, R)
+    return torch.nn.functional.pad(b, (0, _round_up(R) - R)).flatten(-2).contiguous()
+
+
+class Weights:
+    """A model's weights in the kernel's layout: panels, padding, layer 0 folded into a table.
+    Built once per model and reused while its parameters stay as they are (see `weights`)."""
+
+    def __init__(self, model):
+        cfg, rnn = model.config, model.rnn
+        H, L, V, G = cfg.hidden, cfg.layers, cfg.vocab_size, _GATES[cfg.cell]
+        self.tensors = []  # every tensor whose memory the kernel reads must outlive it
+
+        def ptr(t: torch.Tensor) -> int:
+            t = t.detach().contiguous()
+            self.tensors.append(t)
+            return t.data_ptr()
+
+        self.net = net = Net(cell=CELLS[cfg.cell], layers=L, hidden=H, embed=cfg.embed,
+                             vocab=V, hidden_p=_round_up(H), vocab_p=_round_up(V))
+        self.gates = G
+        with torch.no_grad():
+            if V * G * _round_up(H) * 4 <= MAX_TABLE_BYTES:  # x_t's projection: a row lookup
+                table = model.embed.weight @ rnn.weight_ih_l0.T + rnn.bias_ih_l0
+                net.table = ptr(pad_rows(table, G))
+            net.emb = ptr(model.embed.weight)
+            for l in range(L):
+                net.w_ih[l] = ptr(pack(getattr(rnn, f"weight_ih_l{l}"), G))
+                net.w_hh[l] = ptr(pack(getattr(rnn, f"weight_hh_l{l}"), G))
+                net.b_ih[l] = ptr(pad_rows(getattr(rnn, f"bias_ih_l{l}"), G))
+                net.b_hh[l] = ptr(pad_rows(getattr(rnn, f"bias_hh_l{l}"), G))
+            net.w_out, net.b_out = ptr(pack(model.head.weight)), ptr(pad_rows(model.head.bias))
+        # memory held beyond the model's own (the embedding is the model's tensor itself)
+        self.nbytes = sum(t.nbytes for t in self.tensors) - model.embed.weight.nbytes
+
+
+_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def weights(model) -> Weights:
+    """`model`'s packed weights, from the cache unless a parameter has changed since (an
+    optimiser step or a load bumps its version counter) or been replaced."""
+    key = tuple((p.data_ptr(), p._version) for p in model.parameters())
+    with _lock:
+        hit = _cache.get(model)
+        if hit is None or hit[0] != key:
+            hit = _cache[model] = (key, Weights(model))
+    return hit[1]
+
+
+class Stepper:
+    """The kernel bound to one model, batch size and set of sampling settings."""
+
+    def __init__(self, lib, model, batch: int, temperature: float, top_k: int | None,
+                 top_p: float | None, banned, threads: int | None = None):
+        self.lib, self.batch, self.weights = lib, batch, weights(model)
+        net = self.net = Net.from_buffer_copy(self.weights.net)
+        L, H, V, G = net.layers, net.hidden, net.vocab, self.weights.gates
+        net.batch, net.threads = batch, threads or torch.get_num_threads()
+        net.temperature = temperature
+        net.top_k = top_k if top_k is not None and top_k < V else 0
+        net.top_p = top_p if top_p is not None else 1.0
+        self.banned = torch.tensor(sorted(set(banned)), dtype=torch.int64)
+        net.banned, net.n_banned = self.banned.data_ptr(), len(self.banned)
+        self.h_alt = torch.empty(L, batch, H)
+        self.gx = torch.empty(batch, G * net.hidden_p)
+        self.gh = torch.empty(batch, G * net.hidden_p)
+        self.logits_p = torch.empty(batch, net.vocab_p)
+        for name in ("h_alt", "gx", "gh", "logits_p"):
+            setattr(net, name, getattr(self, name).data_ptr())
+
+    def run(self, logits: torch.Tensor, state, uniforms: torch.Tensor) -> torch.Tensor:
+        """Sample len(uniforms) steps. `logits` (B, V) and `state` (as nn.LSTM/GRU/RNN returns
+        it, contiguous float32) are updated in place; returns the tokens (steps, B)."""
+        steps = uniforms.size(0)
+        assert uniforms.shape == (steps, self.batch) and uniforms.dtype == torch.float64
+        assert logits.is_contiguous() and logits.dtype == torch.float32
+        h, c = state if isinstance(state, tuple) else (state, None)
+        assert h.is_contiguous() and (c is None or c.is_contiguous())
+        self.net.h, self.net.logits = h.data_ptr(), logits.data_ptr()
+        self.net.c = c.data_ptr() if c is not None else None
+        tokens = torch.empty(steps, self.batch, dtype=torch.int64)
+        uniforms = uniforms.contiguous()
+        with _run_lock:
+            rc = self.lib.textrnn_run(ctypes.byref(self.net), steps, uniforms.data_ptr(),
+                                      tokens.data_ptr())
+        if rc != 0:
+            raise MemoryError("the generation kernel could not allocate its scratch memory")
+        return tokens
+
+
+def stepper(model, batch: int, temperature: float, top_k: int | None, top_p: float | None,
+            banned=()) -> Stepper | None:
+    """A Stepper for `model`, or None where the plain path must run (see `status`)."""
+    if _unsupported(model) is not None:
+        return None
+    lib = kernel()
+    if lib is None:
+        return None
+    return Stepper(lib, model, batch, temperature, top_k, top_p, banned)
