@@ -144,6 +144,7 @@ def make_generate(catalog: Catalog):
             prompt = prompt[-MAX_PROMPT_CHARS:]
         length = int(_clamp(length, 0, MAX_NEW_CHARS, 300))
         temperature = _clamp(temperature, 0, MAX_TEMPERATURE, 0.8)
+        temperature = 0.0 if temperature < textrnn.sample.MIN_TEMPERATURE else temperature
         top_k = int(_clamp(top_k, 0, 10**6, 0)) or None          # 0 = off
         top_p = _clamp(top_p, 0.01, 1.0, 1.0)
         top_p = None if top_p >= 1 else top_p                   # 1 = off

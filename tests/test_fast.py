@@ -11,7 +11,7 @@ import torch
 
 from conftest import TINY, make_model
 from textrnn import LM, fast
-from textrnn.sample import generate
+from textrnn.sample import generate, sample_next
 from textrnn.tokenizer import CharTokenizer
 
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
@@ -51,6 +51,67 @@ def test_logits_agree_with_pytorch_at_every_step(cell, batch, table, monkeypatch
             ref, _, ref_state = model(tokens.T, state=ref_state)
         worst = max(worst, (ref[:, -1] - logits).abs().max().item())
     assert worst <= 1e-5, worst
+
+
+@pytest.mark.parametrize("threads,batch", [(1, 2), (3, 5), (8, 60)])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_threads_and_runs_of_steps_keep_state_and_logits_exact(cell, threads, batch):
+    """Uneven splits of 4 panels over 3 threads, more threads than panels, a batch wider than
+    the hidden layer, and calls of 2 and 3 steps (the state swaps buffers inside a call)."""
+    model = odd_model(cell)
+    with torch.no_grad():
+        logits, _, ref_state = model(torch.randint(1, 37, (batch, 4)))
+    logits = logits[:, -1].contiguous()
+    state = tuple(s.clone() for s in ref_state) if cell == "lstm" else ref_state.clone()
+    stepper = fast.Stepper(fast.kernel(), model, batch, 1.0, None, None, [0], threads=threads)
+    for steps in (2, 3, 2, 3):
+        tokens = stepper.run(logits, state, torch.rand(steps, batch, dtype=torch.float64))
+        with torch.no_grad():
+            ref, _, ref_state = model(tokens.T, state=ref_state)
+        assert (ref[:, -1] - logits).abs().max() <= 1e-5
+        for ours, theirs in zip(state if cell == "lstm" else [state],
+                                ref_state if cell == "lstm" else [ref_state]):
+            assert (ours - theirs).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("settings", [
+    dict(temperature=1.0), dict(temperature=0.0), dict(temperature=0.5, top_k=3),
+    dict(temperature=1.0, top_k=40), dict(temperature=1.0, top_p=1e-9),
+    dict(temperature=2.0, top_p=0.5), dict(temperature=1.0, top_k=2, top_p=0.3)])
+@pytest.mark.parametrize("banned", [[0], list(range(36))])
+def test_the_kernel_samples_by_the_same_rule_as_sample_next(settings, banned):
+    """One step samples from the logits handed in: exact, not statistical, agreement."""
+    model, B = odd_model("lstm"), 64
+    logits = torch.randn(B, 37, generator=torch.Generator().manual_seed(1)) * 3
+    logits[:8, 5] = logits[:8, 6] = 9.0                       # ties at the top
+    u = torch.rand(1, B, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    u[0, -1] = 1 - 2**-53                                     # the largest uniform there is
+    h = torch.zeros(3, B, 50)
+    stepper = fast.stepper(model, B, settings["temperature"], settings.get("top_k"),
+                           settings.get("top_p"), banned)
+    ours = stepper.run(logits.clone(), (h, h.clone()), u)[0]
+    masked = logits.clone()
+    masked[:, banned] = float("-inf")
+    theirs = sample_next(masked, settings["temperature"], settings.get("top_k"),
+                         settings.get("top_p"), uniforms=u[0])
+    assert torch.equal(ours, theirs)
+    assert not torch.isin(ours, torch.tensor(banned)).any()
+
+
+def test_bad_calls_raise_errors_not_crashes():
+    model = odd_model("lstm")
+    stepper = fast.stepper(model, 2, 1.0, None, None, [0])
+    logits, h = torch.zeros(2, 37), torch.zeros(3, 2, 50)
+    u = torch.rand(1, 2, dtype=torch.float64)
+    for bad_logits, bad_state in [(torch.zeros(3, 37), (h, h)), (logits, h),
+                                  (logits, (torch.zeros(3, 4, 50), h)),
+                                  (logits, (h.double(), h))]:
+        with pytest.raises(ValueError):
+            stepper.run(bad_logits, bad_state, u)
+    with pytest.raises(ValueError, match="banned"):
+        list(generate(model, torch.tensor([1]), 3, banned=[37]))
+    with pytest.raises(ValueError, match="temperature"):
+        list(generate(model, torch.tensor([1]), 3, temperature=1e-40))
 
 
 def test_tied_weights_and_a_single_stream_of_a_wide_vocab():
@@ -140,7 +201,7 @@ def test_pack_lays_out_panels_k_major():
     assert packed[0, 1, :, 4:].abs().sum() == 0                        # rows 20..31: padding
 
 
-def _tokens(model, kernel, num_samples, banned=(0,), steps=300, **settings):
+def _tokens(model, kernel, num_samples, banned=(0,), steps=150, **settings):
     if kernel:  # or this would compare the plain path with itself
         assert fast.stepper(model, num_samples, 1.0, None, None) is not None
     g = torch.Generator().manual_seed(11)

@@ -10,7 +10,7 @@
  *
  * Gate pre-activations use the same weights as torch.nn.LSTM/GRU/RNN (gate order i,f,g,o for
  * LSTM and r,z,n for GRU); sums run in a different order, so logits agree with PyTorch's to
- * about 1e-6, not bit for bit. fast.py compiles this file with the system C compiler, once per
+ * about 1e-7, not bit for bit. fast.py compiles this file with the system C compiler, once per
  * machine, and falls back to the plain PyTorch path when it cannot.
  */
 #include <math.h>

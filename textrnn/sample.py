@@ -23,10 +23,16 @@ import torch
 from . import fast as fastpath
 
 
+MIN_TEMPERATURE = 1e-3  # below it, use 0: the likeliest token
+
+
 def check_settings(temperature: float, top_k: int | None, top_p: float | None) -> None:
     """Raise ValueError, with advice, for settings that mean nothing."""
     if not temperature >= 0:  # also catches NaN
         raise ValueError(f"temperature must be >= 0 (0 = always the likeliest), got {temperature}")
+    if 0 < temperature < MIN_TEMPERATURE:  # logits / t would overflow to inf
+        raise ValueError(f"temperature must be 0 or at least {MIN_TEMPERATURE:g}, "
+                         f"got {temperature:g}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top-k must be at least 1 (or unset), got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
@@ -108,6 +114,8 @@ def generate_chunks(model, prompt_ids: torch.Tensor, max_new_tokens: int | None,
     logits = logits[:, -1].expand(num_samples, -1).contiguous()       # (B, V)
     state = _repeat_state(state, num_samples)
     banned = list(banned)
+    if any(not 0 <= i < logits.size(-1) for i in banned):
+        raise ValueError(f"banned ids must be in [0, {logits.size(-1)}), got {banned}")
     stepper = (fastpath.stepper(model, num_samples, temperature, top_k, top_p, banned)
                if fast else None)
     if stepper is not None:
