@@ -204,6 +204,26 @@ def test_tokenizer_benchmark_runs_and_prints_its_table(capsys):
     assert "best:" in out
 
 
+def test_training_benchmark_runs_the_protocol_and_prints_a_median(corpus_file, capsys):
+    from textrnn import bench
+    assert bench.main(["train", "--corpus", str(corpus_file), "--budget", "1", "--runs", "2",
+                       "--", "--hidden", "16", "--embed", "8", "--evals", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 3 and all("2x16 LSTM" in r for r in rows[1:])
+    assert "--time-budget 1 --hidden 16" in out and "median of 2: val" in out
+
+
+def test_protocol_split_is_the_first_90_and_last_10_percent(tmp_path, tiny_text):
+    from textrnn.bench import protocol_split
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(tiny_text, encoding="utf-8")
+    train_path, val_path = protocol_split(str(corpus), tmp_path)
+    train_text, val_text = train_path.read_text(), val_path.read_text()
+    assert train_text + val_text == tiny_text
+    assert len(train_text) == int(len(tiny_text) * 0.9)
+
+
 def test_generation_benchmark_prints_a_row_beside_its_baseline(capsys):
     from conftest import make_model
     from textrnn import LM

@@ -135,6 +135,68 @@ def bench_generate(names_and_lms, n1: int = 2000, n64: int = 200, n_naive: int =
     return rows
 
 
+def protocol_split(corpus: str, folder: Path) -> tuple[Path, Path]:
+    """The benchmark protocol's files: the first 90% of the text to train, the last 10% to
+    validate (by characters, as nanoGPT's shakespeare_char splits it)."""
+    from .data import read_corpus
+    text = read_corpus(corpus)
+    cut = int(len(text) * 0.9)
+    train_path, val_path = folder / "train.txt", folder / "val.txt"
+    train_path.write_text(text[:cut], encoding="utf-8")
+    val_path.write_text(text[cut:], encoding="utf-8")
+    return train_path, val_path
+
+
+def train_flops_per_token(model) -> int:
+    """FLOPs one training token costs: each weight matrix's multiply-adds, twice forward (a
+    multiply and an add) and four times backward (the gradients of inputs and of weights)."""
+    rnn = model.rnn
+    matrices = [p for n, p in rnn.named_parameters() if n.startswith("weight")]
+    return 6 * (sum(p.numel() for p in matrices) + model.head.weight.numel())
+
+
+TRAIN_HEADER = ("| run | model | batch x seq | lr | steps | val nats/char | val bits/char | "
+                "training chars/s | GFLOP/s (share of matmul rate) |\n"
+                "|---|---|---|---|---|---|---|---|---|")
+
+
+def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()) -> list[dict]:
+    """`textrnn train train.txt --val-file val.txt --time-budget BUDGET [flags]` on the
+    protocol split, `runs` times; prints a row per run and the medians."""
+    from . import checkpoint
+    from .cli import _build_parser, _train_config
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        train_path, val_path = protocol_split(corpus, Path(tmp))
+        for i in range(runs):
+            flops = matmul_rate()
+            argv = ["train", str(train_path), "--val-file", str(val_path), "--time-budget",
+                    f"{budget:g}", "--out", str(Path(tmp) / f"run{i}"), "--no-progress",
+                    *flags]
+            cfg = _train_config(_build_parser().parse_args(argv))
+            out = train(cfg, log=lambda m: None, progress=False)
+            model, _, config = checkpoint.load(out / "last")
+            summary = config["training"]
+            metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+            val = [m for m in metrics if "val_loss" in m][-1]  # at the end of the budget
+            tokens_per_s = summary["tokens_seen"] / summary["train_time_s"]
+            achieved = train_flops_per_token(model) * tokens_per_s
+            m, tc = model.config, summary["train_config"]
+            row = {"run": i + 1, "model": f"{m.layers}x{m.hidden} {m.cell.upper()}",
+                   "batch": tc["batch_size"], "seq_len": tc["seq_len"], "lr": tc["lr"],
+                   "steps": summary["steps"], "val_nats_per_char": val["val_loss"],
+                   "val_bpc": val["val_bpc"],
+                   "chars_per_s": summary["chars_seen"] / summary["train_time_s"],
+                   "GFLOPs": achieved / 1e9, "matmul_GFLOPs": flops / 1e9}
+            rows.append(row)
+            print(f"| {i + 1} | {row['model']} | {row['batch']} x {row['seq_len']} | "
+                  f"{row['lr']:g} | {row['steps']:,} | {row['val_nats_per_char']:.4f} | "
+                  f"{row['val_bpc']:.4f} | {row['chars_per_s']:,.0f} | {row['GFLOPs']:.0f} "
+                  f"({row['GFLOPs'] / row['matmul_GFLOPs']:.0%} of {row['matmul_GFLOPs']:.0f}) |",
+                  flush=True)
+    return rows
+
+
 HEADER = ("| tokenizer | vocabulary | chars/token | steps | training chars/s | val nats/char "
           "| val bits/char | val nats/token |\n|---|---|---|---|---|---|---|---|")
 
@@ -153,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=120, help="seconds of training per run (120)")
     p.add_argument("--vocab-sizes", default="512,1024,4096", help="BPE sizes (512,1024,4096)")
     p.add_argument("--seed", type=int, default=1337)
+    p = sub.add_parser("train", help="the training protocol: val loss after a time budget")
+    p.add_argument("--corpus", required=True, help="the benchmark text, e.g. tinyshakespeare.txt")
+    p.add_argument("--budget", type=float, default=300, help="seconds of training per run (300)")
+    p.add_argument("--runs", type=int, default=1, help="runs, for a median (1)")
+    p.add_argument("flags", nargs=argparse.REMAINDER,
+                   help="after --: more `textrnn train` flags, for sweeps")
     p = sub.add_parser("generate", help="sampling speed against the naive per-step baseline")
     p.add_argument("--checkpoints", default="checkpoints", help="folder of checkpoints to time")
     p.add_argument("--chars", type=int, default=2000,
@@ -160,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "generate":
         return _main_generate(args)
+    if args.command == "train":
+        return _main_train(args)
     sizes = [int(v) for v in args.vocab_sizes.split(",") if v]
     print(f"corpus {args.corpus}, {args.budget:g} s of training per run, defaults otherwise\n")
     print(HEADER, flush=True)
@@ -168,6 +238,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nbest: {best['tokenizer']} {best['vocab']:,} at {best['val_bpc']:.4f} bits/char "
           f"({best['val_nats_per_char']:.4f} nats/char, {math.exp(best['val_nats_per_char']):.3f} "
           "perplexity per char)")
+    return 0
+
+
+def _main_train(args) -> int:
+    flags = args.flags[1:] if args.flags[:1] == ["--"] else args.flags
+    print(f"textrnn train train.txt --val-file val.txt --time-budget {args.budget:g} "
+          f"{' '.join(flags)}\n(train.txt, val.txt: the first 90% and last 10% of {args.corpus}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads)\n")
+    print(TRAIN_HEADER, flush=True)
+    rows = bench_train(args.corpus, args.budget, args.runs, flags)
+    if len(rows) > 1:
+        med = statistics.median
+        print(f"\nmedian of {len(rows)}: val {med(r['val_nats_per_char'] for r in rows):.4f} "
+              f"nats/char = {med(r['val_bpc'] for r in rows):.4f} bits/char, "
+              f"{med(r['chars_per_s'] for r in rows):,.0f} chars/s, "
+              f"{med(r['GFLOPs'] / r['matmul_GFLOPs'] for r in rows):.0%} of the matmul rate")
     return 0
 
 
