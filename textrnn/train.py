@@ -54,9 +54,10 @@ class TrainConfig:
     tokenizer: str = "char"        # char (one token per character), bpe or byte
     vocab_size: int | None = None  # BPE vocabulary (default 1024); char and byte fix their own
     model: ModelConfig = field(default_factory=ModelConfig)
-    seq_len: int = 100             # BPTT length: gradients flow back this many tokens
-    batch_size: int = 32           # parallel streams; more uses the cores better, to a point
-    lr: float = 3e-3               # peak AdamW learning rate; RNNs like 1e-3..5e-3
+    seq_len: int = 50              # BPTT length: gradients flow back this many tokens
+    batch_size: int = 64           # parallel streams; more uses the cores better, to a point
+    lr: float = 1e-2               # peak AdamW learning rate: with warm-up, a cosine to zero and
+                                   # clipping, 1e-2 beat 3e-3 by 0.18 nats/char in 110 s (README)
     min_lr: float = 0.0            # where the cosine ends; 0 spends the whole budget annealing
     warmup_steps: int = 50         # linear warm-up (capped at a tenth of max_steps)
     weight_decay: float = 0.01     # AdamW decay on weight matrices (not biases)
