@@ -89,13 +89,18 @@ def _naive_per_step(model, n: int) -> None:
             idx = torch.multinomial(probs, 1, generator=g)[None]
 
 
+def _matmul_weights(model) -> int:
+    """Multiply-adds one token costs in a forward pass: every weight matrix of the recurrent
+    layers and the head (the embedding is a lookup)."""
+    matrices = [p for n, p in model.rnn.named_parameters() if n.startswith("weight")]
+    return sum(p.numel() for p in matrices) + model.head.weight.numel()
+
+
 def _step_cost(model) -> tuple[int, int]:
     """(bytes of weights read, FLOPs) per step of one stream, from the model's shapes. Layer 0's
     input weights are left out of the bytes: the kernel reads a table row instead."""
-    rnn, head = model.rnn, model.head.weight
-    matrices = [p for n, p in rnn.named_parameters() if n.startswith("weight")] + [head]
-    flops = 2 * sum(p.numel() for p in matrices)
-    return 4 * (sum(p.numel() for p in matrices) - rnn.weight_ih_l0.numel()), flops
+    weights = _matmul_weights(model)
+    return 4 * (weights - model.rnn.weight_ih_l0.numel()), 2 * weights
 
 
 GENERATE_HEADER = (
@@ -150,9 +155,7 @@ def protocol_split(corpus: str, folder: Path) -> tuple[Path, Path]:
 def train_flops_per_token(model) -> int:
     """FLOPs one training token costs: each weight matrix's multiply-adds, twice forward (a
     multiply and an add) and four times backward (the gradients of inputs and of weights)."""
-    rnn = model.rnn
-    matrices = [p for n, p in rnn.named_parameters() if n.startswith("weight")]
-    return 6 * (sum(p.numel() for p in matrices) + model.head.weight.numel())
+    return 6 * _matmul_weights(model)
 
 
 TRAIN_HEADER = ("| run | model | batch x seq | lr | steps | val nats/char | val bits/char | "

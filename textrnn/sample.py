@@ -172,9 +172,8 @@ def _forward(model, idx, state=None):
 
 
 def _repeat_state(state, n: int):
-    if n == 1:  # fresh from the prime: the kernel may update it in place
-        return tuple(map(torch.Tensor.contiguous, state)) if isinstance(state, tuple) \
-            else state.contiguous()
+    """The prime's state for n streams, as fresh contiguous tensors the kernel may update in
+    place."""
     if isinstance(state, tuple):
-        return tuple(s.repeat(1, n, 1).contiguous() for s in state)
-    return state.repeat(1, n, 1).contiguous()
+        return tuple(s.repeat(1, n, 1) for s in state)
+    return state.repeat(1, n, 1)
