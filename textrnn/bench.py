@@ -158,9 +158,9 @@ def train_flops_per_token(model) -> int:
     return 6 * _matmul_weights(model)
 
 
-TRAIN_HEADER = ("| run | model | batch x seq | lr | steps | val nats/char | val bits/char | "
-                "training chars/s | GFLOP/s (share of matmul rate) |\n"
-                "|---|---|---|---|---|---|---|---|---|")
+TRAIN_HEADER = ("| run | model | dropout | batch x seq | lr | precision | steps | val nats/char | "
+                "val bits/char | training chars/s | GFLOP/s (share of fp32 matmul rate) |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()) -> list[dict]:
@@ -173,11 +173,13 @@ def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()
         train_path, val_path = protocol_split(corpus, Path(tmp))
         for i in range(runs):
             flops = matmul_rate()
+            seed = [] if "--seed" in flags else ["--seed", str(1337 + i)]  # a new draw per run
             argv = ["train", str(train_path), "--val-file", str(val_path), "--time-budget",
                     f"{budget:g}", "--out", str(Path(tmp) / f"run{i}"), "--no-progress",
-                    *flags]
+                    *seed, *flags]
             cfg = _train_config(_build_parser().parse_args(argv))
-            out = train(cfg, log=lambda m: None, progress=False)
+            said = []
+            out = train(cfg, log=said.append, progress=False)
             model, _, config = checkpoint.load(out / "last")
             summary = config["training"]
             metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -186,14 +188,17 @@ def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()
             achieved = train_flops_per_token(model) * tokens_per_s
             m, tc = model.config, summary["train_config"]
             row = {"run": i + 1, "model": f"{m.layers}x{m.hidden} {m.cell.upper()}",
+                   "dropout": m.dropout, "precision": summary["precision"],
                    "batch": tc["batch_size"], "seq_len": tc["seq_len"], "lr": tc["lr"],
                    "steps": summary["steps"], "val_nats_per_char": val["val_loss"],
                    "val_bpc": val["val_bpc"],
                    "chars_per_s": summary["chars_seen"] / summary["train_time_s"],
-                   "GFLOPs": achieved / 1e9, "matmul_GFLOPs": flops / 1e9}
+                   "GFLOPs": achieved / 1e9, "matmul_GFLOPs": flops / 1e9,
+                   "chose": next((m for m in said if m.startswith("chose")), "")}
             rows.append(row)
-            print(f"| {i + 1} | {row['model']} | {row['batch']} x {row['seq_len']} | "
-                  f"{row['lr']:g} | {row['steps']:,} | {row['val_nats_per_char']:.4f} | "
+            print(f"| {i + 1} | {row['model']} | {row['dropout']:g} | {row['batch']} x "
+                  f"{row['seq_len']} | {row['lr']:g} | {row['precision']} | {row['steps']:,} | "
+                  f"{row['val_nats_per_char']:.4f} | "
                   f"{row['val_bpc']:.4f} | {row['chars_per_s']:,.0f} | {row['GFLOPs']:.0f} "
                   f"({row['GFLOPs'] / row['matmul_GFLOPs']:.0%} of {row['matmul_GFLOPs']:.0f}) |",
                   flush=True)
@@ -251,6 +256,10 @@ def _main_train(args) -> int:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads)\n")
     print(TRAIN_HEADER, flush=True)
     rows = bench_train(args.corpus, args.budget, args.runs, flags)
+    for r in rows:
+        if r["chose"]:
+            print(f"\nrun {r['run']}: {r['chose']}", end="")
+    print()
     if len(rows) > 1:
         med = statistics.median
         print(f"\nmedian of {len(rows)}: val {med(r['val_nats_per_char'] for r in rows):.4f} "

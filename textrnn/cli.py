@@ -1,7 +1,9 @@
 """The command line: `textrnn train | sample | eval | info`. A thin door over the library.
 
 Every flag maps onto one field of `TrainConfig` or `ModelConfig`; a flag left out keeps the
-dataclass default (or, with --resume, the value the run was started with). Mistakes a person can
+dataclass default (or, with --resume, the value the run was started with); the model's width,
+layers and dropout, the batch shape and the learning rate default to a choice made from the corpus
+and the budget at the start of the run (auto.py), which is printed. Mistakes a person can
 make become one line on stderr and exit status 1; Ctrl-C exits with 130, after training has
 saved its state.
 """
@@ -18,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, checkpoint
+from . import __version__, auto, checkpoint
 from .data import corpus_name, read_corpus
 from .lm import load, new_seed
 from .model import CELLS, ModelConfig
 from .tokenizer import KINDS as TOKENIZERS
-from .train import DEFAULT_STEPS, TrainConfig, train
+from .train import DEFAULT_STEPS, PRECISIONS, TrainConfig, train
 
 MODEL_FLAGS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
 FIXED_ON_RESUME = MODEL_FLAGS | {"tokenizer", "vocab_size"}  # the checkpoint decides these
@@ -48,26 +50,32 @@ def _train_parser(sub) -> None:
                    f"values ({d.tokenizer})")
     g.add_argument("--vocab-size", type=int, help="BPE vocabulary size (1024); bigger tokens "
                    "mean fewer steps per character but a larger softmax")
-    g.add_argument("--seq-len", type=int, help=f"tokens per BPTT window ({d.seq_len}); longer "
-                   "lets gradients reach further back, at the same cost per token")
+    g.add_argument("--seq-len", type=int, help=f"tokens per BPTT window (auto: {auto.SEQ_LEN}); "
+                   "longer lets gradients reach further back, at the same cost per token")
     g.add_argument("--batch-size", type=int,
-                   help=f"parallel streams ({d.batch_size}); shrinks itself on a short corpus")
+                   help=f"parallel streams (auto: {auto.BATCH}, fewer for a short budget or "
+                   "corpus)")
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=CELLS, help=f"recurrent cell ({m.cell})")
-    g.add_argument("--hidden", type=int, help=f"units per layer ({m.hidden})")
-    g.add_argument("--layers", type=int, help=f"stacked layers ({m.layers})")
+    g.add_argument("--hidden", type=int, help="units per layer (auto: the widest of "
+                   f"{', '.join(map(str, auto.WIDTHS))} that the budget and corpus afford)")
+    g.add_argument("--layers", type=int, help=f"stacked layers (auto: {auto.LAYERS})")
     g.add_argument("--embed", type=int, help=f"embedding width ({m.embed})")
-    g.add_argument("--dropout", type=float, help=f"dropout ({m.dropout}); try 0.1-0.3 if "
+    g.add_argument("--dropout", type=float, help="dropout (auto: 0, rising to "
+                   f"{auto.MAX_DROPOUT} as a run reads the corpus more times); raise it if "
                    "validation loss rises while training loss falls")
     g.add_argument("--tie-weights", action="store_true", default=None,
                    help="share embedding and output weights (needs --embed equal to --hidden)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--lr", type=float, help=f"peak learning rate ({d.lr}); lower it if the "
-                   "loss jumps or turns NaN")
+    g.add_argument("--lr", type=float, help=f"peak learning rate (auto: {auto.BASE_LR:g} at "
+                   f"width {auto.BASE_WIDTH}, less for wider models); lower it if the loss jumps "
+                   "or turns NaN")
     g.add_argument("--min-lr", type=float, help=f"learning rate at the end ({d.min_lr})")
     g.add_argument("--warmup-steps", type=int, help=f"linear warm-up steps ({d.warmup_steps})")
     g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay ({d.weight_decay})")
     g.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off ({d.grad_clip})")
+    g.add_argument("--precision", choices=PRECISIONS, help="fp32, or bf16 matmuls with fp32 "
+                   f"weights; auto: bf16 on a CPU with native bf16, else fp32 ({d.precision})")
     g.add_argument("--max-steps", type=int, help="stop after this many steps")
     g.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="stop after this much training time; the learning-rate schedule fits "

@@ -15,13 +15,14 @@ inside the cell, and anything that would stop PyTorch's fused RNN kernels from r
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+FALLBACK = {"hidden": 256, "layers": 2, "dropout": 0.0}
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (h) or, for LSTM, (h, c)
 
@@ -31,28 +32,36 @@ class ModelConfig:
     vocab_size: int = 0      # set by the tokenizer from the training text; 0 until it is known
     cell: str = "lstm"       # lstm | gru | rnn_tanh | rnn_relu; LSTM learns text best per FLOP
     embed: int = 64          # embedding width; a char vocabulary of ~100 needs few dimensions
-    hidden: int = 256        # units per layer: the model's memory and most of its cost (~H^2)
-    layers: int = 2          # stacked layers; a second layer helps, a third rarely pays on a CPU
-    dropout: float = 0.0     # on embeddings, between layers and before the head; raise it (0.1-0.3)
-                             # when validation loss rises while training loss falls
+    hidden: int | None = None  # units per layer: the model's memory and most of its cost (~H^2)
+    layers: int | None = None  # stacked layers; a second layer helps, a third rarely pays on a CPU
+    dropout: float | None = None  # on embeddings, between layers and before the head; raise it
+                             # (0.1-0.3) when validation loss rises while training loss falls
+    # None: `textrnn train` chooses from the corpus and budget (auto.py); a model built directly
+    # takes FALLBACK's values
     tie_weights: bool = False  # share the embedding with the output layer (needs embed == hidden)
 
     def __post_init__(self):
         if self.cell not in CELLS:
             raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
         for name in ("embed", "hidden", "layers"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
+        if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.vocab_size < 0:
             raise ValueError(f"vocab_size must be positive, got {self.vocab_size}")
-        if self.tie_weights and self.embed != self.hidden:
+        if self.tie_weights and self.hidden is not None and self.embed != self.hidden:
             raise ValueError(f"weight tying needs embed == hidden (got {self.embed} and "
                              f"{self.hidden}); set --embed {self.hidden} or drop tying")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def filled(self) -> ModelConfig:
+        """This config with FALLBACK's values where it leaves a choice open (None); tied weights
+        take the embedding's width."""
+        fallback = {**FALLBACK, "hidden": self.embed if self.tie_weights else FALLBACK["hidden"]}
+        return replace(self, **{k: v for k, v in fallback.items() if getattr(self, k) is None})
 
 
 class RNNLM(nn.Module):
@@ -60,7 +69,7 @@ class RNNLM(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         assert config.vocab_size > 0, "vocab_size comes from the tokenizer"
-        self.config = c = config
+        self.config = c = config.filled()
         self.embed = nn.Embedding(c.vocab_size, c.embed)
         kind = {"lstm": nn.LSTM, "gru": nn.GRU}.get(c.cell, nn.RNN)
         extra = {"nonlinearity": c.cell[4:]} if c.cell.startswith("rnn_") else {}
@@ -93,10 +102,10 @@ class RNNLM(nn.Module):
         return logits, loss, state
 
 
-def detach_state(state: State | None) -> State | None:
-    """Cut the graph at a batch boundary (truncated BPTT), keeping the values."""
+def detach_state(state: State | None, dtype: torch.dtype | None = None) -> State | None:
+    """Cut the graph at a batch boundary (truncated BPTT), keeping the values (as `dtype`)."""
     if state is None:
         return None
     if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)
-    return state.detach()
+        return tuple(s.detach().to(dtype) for s in state)
+    return state.detach().to(dtype)

@@ -34,7 +34,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from . import checkpoint
+from . import auto, checkpoint
 from .data import Batches, corpus_name, fit_batch_shape, read_corpus, split
 from .lm import evaluate_ids, predicted_chars
 from .model import ModelConfig, RNNLM, detach_state
@@ -42,6 +42,7 @@ from .tokenizer import KINDS as TOKENIZERS
 from .tokenizer import build as build_tokenizer
 
 DEFAULT_STEPS = 2000  # the budget when neither max_steps nor time_budget is given
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -54,14 +55,17 @@ class TrainConfig:
     tokenizer: str = "char"        # char (one token per character), bpe or byte
     vocab_size: int | None = None  # BPE vocabulary (default 1024); char and byte fix their own
     model: ModelConfig = field(default_factory=ModelConfig)
-    seq_len: int = 50              # BPTT length: gradients flow back this many tokens
-    batch_size: int = 64           # parallel streams; more uses the cores better, to a point
-    lr: float = 1e-2               # peak AdamW learning rate: with warm-up, a cosine to zero and
-                                   # clipping, 1e-2 beat 3e-3 by 0.18 nats/char in 110 s (README)
+    seq_len: int | None = None     # BPTT length: gradients flow back this many tokens
+    batch_size: int | None = None  # parallel streams; more uses the cores better, to a point
+    lr: float | None = None        # peak AdamW learning rate (warm-up, then a cosine to min_lr)
+    # None (the default for these three and for the model's hidden, layers and dropout): chosen
+    # from the corpus size and the budget when the run starts; see auto.py
     min_lr: float = 0.0            # where the cosine ends; 0 spends the whole budget annealing
     warmup_steps: int = 50         # linear warm-up (capped at a tenth of max_steps)
     weight_decay: float = 0.01     # AdamW decay on weight matrices (not biases)
     grad_clip: float = 1.0         # clip the global gradient norm to this; 0 turns it off
+    precision: str = "auto"        # fp32, or bf16 (bfloat16 matmuls, fp32 weights and loss);
+                                   # auto takes bf16 on a CPU with native bf16, else fp32
     max_steps: int | None = None   # optimizer steps; with no budget at all, DEFAULT_STEPS
     time_budget: float | None = None  # seconds of training (validation time not counted)
     evals: int = 5                 # validation passes spread evenly over the run, the last at end
@@ -77,14 +81,19 @@ class TrainConfig:
         checks = [
             (self.tokenizer in TOKENIZERS,
              f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}"),
-            (self.seq_len >= 1, f"seq-len must be at least 1, got {self.seq_len}"),
-            (self.batch_size >= 1, f"batch-size must be at least 1, got {self.batch_size}"),
-            (self.lr > 0 and math.isfinite(self.lr),
+            (self.seq_len is None or self.seq_len >= 1,
+             f"seq-len must be at least 1, got {self.seq_len}"),
+            (self.batch_size is None or self.batch_size >= 1,
+             f"batch-size must be at least 1, got {self.batch_size}"),
+            (self.lr is None or (self.lr > 0 and math.isfinite(self.lr)),
              f"lr must be a positive number, got {self.lr}"),
-            (0 <= self.min_lr <= self.lr, f"min-lr must be in [0, lr], got {self.min_lr}"),
+            (0 <= self.min_lr <= (math.inf if self.lr is None else self.lr),
+             f"min-lr must be in [0, lr], got {self.min_lr}"),
             (self.warmup_steps >= 0, f"warmup-steps must be >= 0, got {self.warmup_steps}"),
             (self.weight_decay >= 0, f"weight-decay must be >= 0, got {self.weight_decay}"),
             (self.grad_clip >= 0, f"grad-clip must be >= 0, got {self.grad_clip}"),
+            (self.precision in PRECISIONS,
+             f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"),
             (self.max_steps is None or self.max_steps >= 1,
              f"max-steps must be at least 1, got {self.max_steps}"),
             (self.time_budget is None or self.time_budget > 0,
@@ -115,6 +124,22 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device cuda asked for, but this PyTorch sees no CUDA GPU")
     return device
+
+
+def pick_precision(name: str, device: torch.device) -> str:
+    """auto -> bf16 where the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), else fp32.
+
+    bf16 autocast runs the RNN's and the head's matmuls in bfloat16 with fp32 accumulation; the
+    weights, the optimizer and the loss stay fp32. On a CPU without native bf16 it is emulated
+    and slower than fp32, so auto keeps fp32 there (and on GPUs, which this was not measured on).
+    """
+    if name != "auto":
+        if name == "bf16" and device.type == "mps":
+            raise ValueError("bf16 training is not supported on mps; use --precision fp32")
+        return name
+    native = device.type == "cpu" and torch.backends.mkldnn.is_available() and \
+        torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return "bf16" if native else "fp32"
 
 
 def lr_at(cfg: TrainConfig, step: int, progress: float, warmup: int) -> float:
@@ -201,6 +226,7 @@ def train(cfg: TrainConfig, command: str | None = None,
     t_start = time.time()
     out = _prepare_out(cfg)
     device = pick_device(cfg.device)
+    precision = pick_precision(cfg.precision, device)
     resume = None
     if cfg.resume:
         last = checkpoint.last_dir(cfg.resume)
@@ -221,6 +247,10 @@ def train(cfg: TrainConfig, command: str | None = None,
         raise ValueError(f"validation text too short ({len(val_text)} characters)")
     chars_per_token = len(train_text) / max(len(train_ids), 1)  # to report per character
     val_chars = predicted_chars(tokenizer, val_text, val_ids)
+    if resume is None:  # fill in what was left to choose (a resumed run has it all)
+        cfg, why = auto.choose(cfg, len(train_ids), tokenizer.vocab_size, device,
+                               precision == "bf16")
+        cfg = replace(cfg, min_lr=min(cfg.min_lr, cfg.lr))
     B, T = fit_batch_shape(len(train_ids), cfg.batch_size, cfg.seq_len)
     if (B, T) != (cfg.batch_size, cfg.seq_len):
         log(f"corpus is short ({len(train_ids):,} training tokens): using batch-size {B}, "
@@ -270,12 +300,15 @@ def train(cfg: TrainConfig, command: str | None = None,
     log(f"corpus {cfg.corpus}: {len(text):,} chars; {tokenizer.kind} tokenizer, vocabulary "
         f"{tokenizer.vocab_size:,}, {chars_per_token:.2f} chars/token; train {len(train_ids):,} "
         f"tokens, validate {len(val_ids):,}")
-    log(f"model {cm.layers}x{cm.hidden} {cm.cell.upper()}, embedding {cm.embed}: "
+    if resume is None and why:
+        log(why)
+    log(f"model {cm.layers}x{cm.hidden} {cm.cell.upper()}, embedding {cm.embed}, dropout "
+        f"{cm.dropout:g}: "
         f"{model.num_params():,} parameters on {device}")
     resumed = f", from step {s['step']:,}" if resume else ""
     budget_text = " or ".join(([f"{max_steps:,} steps"] if max_steps else []) +
                               ([f"{budget:g} s"] if budget else []))
-    log(f"batch {B} x {T} tokens, lr {cfg.lr:g} (cosine to {cfg.min_lr:g}), budget "
+    log(f"batch {B} x {T} tokens, {precision}, lr {cfg.lr:g} (cosine to {cfg.min_lr:g}), budget "
         f"{budget_text}{resumed}; writing {out}")
 
     summary_base = {
@@ -284,7 +317,8 @@ def train(cfg: TrainConfig, command: str | None = None,
         "val_source": cfg.val_file or f"last {cfg.val_fraction:g} of the corpus",
         "tokenizer": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
         "chars_per_token": round(chars_per_token, 4), "val_chars": len(val_text),
-        "command": command, "device": str(device), "torch_version": torch.__version__,
+        "command": command, "device": str(device), "precision": precision,
+        "torch_version": torch.__version__,
         "train_config": {k: v for k, v in cfg.to_dict().items() if k != "model"},
     }
 
@@ -336,7 +370,8 @@ def train(cfg: TrainConfig, command: str | None = None,
             for group in opt.param_groups:
                 group["lr"] = lr
             # b. forward, backward, clip, step
-            _, loss, new_carry = model(x, y, carry)
+            with torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
+                _, loss, new_carry = model(x, y, carry)
             loss.backward()
             norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                     if cfg.grad_clip else torch.tensor(0.0))
@@ -350,7 +385,7 @@ def train(cfg: TrainConfig, command: str | None = None,
                     + f"Try a lower --lr (now {cfg.lr:g}) or --grad-clip.")
             opt.step()
             opt.zero_grad(set_to_none=True)
-            carry = detach_state(new_carry)
+            carry = detach_state(new_carry, torch.float32)
             dt = time.perf_counter() - t0
             s["step"] += 1
             s["pos"] += 1

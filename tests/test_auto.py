@@ -1,0 +1,108 @@
+"""The defaults that adapt to the corpus and the budget (auto.py)."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from textrnn import ModelConfig, auto
+from textrnn.train import TrainConfig, train
+
+CPU = torch.device("cpu")
+
+
+def flops_speed(rate: float):
+    """A machine that trains at `rate` FLOP/s: tokens/s = rate / (6 x weights)."""
+    return lambda mc, b, t: rate / (6 * auto.num_weights(mc))
+
+
+def no_timing(*_):
+    raise AssertionError("a step budget must not time anything")
+
+
+def pick(n_tokens=1_000_000, vocab=65, speed=None, **kw):
+    cfg, why = auto.choose(TrainConfig(**kw), n_tokens, vocab, CPU, False, speed=speed)
+    return cfg, why
+
+
+def test_a_longer_budget_buys_a_wider_model_and_never_breaks_the_rules():
+    widths = []
+    for budget in (10, 100, 300, 1800, 20_000):
+        cfg, _ = pick(n_tokens=50_000_000, time_budget=budget, speed=flops_speed(150e9))
+        weights = auto.num_weights(cfg.model)
+        tokens = 150e9 / (6 * weights) * budget
+        assert tokens >= auto.TOKENS_PER_WEIGHT * weights or cfg.model.hidden == auto.WIDTHS[0]
+        assert weights <= auto.WEIGHTS_PER_TOKEN * 50_000_000
+        widths.append(cfg.model.hidden)
+    assert widths == sorted(widths) and widths[0] < widths[-1]
+    # each choice is the widest that passes: the next width up would not get enough tokens
+    cfg, _ = pick(n_tokens=50_000_000, time_budget=300, speed=flops_speed(150e9))
+    wider = auto.WIDTHS[auto.WIDTHS.index(cfg.model.hidden) + 1]
+    w = auto.num_weights(ModelConfig(vocab_size=65, hidden=wider, layers=2, dropout=0.0))
+    assert 150e9 / (6 * w) * 300 < auto.TOKENS_PER_WEIGHT * w
+
+
+def test_a_small_corpus_caps_the_model_whatever_the_budget():
+    cfg, why = pick(n_tokens=100_000, time_budget=3600, speed=flops_speed(1e12))
+    assert auto.num_weights(cfg.model) <= auto.WEIGHTS_PER_TOKEN * 100_000
+    assert cfg.model.hidden < 256
+    # ...and a run that will read it hundreds of times gets the most dropout
+    assert cfg.model.dropout == auto.MAX_DROPOUT and "passes over the corpus" in why
+
+
+def test_a_step_budget_is_decided_without_timing_and_keeps_enough_steps():
+    cfg, why = pick(max_steps=20, speed=no_timing)
+    assert cfg.batch_size == auto.MIN_BATCH  # 20 steps is short: smaller batches
+    assert cfg.model.hidden == auto.WIDTHS[0]
+    cfg, _ = pick(max_steps=5000, speed=no_timing)
+    assert cfg.batch_size == auto.BATCH
+    assert cfg.model.hidden > auto.WIDTHS[0]
+    # the same inputs give the same choice
+    assert pick(max_steps=5000, speed=no_timing)[0] == cfg
+
+
+def test_values_set_by_hand_are_kept_and_not_reported_as_chosen():
+    cfg, why = pick(max_steps=2000, speed=no_timing, lr=3e-3, batch_size=16, seq_len=20,
+                    model=ModelConfig(hidden=48, dropout=0.0))
+    assert (cfg.lr, cfg.batch_size, cfg.seq_len) == (3e-3, 16, 20)
+    assert (cfg.model.hidden, cfg.model.dropout, cfg.model.layers) == (48, 0.0, auto.LAYERS)
+    assert why.startswith("chose layers 2 (") and "hidden" not in why.split("(")[0]
+    everything = dict(lr=1e-3, batch_size=4, seq_len=8,
+                      model=ModelConfig(hidden=8, layers=1, dropout=0.1))
+    assert pick(max_steps=10, speed=no_timing, **everything)[1] == ""
+
+
+def test_tied_weights_get_the_embedding_width():
+    cfg, _ = pick(max_steps=100, speed=no_timing, model=ModelConfig(embed=96, tie_weights=True))
+    assert cfg.model.hidden == 96
+
+
+def test_dropout_and_learning_rate_rules():
+    assert auto.dropout_for(1) == auto.dropout_for(4) == 0.0
+    assert auto.dropout_for(10) == 0.1
+    rising = [auto.dropout_for(p) for p in (8, 16, 32, 1000)]
+    assert rising == sorted(rising) and 0 < rising[0] and rising[-1] == auto.MAX_DROPOUT
+    assert auto.lr_for(auto.BASE_WIDTH) == auto.BASE_LR
+    assert auto.lr_for(64) > auto.lr_for(256) > auto.lr_for(1024)
+    assert auto.lr_for(1024) == pytest.approx(auto.BASE_LR / 4 ** 0.75, rel=0.02)
+
+
+def test_train_speed_times_a_real_model():
+    mc = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0)
+    speed = auto.train_speed(mc, 4, 10, CPU, bf16=False)
+    assert math.isfinite(speed) and speed > 0
+
+
+def test_train_says_what_it_chose_and_records_the_values(corpus_file, tmp_path):
+    said = []
+    out = train(TrainConfig(corpus=str(corpus_file), out=str(tmp_path / "r"), max_steps=15,
+                            precision="fp32"), log=said.append, progress=False)
+    chose = [m for m in said if m.startswith("chose")]
+    lr = auto.lr_for(64)
+    assert len(chose) == 1 and "hidden 64" in chose[0] and f"lr {lr:g}" in chose[0]
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["hidden"] == 64 and config["model"]["dropout"] is not None
+    tc = config["training"]["train_config"]
+    assert tc["lr"] == lr and tc["batch_size"] >= 1 and tc["seq_len"] >= 1
+    assert config["training"]["precision"] == "fp32"

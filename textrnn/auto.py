@@ -1,0 +1,154 @@
+"""Defaults that adapt: model width, dropout, learning rate and batch from the corpus and budget.
+
+A run can afford a number of training tokens D: max_steps x batch x seq_len for a step budget,
+and for a time budget the tokens per second this machine trains a candidate model at (timed in a
+few steps at the start) times the seconds. Then, measured on the sweep in docs/training.md:
+
+- width: the widest of `WIDTHS` (two layers) that still gets `TOKENS_PER_WEIGHT` training tokens
+  per weight, and has at most `WEIGHTS_PER_TOKEN` weights per corpus token. A wider model that
+  cannot see enough text in the budget is still learning when time runs out, and the narrower one
+  that converged wins; a model much larger than its corpus memorises it.
+- dropout: none while the run reads the corpus only a few times; more as the number of passes
+  grows (the larger model a long run buys would otherwise overfit a small corpus).
+- learning rate: `BASE_LR` at width 256, times (256 / width) ** 0.75: wider layers sum more
+  inputs per unit, so each weight must move less.
+- batch: 64 streams of 50 tokens, fewer streams when that leaves fewer than `MIN_STEPS` steps
+  (a short budget is better spent on more, smaller steps), shrunk further for a short corpus.
+
+Anything set by hand is kept, and the rest is chosen around it. `choose` returns the filled-in
+config and a line saying what it chose and why.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable
+
+import torch
+
+from .model import ModelConfig, RNNLM
+
+if TYPE_CHECKING:
+    from .train import TrainConfig
+
+WIDTHS = (64, 96, 128, 192, 256, 384, 512, 768, 1024)
+LAYERS = 2
+TOKENS_PER_WEIGHT = 2.0   # training tokens each weight needs before a wider model pays
+WEIGHTS_PER_TOKEN = 4.0   # at most this many weights per training token of corpus
+BASE_LR, BASE_WIDTH = 1e-2, 256
+BATCH, SEQ_LEN, MIN_STEPS, MIN_BATCH = 64, 50, 500, 8
+MAX_DROPOUT = 0.3
+
+
+def num_weights(cfg: ModelConfig) -> int:
+    """Parameters of a model with this config (built on the meta device: no memory, no time)."""
+    with torch.device("meta"):
+        return RNNLM(cfg).num_params()
+
+
+def dropout_for(passes: float) -> float:
+    """Dropout for a run that reads the corpus `passes` times: 0.1 at 10 passes, 0.1 more per
+    doubling, up to `MAX_DROPOUT`; none below 0.05 (about 7 passes)."""
+    p = round(min(MAX_DROPOUT, 0.1 * math.log2(max(passes, 1) / 5)), 2)
+    return p if p >= 0.05 else 0.0
+
+
+def lr_for(width: int) -> float:
+    """BASE_LR at BASE_WIDTH, times (BASE_WIDTH / width) ** 0.75, to two significant digits."""
+    return float(f"{BASE_LR * (BASE_WIDTH / width) ** 0.75:.2g}")
+
+
+def train_speed(cfg: ModelConfig, batch: int, seq_len: int, device: torch.device,
+                bf16: bool, steps: int = 3) -> float:
+    """Training tokens per second of a fresh model with `cfg`: the median of `steps` timed
+    forward-backward-update steps, after one untimed step."""
+    model = RNNLM(cfg).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.randint(cfg.vocab_size, (batch, seq_len + 1), device=device)
+    times = []
+    for _ in range(steps + 1):
+        t0 = time.perf_counter()
+        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+            _, loss, _ = model(x[:, :-1], x[:, 1:])
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return batch * seq_len / statistics.median(times[1:])
+
+
+def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.device, bf16: bool,
+           speed: Callable[[ModelConfig, int, int], float] | None = None
+           ) -> tuple[TrainConfig, str]:
+    """Fill in what `cfg` leaves unset (None) for a corpus of `n_tokens` training tokens.
+
+    `speed(model_config, batch, seq_len)` gives training tokens per second; by default it is
+    timed on `device` (only when there is a time budget)."""
+    m = replace(cfg.model, vocab_size=vocab_size)
+    if m.tie_weights and m.hidden is None:
+        m = replace(m, hidden=m.embed)  # tying needs the two widths equal
+    seq_len = cfg.seq_len or SEQ_LEN
+    batch = cfg.batch_size or BATCH
+    if speed is None:
+        def speed(mc, b, t):
+            return train_speed(mc, b, t, device, bf16)
+    steps = cfg.max_steps
+    if steps is None and cfg.time_budget is None:
+        from .train import DEFAULT_STEPS
+        steps = DEFAULT_STEPS
+
+    def tokens(mc: ModelConfig, b: int) -> float:
+        """Training tokens the budget buys for this model at batch b."""
+        d = [steps * b * seq_len] if steps else []
+        if cfg.time_budget:
+            d.append(speed(mc, b, seq_len) * cfg.time_budget)
+        return min(d)
+
+    def filled(width: int) -> ModelConfig:
+        return replace(m, hidden=width if m.hidden is None else m.hidden,
+                       layers=LAYERS if m.layers is None else m.layers,
+                       dropout=m.dropout or 0.0)
+
+    # 1. width: the widest candidate that the budget and the corpus both afford
+    if m.hidden is None:
+        width = WIDTHS[0]
+        for w in WIDTHS:
+            mc = filled(w)
+            p = num_weights(mc)
+            if p > WEIGHTS_PER_TOKEN * n_tokens or tokens(mc, batch) < TOKENS_PER_WEIGHT * p:
+                break
+            width = w
+        m = replace(m, hidden=width)
+    m = filled(m.hidden)
+
+    # 2. batch: keep at least MIN_STEPS steps when the budget is short
+    if cfg.batch_size is None:
+        while batch > MIN_BATCH and tokens(m, batch) / (batch * seq_len) < MIN_STEPS:
+            batch //= 2
+    d = tokens(m, batch)
+    timed = cfg.time_budget and (not steps or d < steps * batch * seq_len)
+    why = [f"{d / 1e6:.3g}M tokens in the budget"
+           + (f" at {d / cfg.time_budget:,.0f} tokens/s" if timed else ""),
+           f"{d / num_weights(m):.3g} per weight"]
+
+    # 3. dropout from the passes over the corpus, lr from the width
+    passes = d / max(n_tokens, 1)
+    why.append(f"{passes:.3g} passes over the corpus")
+    if cfg.model.dropout is None:
+        m = replace(m, dropout=dropout_for(passes))
+    lr = cfg.lr if cfg.lr is not None else lr_for(m.hidden)
+    out = replace(cfg, model=m, lr=lr, batch_size=batch, seq_len=seq_len)
+    picked = [f"{name} {value:g}" for name, before, value in [
+        ("hidden", cfg.model.hidden, m.hidden), ("layers", cfg.model.layers, m.layers),
+        ("dropout", cfg.model.dropout, m.dropout), ("lr", cfg.lr, lr),
+        ("batch-size", cfg.batch_size, batch), ("seq-len", cfg.seq_len, seq_len)]
+        if before is None]
+    if not picked:
+        return out, ""
+    return out, f"chose {', '.join(picked)} ({'; '.join(why)})"
+
