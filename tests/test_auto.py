@@ -51,15 +51,28 @@ def test_a_small_corpus_caps_the_model_whatever_the_budget():
     assert cfg.model.dropout == auto.MAX_DROPOUT and "passes over the corpus" in why
 
 
-def test_a_step_budget_is_decided_without_timing_and_keeps_enough_steps():
+def test_a_step_budget_is_decided_without_timing():
     cfg, why = pick(max_steps=20, speed=no_timing)
-    assert cfg.batch_size == auto.MIN_BATCH  # 20 steps is short: smaller batches
-    assert cfg.model.hidden == auto.WIDTHS[0]
+    assert cfg.batch_size == auto.BATCH  # smaller batches would add no steps, only read less
+    assert cfg.model.hidden == auto.WIDTHS[0] and "tokens/s" not in why
     cfg, _ = pick(max_steps=5000, speed=no_timing)
     assert cfg.batch_size == auto.BATCH
     assert cfg.model.hidden > auto.WIDTHS[0]
-    # the same inputs give the same choice
-    assert pick(max_steps=5000, speed=no_timing)[0] == cfg
+
+
+def test_a_short_time_budget_takes_smaller_batches_for_enough_steps():
+    calls = []
+
+    def speed(mc, b, t):  # 20,000 tokens/s whatever the width and batch
+        calls.append((mc.hidden, b))
+        return 20_000.0
+
+    cfg, why = pick(time_budget=60, speed=speed)  # 1.2M tokens: 375 steps at 64 x 50
+    steps = 20_000 * 60 / (cfg.batch_size * cfg.seq_len)
+    assert cfg.batch_size == 32 and steps >= auto.MIN_STEPS and "20,000 tokens/s" in why
+    assert len(calls) == len(set(calls))  # each width and batch is timed once
+    # a step budget that ends first keeps the full batch
+    assert pick(time_budget=60, max_steps=100, speed=speed)[0].batch_size == auto.BATCH
 
 
 def test_values_set_by_hand_are_kept_and_not_reported_as_chosen():
@@ -74,8 +87,9 @@ def test_values_set_by_hand_are_kept_and_not_reported_as_chosen():
 
 
 def test_tied_weights_get_the_embedding_width():
-    cfg, _ = pick(max_steps=100, speed=no_timing, model=ModelConfig(embed=96, tie_weights=True))
-    assert cfg.model.hidden == 96
+    cfg, why = pick(max_steps=100, speed=no_timing,
+                    model=ModelConfig(embed=96, tie_weights=True))
+    assert cfg.model.hidden == 96 and "hidden" not in why.split("(")[0]
 
 
 def test_dropout_and_learning_rate_rules():
@@ -92,6 +106,29 @@ def test_train_speed_times_a_real_model():
     mc = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0)
     speed = auto.train_speed(mc, 4, 10, CPU, bf16=False)
     assert math.isfinite(speed) and speed > 0
+
+
+def test_a_resumed_run_keeps_what_was_chosen(corpus_file, tmp_path):
+    out = train(TrainConfig(corpus=str(corpus_file), out=str(tmp_path / "r"), max_steps=10,
+                            precision="bf16"), log=lambda m: None, progress=False)
+    first = json.loads((out / "config.json").read_text())["training"]
+    assert first["precision"] == first["train_config"]["precision"] == "bf16"
+    said = []
+    train(TrainConfig(corpus=str(corpus_file), out=str(out), resume=str(out), max_steps=20),
+          log=said.append, progress=False)
+    again = json.loads((out / "last" / "config.json").read_text())["training"]
+    assert again["steps"] == 20 and not any(m.startswith("chose") for m in said)
+    for key in ("lr", "batch_size", "seq_len", "precision"):
+        assert again["train_config"][key] == first["train_config"][key]
+
+
+def test_a_min_lr_above_the_chosen_lr_is_said_and_clamped(corpus_file, tmp_path):
+    said = []
+    out = train(TrainConfig(corpus=str(corpus_file), out=str(tmp_path / "r"), max_steps=5,
+                            min_lr=0.5, precision="fp32"), log=said.append, progress=False)
+    tc = json.loads((out / "config.json").read_text())["training"]["train_config"]
+    assert tc["min_lr"] == tc["lr"] < 0.5
+    assert any(m.startswith("note: min-lr 0.5 is above the chosen lr") for m in said)
 
 
 def test_train_says_what_it_chose_and_records_the_values(corpus_file, tmp_path):

@@ -11,8 +11,8 @@ from textrnn.lm import evaluate_ids
 
 
 def tiny_config(corpus, out, **kw):
-    model = kw.pop("model", ModelConfig(hidden=32, embed=16, layers=1))
-    defaults = dict(seq_len=16, batch_size=8, lr=1e-2, evals=2, max_steps=40)
+    model = kw.pop("model", ModelConfig(hidden=32, embed=16, layers=1, dropout=0.0))
+    defaults = dict(seq_len=16, batch_size=8, lr=1e-2, evals=2, max_steps=40, precision="fp32")
     return TrainConfig(corpus=str(corpus), out=str(out), model=model, **{**defaults, **kw})
 
 

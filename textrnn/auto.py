@@ -12,8 +12,9 @@ few steps at the start) times the seconds. Then, measured on the sweep in docs/t
   grows (the larger model a long run buys would otherwise overfit a small corpus).
 - learning rate: `BASE_LR` at width 256, times (256 / width) ** 0.75: wider layers sum more
   inputs per unit, so each weight must move less.
-- batch: 64 streams of 50 tokens, fewer streams when that leaves fewer than `MIN_STEPS` steps
-  (a short budget is better spent on more, smaller steps), shrunk further for a short corpus.
+- batch: 64 streams of 50 tokens, fewer streams when a time budget would leave fewer than
+  `MIN_STEPS` steps (a short budget is better spent on more, smaller steps), shrunk further for a
+  short corpus.
 
 Anything set by hand is kept, and the rest is chosen around it. `choose` returns the filled-in
 config and a line saying what it chose and why.
@@ -21,6 +22,7 @@ config and a line saying what it chose and why.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
@@ -71,7 +73,7 @@ def train_speed(cfg: ModelConfig, batch: int, seq_len: int, device: torch.device
     times = []
     for _ in range(steps + 1):
         t0 = time.perf_counter()
-        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, torch.bfloat16) if bf16 else contextlib.nullcontext():
             _, loss, _ = model(x[:, :-1], x[:, 1:])
         loss.backward()
         opt.step()
@@ -87,16 +89,22 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
            ) -> tuple[TrainConfig, str]:
     """Fill in what `cfg` leaves unset (None) for a corpus of `n_tokens` training tokens.
 
-    `speed(model_config, batch, seq_len)` gives training tokens per second; by default it is
-    timed on `device` (only when there is a time budget)."""
+    `speed(model_config, batch, seq_len)` gives training tokens per second; by default each
+    width and batch it is asked about is timed once on `device` (only with a time budget)."""
     m = replace(cfg.model, vocab_size=vocab_size)
     if m.tie_weights and m.hidden is None:
         m = replace(m, hidden=m.embed)  # tying needs the two widths equal
     seq_len = cfg.seq_len or SEQ_LEN
     batch = cfg.batch_size or BATCH
-    if speed is None:
-        def speed(mc, b, t):
-            return train_speed(mc, b, t, device, bf16)
+    timings: dict[tuple[int, int], float] = {}
+
+    def timed_speed(mc: ModelConfig, b: int) -> float:
+        """Tokens/s for this width and batch, timed once (or asked of `speed`)."""
+        key = (mc.hidden, b)
+        if key not in timings:
+            timings[key] = (speed(mc, b, seq_len) if speed is not None else
+                            train_speed(mc, b, seq_len, device, bf16))
+        return timings[key]
     steps = cfg.max_steps
     if steps is None and cfg.time_budget is None:
         from .train import DEFAULT_STEPS
@@ -106,7 +114,7 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
         """Training tokens the budget buys for this model at batch b."""
         d = [steps * b * seq_len] if steps else []
         if cfg.time_budget:
-            d.append(speed(mc, b, seq_len) * cfg.time_budget)
+            d.append(timed_speed(mc, b) * cfg.time_budget)
         return min(d)
 
     def filled(width: int) -> ModelConfig:
@@ -126,9 +134,14 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
         m = replace(m, hidden=width)
     m = filled(m.hidden)
 
-    # 2. batch: keep at least MIN_STEPS steps when the budget is short
+    # 2. batch: keep at least MIN_STEPS steps when a short time budget is what ends the run
+    # (under a step budget, smaller batches would add no steps, only read less)
+    def steps_at(b: int) -> float:
+        return tokens(m, b) / (b * seq_len)
+
     if cfg.batch_size is None:
-        while batch > MIN_BATCH and tokens(m, batch) / (batch * seq_len) < MIN_STEPS:
+        while (batch > MIN_BATCH and steps_at(batch) < MIN_STEPS
+               and (not steps or steps_at(batch) < steps)):
             batch //= 2
     d = tokens(m, batch)
     timed = cfg.time_budget and (not steps or d < steps * batch * seq_len)
@@ -142,9 +155,11 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
     if cfg.model.dropout is None:
         m = replace(m, dropout=dropout_for(passes))
     lr = cfg.lr if cfg.lr is not None else lr_for(m.hidden)
-    out = replace(cfg, model=m, lr=lr, batch_size=batch, seq_len=seq_len)
+    out = replace(cfg, model=m, lr=lr, min_lr=min(cfg.min_lr, lr), batch_size=batch,
+                  seq_len=seq_len)
     picked = [f"{name} {value:g}" for name, before, value in [
-        ("hidden", cfg.model.hidden, m.hidden), ("layers", cfg.model.layers, m.layers),
+        ("hidden", m.hidden if m.tie_weights else cfg.model.hidden, m.hidden),
+        ("layers", cfg.model.layers, m.layers),
         ("dropout", cfg.model.dropout, m.dropout), ("lr", cfg.lr, lr),
         ("batch-size", cfg.batch_size, batch), ("seq-len", cfg.seq_len, seq_len)]
         if before is None]

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from .model import ModelConfig
 from .train import TrainConfig, train
 
 
@@ -38,8 +39,10 @@ def bench_tokenizers(corpus: str, budget: float, vocab_sizes: list[int], seed: i
     with tempfile.TemporaryDirectory() as tmp:
         for kind, vocab in runs:
             out = Path(tmp) / f"{kind}{vocab or ''}"
+            # one fixed model for every tokenizer, so that only the tokens differ
             cfg = TrainConfig(corpus=corpus, out=str(out), tokenizer=kind, vocab_size=vocab,
-                              time_budget=budget, seed=seed)
+                              time_budget=budget, seed=seed, lr=1e-2, batch_size=64, seq_len=50,
+                              model=ModelConfig(hidden=256, layers=2, dropout=0.0))
             train(cfg, log=lambda m: None, progress=False)
             summary = json.loads((out / "config.json").read_text())["training"]
             metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -272,7 +275,7 @@ def _main_train(args) -> int:
 def _main_generate(args) -> int:
     from . import checkpoint, fast
     from .lm import LM, load
-    from .model import ModelConfig, RNNLM
+    from .model import RNNLM
     from .tokenizer import CharTokenizer
     lms = [(p.name, load(p)) for p in sorted(Path(args.checkpoints).iterdir())
            if checkpoint.is_checkpoint(p)]

@@ -16,11 +16,14 @@ step that depends on the machine's speed). Resuming restores weights, optimizer 
 data position and the carried state, so a run stopped at step N and resumed gives the weights a
 run that never stopped gives. Ctrl-C saves `last/` and re-raises KeyboardInterrupt. A loss that
 turns NaN or infinite stops the run with FloatingPointError, keeping the last good checkpoint.
-Left out on purpose: mixed precision, gradient accumulation and multi-GPU.
+Where the CPU multiplies bfloat16 natively, the forward pass runs under bf16 autocast
+(`precision`); weights, optimizer and loss stay fp32. Left out on purpose: fp16 with loss
+scaling, gradient accumulation and multi-GPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -59,7 +62,8 @@ class TrainConfig:
     batch_size: int | None = None  # parallel streams; more uses the cores better, to a point
     lr: float | None = None        # peak AdamW learning rate (warm-up, then a cosine to min_lr)
     # None (the default for these three and for the model's hidden, layers and dropout): chosen
-    # from the corpus size and the budget when the run starts; see auto.py
+    # when the run starts (auto.py): width, dropout and lr from the corpus size and the budget,
+    # batch 64 (fewer for a short time budget) and seq-len 50
     min_lr: float = 0.0            # where the cosine ends; 0 spends the whole budget annealing
     warmup_steps: int = 50         # linear warm-up (capped at a tenth of max_steps)
     weight_decay: float = 0.01     # AdamW decay on weight matrices (not biases)
@@ -226,13 +230,18 @@ def train(cfg: TrainConfig, command: str | None = None,
     t_start = time.time()
     out = _prepare_out(cfg)
     device = pick_device(cfg.device)
-    precision = pick_precision(cfg.precision, device)
     resume = None
     if cfg.resume:
         last = checkpoint.last_dir(cfg.resume)
         model, tokenizer, _ = checkpoint.load(last)
         resume = checkpoint.load_resume(last)
-        cfg = replace(cfg, model=model.config)
+        saved = resume[1]["train_config"]
+        keep = {k: saved[k] for k in ("seq_len", "batch_size", "lr") if getattr(cfg, k) is None}
+        if cfg.precision == "auto":  # the run's own; runs from before --precision were fp32
+            keep["precision"] = saved.get("precision", "fp32")
+        cfg = replace(cfg, model=model.config, **keep)
+    precision = pick_precision(cfg.precision, device)
+    cfg = replace(cfg, precision=precision)  # recorded as run, so a resume keeps it
 
     # 2. Data: text -> train/val text -> ids; the tokenizer learns from the training text only.
     text = read_corpus(cfg.corpus, cfg.encoding)
@@ -248,9 +257,12 @@ def train(cfg: TrainConfig, command: str | None = None,
     chars_per_token = len(train_text) / max(len(train_ids), 1)  # to report per character
     val_chars = predicted_chars(tokenizer, val_text, val_ids)
     if resume is None:  # fill in what was left to choose (a resumed run has it all)
+        asked = cfg.min_lr
         cfg, why = auto.choose(cfg, len(train_ids), tokenizer.vocab_size, device,
                                precision == "bf16")
-        cfg = replace(cfg, min_lr=min(cfg.min_lr, cfg.lr))
+        if cfg.min_lr < asked:  # choose() caps it at the lr it chose
+            log(f"note: min-lr {asked:g} is above the chosen lr {cfg.lr:g}; using "
+                f"{cfg.lr:g} for both (a flat schedule)")
     B, T = fit_batch_shape(len(train_ids), cfg.batch_size, cfg.seq_len)
     if (B, T) != (cfg.batch_size, cfg.seq_len):
         log(f"corpus is short ({len(train_ids):,} training tokens): using batch-size {B}, "
@@ -350,6 +362,10 @@ def train(cfg: TrainConfig, command: str | None = None,
         """Total nats over the whole validation text, read as one stream (see LM.evaluate)."""
         return evaluate_ids(model, val_ids)[0]
 
+    def amp():
+        return (torch.autocast(device.type, torch.bfloat16) if precision == "bf16"
+                else contextlib.nullcontext())
+
     # 5. The loop.
     bar = tqdm(total=max_steps if max_steps else budget, initial=s["step"] if max_steps else 0,
                unit="step" if max_steps else "s", disable=not progress, dynamic_ncols=True,
@@ -370,7 +386,7 @@ def train(cfg: TrainConfig, command: str | None = None,
             for group in opt.param_groups:
                 group["lr"] = lr
             # b. forward, backward, clip, step
-            with torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
+            with amp():
                 _, loss, new_carry = model(x, y, carry)
             loss.backward()
             norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
