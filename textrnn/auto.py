@@ -22,7 +22,6 @@ config and a line saying what it chose and why.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import statistics
 import time
@@ -31,13 +30,13 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from .model import ModelConfig, RNNLM
+from .model import FALLBACK, ModelConfig, RNNLM, autocast
 
 if TYPE_CHECKING:
     from .train import TrainConfig
 
 WIDTHS = (64, 96, 128, 192, 256, 384, 512, 768, 1024)
-LAYERS = 2
+LAYERS = FALLBACK["layers"]  # two; a third lost at 300 s (docs/training.md)
 TOKENS_PER_WEIGHT = 2.0   # training tokens each weight needs before a wider model pays
 WEIGHTS_PER_TOKEN = 4.0   # at most this many weights per training token of corpus
 BASE_LR, BASE_WIDTH = 1e-2, 256
@@ -73,7 +72,7 @@ def train_speed(cfg: ModelConfig, batch: int, seq_len: int, device: torch.device
     times = []
     for _ in range(steps + 1):
         t0 = time.perf_counter()
-        with torch.autocast(device.type, torch.bfloat16) if bf16 else contextlib.nullcontext():
+        with autocast(device, bf16):
             _, loss, _ = model(x[:, :-1], x[:, 1:])
         loss.backward()
         opt.step()
@@ -118,9 +117,8 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
         return min(d)
 
     def filled(width: int) -> ModelConfig:
-        return replace(m, hidden=width if m.hidden is None else m.hidden,
-                       layers=LAYERS if m.layers is None else m.layers,
-                       dropout=m.dropout or 0.0)
+        """m at this width (unless set), layers and dropout as a directly built model has them."""
+        return replace(m, hidden=width if m.hidden is None else m.hidden).filled()
 
     # 1. width: the widest candidate that the budget and the corpus both afford
     if m.hidden is None:

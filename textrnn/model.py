@@ -15,6 +15,7 @@ inside the cell, and anything that would stop PyTorch's fused RNN kernels from r
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -100,6 +101,11 @@ class RNNLM(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten().long())
         return logits, loss, state
+
+
+def autocast(device: torch.device, bf16: bool):
+    """The context a training forward pass runs in: bf16 autocast, or nothing (fp32)."""
+    return torch.autocast(device.type, torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 def detach_state(state: State | None, dtype: torch.dtype | None = None) -> State | None:

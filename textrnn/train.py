@@ -23,7 +23,6 @@ scaling, gradient accumulation and multi-GPU.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -40,7 +39,7 @@ from tqdm import tqdm
 from . import auto, checkpoint
 from .data import Batches, corpus_name, fit_batch_shape, read_corpus, split
 from .lm import evaluate_ids, predicted_chars
-from .model import ModelConfig, RNNLM, detach_state
+from .model import ModelConfig, RNNLM, autocast, detach_state
 from .tokenizer import KINDS as TOKENIZERS
 from .tokenizer import build as build_tokenizer
 
@@ -362,10 +361,6 @@ def train(cfg: TrainConfig, command: str | None = None,
         """Total nats over the whole validation text, read as one stream (see LM.evaluate)."""
         return evaluate_ids(model, val_ids)[0]
 
-    def amp():
-        return (torch.autocast(device.type, torch.bfloat16) if precision == "bf16"
-                else contextlib.nullcontext())
-
     # 5. The loop.
     bar = tqdm(total=max_steps if max_steps else budget, initial=s["step"] if max_steps else 0,
                unit="step" if max_steps else "s", disable=not progress, dynamic_ncols=True,
@@ -386,7 +381,7 @@ def train(cfg: TrainConfig, command: str | None = None,
             for group in opt.param_groups:
                 group["lr"] = lr
             # b. forward, backward, clip, step
-            with amp():
+            with autocast(device, precision == "bf16"):
                 _, loss, new_carry = model(x, y, carry)
             loss.backward()
             norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
