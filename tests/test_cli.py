@@ -212,6 +212,9 @@ def test_training_benchmark_runs_the_protocol_and_prints_a_median(corpus_file, c
     rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 3 and all("2x16 LSTM" in r for r in rows[1:])
     assert "--time-budget 1 --hidden 16" in out and "median of 2: val" in out
+    curves = [line for line in out.splitlines() if ": val nats/char " in line]
+    assert [c.split(":")[0] for c in curves] == ["run 1", "run 2"]
+    assert all(c.count(" at ") == 1 for c in curves)  # --evals 1: one point, at the end
 
 
 def test_protocol_split_is_the_first_90_and_last_10_percent(tmp_path, tiny_text):

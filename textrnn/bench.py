@@ -197,7 +197,8 @@ def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()
                    "val_bpc": val["val_bpc"],
                    "chars_per_s": summary["chars_seen"] / summary["train_time_s"],
                    "GFLOPs": achieved / 1e9, "matmul_GFLOPs": flops / 1e9,
-                   "chose": next((m for m in said if m.startswith("chose")), "")}
+                   "chose": next((m for m in said if m.startswith("chose")), ""),
+                   "val_curve": [(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m]}
             rows.append(row)
             print(f"| {i + 1} | {row['model']} | {row['dropout']:g} | {row['batch']} x "
                   f"{row['seq_len']} | {row['lr']:g} | {row['precision']} | {row['steps']:,} | "
@@ -262,6 +263,9 @@ def _main_train(args) -> int:
     for r in rows:
         if r["chose"]:
             print(f"\nrun {r['run']}: {r['chose']}", end="")
+    for r in rows:  # over- or underfitting shows here: a rise, or a fall still steep at the end
+        curve = ", ".join(f"{v:.4f} at {step:,}" for step, v in r["val_curve"])
+        print(f"\nrun {r['run']}: val nats/char {curve}", end="")
     print()
     if len(rows) > 1:
         med = statistics.median

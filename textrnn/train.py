@@ -65,7 +65,7 @@ class TrainConfig:
     # batch 64 (fewer for a short time budget) and seq-len 50
     min_lr: float = 0.0            # where the cosine ends; 0 spends the whole budget annealing
     warmup_steps: int = 50         # linear warm-up (capped at a tenth of max_steps)
-    weight_decay: float = 0.01     # AdamW decay on weight matrices (not biases)
+    weight_decay: float = 0.1      # AdamW decay on weight matrices (not biases)
     grad_clip: float = 1.0         # clip the global gradient norm to this; 0 turns it off
     precision: str = "auto"        # fp32, or bf16 (bfloat16 matmuls, fp32 weights and loss);
                                    # auto takes bf16 on a CPU with native bf16, else fp32
