@@ -186,7 +186,8 @@ def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()
             model, _, config = checkpoint.load(out / "last")
             summary = config["training"]
             metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-            val = [m for m in metrics if "val_loss" in m][-1]  # at the end of the budget
+            vals = [m for m in metrics if "val_loss" in m]
+            val = vals[-1]  # at the end of the budget
             tokens_per_s = summary["tokens_seen"] / summary["train_time_s"]
             achieved = train_flops_per_token(model) * tokens_per_s
             m, tc = model.config, summary["train_config"]
@@ -198,7 +199,7 @@ def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()
                    "chars_per_s": summary["chars_seen"] / summary["train_time_s"],
                    "GFLOPs": achieved / 1e9, "matmul_GFLOPs": flops / 1e9,
                    "chose": next((m for m in said if m.startswith("chose")), ""),
-                   "val_curve": [(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m]}
+                   "val_curve": [(m["step"], m["val_loss"]) for m in vals]}
             rows.append(row)
             print(f"| {i + 1} | {row['model']} | {row['dropout']:g} | {row['batch']} x "
                   f"{row['seq_len']} | {row['lr']:g} | {row['precision']} | {row['steps']:,} | "
