@@ -80,8 +80,8 @@ def test_values_set_by_hand_are_kept_and_not_reported_as_chosen():
                     model=ModelConfig(hidden=48, dropout=0.0))
     assert (cfg.lr, cfg.batch_size, cfg.seq_len) == (3e-3, 16, 20)
     assert (cfg.model.hidden, cfg.model.dropout, cfg.model.layers) == (48, 0.0, auto.LAYERS)
-    assert why.startswith("chose layers 2 (") and "hidden" not in why.split("(")[0]
-    everything = dict(lr=1e-3, batch_size=4, seq_len=8,
+    assert why.startswith("chose layers 2, weight-decay 0.1 (") and "hidden" not in why
+    everything = dict(lr=1e-3, batch_size=4, seq_len=8, weight_decay=0.05,
                       model=ModelConfig(hidden=8, layers=1, dropout=0.1))
     assert pick(max_steps=10, speed=no_timing, **everything)[1] == ""
 
@@ -98,6 +98,19 @@ def test_dropout_and_learning_rate_rules():
     rising = [auto.dropout_for(p) for p in (8, 16, 32, 1000)]
     assert rising == sorted(rising) and 0 < rising[0] and rising[-1] == auto.MAX_DROPOUT
     assert auto.lr_for(auto.BASE_WIDTH) == auto.BASE_LR
+    # weight decay: the base value for a few passes, more in proportion for many
+    assert auto.weight_decay_for(1) == auto.weight_decay_for(auto.WEIGHT_DECAY_PASSES) == 0.1
+    assert auto.weight_decay_for(2 * auto.WEIGHT_DECAY_PASSES) == 0.2
+    assert auto.weight_decay_for(1000) == auto.MAX_WEIGHT_DECAY
+
+
+def test_many_passes_get_more_weight_decay_and_a_hand_set_one_is_kept():
+    # a 100k-token corpus read hundreds of times in an hour: the most of both regularisers
+    cfg, why = pick(n_tokens=100_000, time_budget=3600, speed=flops_speed(1e12))
+    assert cfg.weight_decay == auto.MAX_WEIGHT_DECAY and "weight-decay 0.3" in why
+    cfg, why = pick(n_tokens=100_000, time_budget=3600, speed=flops_speed(1e12),
+                    weight_decay=0.0)
+    assert cfg.weight_decay == 0.0 and "weight-decay" not in why
     assert auto.lr_for(64) > auto.lr_for(256) > auto.lr_for(1024)
     assert auto.lr_for(1024) == pytest.approx(auto.BASE_LR / 4 ** 0.75, rel=0.02)
 
@@ -142,4 +155,5 @@ def test_train_says_what_it_chose_and_records_the_values(corpus_file, tmp_path):
     assert config["model"]["hidden"] == 64 and config["model"]["dropout"] is not None
     tc = config["training"]["train_config"]
     assert tc["lr"] == lr and tc["batch_size"] >= 1 and tc["seq_len"] >= 1
+    assert tc["weight_decay"] is not None and f"weight-decay {tc['weight_decay']:g}" in chose[0]
     assert config["training"]["precision"] == "fp32"

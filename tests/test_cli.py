@@ -211,6 +211,7 @@ def test_training_benchmark_runs_the_protocol_and_prints_a_median(corpus_file, c
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 3 and all("2x16 LSTM" in r for r in rows[1:])
+    assert "| weight decay |" in rows[0] and all(r.count("|") == 13 for r in rows)
     assert "--time-budget 1 --hidden 16" in out and "median of 2: val" in out
     curves = [line for line in out.splitlines() if ": val nats/char " in line]
     assert [c.split(":")[0] for c in curves] == ["run 1", "run 2"]

@@ -1,4 +1,5 @@
-"""Defaults that adapt: model width, dropout, learning rate and batch from the corpus and budget.
+"""Defaults that adapt: width, dropout, weight decay, learning rate and batch from the corpus and
+budget.
 
 A run can afford a number of training tokens D: max_steps x batch x seq_len for a step budget,
 and for a time budget the tokens per second this machine trains a candidate model at (timed in a
@@ -10,6 +11,8 @@ few steps at the start) times the seconds. Then, measured on the sweep in docs/t
   that converged wins; a model much larger than its corpus memorises it.
 - dropout: none while the run reads the corpus only a few times; more as the number of passes
   grows (the larger model a long run buys would otherwise overfit a small corpus).
+- weight decay: `WEIGHT_DECAY` while the run reads the corpus up to `WEIGHT_DECAY_PASSES` times,
+  more in proportion beyond, for the same reason.
 - learning rate: `BASE_LR` at width 256, times (256 / width) ** 0.75: wider layers sum more
   inputs per unit, so each weight must move less.
 - batch: 64 streams of 50 tokens, fewer streams when a time budget would leave fewer than
@@ -42,6 +45,7 @@ WEIGHTS_PER_TOKEN = 4.0   # at most this many weights per training token of corp
 BASE_LR, BASE_WIDTH = 1e-2, 256
 BATCH, SEQ_LEN, MIN_STEPS, MIN_BATCH = 64, 50, 500, 8
 MAX_DROPOUT = 0.3
+WEIGHT_DECAY, WEIGHT_DECAY_PASSES, MAX_WEIGHT_DECAY = 0.1, 7, 0.3
 
 
 def num_weights(cfg: ModelConfig) -> int:
@@ -55,6 +59,13 @@ def dropout_for(passes: float) -> float:
     doubling, up to `MAX_DROPOUT`; none below 0.05 (about 7 passes)."""
     p = round(min(MAX_DROPOUT, 0.1 * math.log2(max(passes, 1) / 5)), 2)
     return p if p >= 0.05 else 0.0
+
+
+def weight_decay_for(passes: float) -> float:
+    """AdamW weight decay for a run that reads the corpus `passes` times: `WEIGHT_DECAY` up to
+    `WEIGHT_DECAY_PASSES` passes, in proportion to the passes beyond, up to `MAX_WEIGHT_DECAY`."""
+    return round(min(MAX_WEIGHT_DECAY,
+                     WEIGHT_DECAY * max(1.0, passes / WEIGHT_DECAY_PASSES)), 2)
 
 
 def lr_for(width: int) -> float:
@@ -152,13 +163,15 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
     why.append(f"{passes:.3g} passes over the corpus")
     if cfg.model.dropout is None:
         m = replace(m, dropout=dropout_for(passes))
+    wd = cfg.weight_decay if cfg.weight_decay is not None else weight_decay_for(passes)
     lr = cfg.lr if cfg.lr is not None else lr_for(m.hidden)
     out = replace(cfg, model=m, lr=lr, min_lr=min(cfg.min_lr, lr), batch_size=batch,
-                  seq_len=seq_len)
+                  seq_len=seq_len, weight_decay=wd)
     picked = [f"{name} {value:g}" for name, before, value in [
         ("hidden", m.hidden if m.tie_weights else cfg.model.hidden, m.hidden),
         ("layers", cfg.model.layers, m.layers),
-        ("dropout", cfg.model.dropout, m.dropout), ("lr", cfg.lr, lr),
+        ("dropout", cfg.model.dropout, m.dropout), ("weight-decay", cfg.weight_decay, wd),
+        ("lr", cfg.lr, lr),
         ("batch-size", cfg.batch_size, batch), ("seq-len", cfg.seq_len, seq_len)]
         if before is None]
     if not picked:

@@ -161,9 +161,9 @@ def train_flops_per_token(model) -> int:
     return 6 * _matmul_weights(model)
 
 
-TRAIN_HEADER = ("| run | model | dropout | batch x seq | lr | precision | steps | val nats/char | "
-                "val bits/char | training chars/s | GFLOP/s (share of fp32 matmul rate) |\n"
-                "|---|---|---|---|---|---|---|---|---|---|---|")
+TRAIN_HEADER = ("| run | model | dropout | weight decay | batch x seq | lr | precision | steps | "
+                "val nats/char | val bits/char | training chars/s | "
+                "GFLOP/s (share of fp32 matmul rate) |\n" + "|---" * 12 + "|")
 
 
 def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()) -> list[dict]:
@@ -192,7 +192,8 @@ def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()
             achieved = train_flops_per_token(model) * tokens_per_s
             m, tc = model.config, summary["train_config"]
             row = {"run": i + 1, "model": f"{m.layers}x{m.hidden} {m.cell.upper()}",
-                   "dropout": m.dropout, "precision": summary["precision"],
+                   "dropout": m.dropout, "weight_decay": tc["weight_decay"],
+                   "precision": summary["precision"],
                    "batch": tc["batch_size"], "seq_len": tc["seq_len"], "lr": tc["lr"],
                    "steps": summary["steps"], "val_nats_per_char": val["val_loss"],
                    "val_bpc": val["val_bpc"],
@@ -201,7 +202,8 @@ def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()
                    "chose": next((m for m in said if m.startswith("chose")), ""),
                    "val_curve": [(m["step"], m["val_loss"]) for m in vals]}
             rows.append(row)
-            print(f"| {i + 1} | {row['model']} | {row['dropout']:g} | {row['batch']} x "
+            print(f"| {i + 1} | {row['model']} | {row['dropout']:g} | {row['weight_decay']:g} | "
+                  f"{row['batch']} x "
                   f"{row['seq_len']} | {row['lr']:g} | {row['precision']} | {row['steps']:,} | "
                   f"{row['val_nats_per_char']:.4f} | "
                   f"{row['val_bpc']:.4f} | {row['chars_per_s']:,.0f} | {row['GFLOPs']:.0f} "

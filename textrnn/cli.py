@@ -72,7 +72,10 @@ def _train_parser(sub) -> None:
                    "or turns NaN")
     g.add_argument("--min-lr", type=float, help=f"learning rate at the end ({d.min_lr})")
     g.add_argument("--warmup-steps", type=int, help=f"linear warm-up steps ({d.warmup_steps})")
-    g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay ({d.weight_decay})")
+    g.add_argument("--weight-decay", type=float, help="AdamW weight decay on weight matrices "
+                   f"(auto: {auto.WEIGHT_DECAY:g}, more in proportion past "
+                   f"{auto.WEIGHT_DECAY_PASSES} passes over the corpus, at most "
+                   f"{auto.MAX_WEIGHT_DECAY:g})")
     g.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off ({d.grad_clip})")
     g.add_argument("--precision", choices=PRECISIONS, help="fp32, or bf16 matmuls with fp32 "
                    f"weights; auto: bf16 on a CPU with native bf16, else fp32 ({d.precision})")

@@ -65,7 +65,8 @@ class TrainConfig:
     # batch 64 (fewer for a short time budget) and seq-len 50
     min_lr: float = 0.0            # where the cosine ends; 0 spends the whole budget annealing
     warmup_steps: int = 50         # linear warm-up (capped at a tenth of max_steps)
-    weight_decay: float = 0.1      # AdamW decay on weight matrices (not biases)
+    weight_decay: float | None = None  # AdamW decay on weight matrices (not biases); None:
+                                   # 0.1, more for a run that reads the corpus many times
     grad_clip: float = 1.0         # clip the global gradient norm to this; 0 turns it off
     precision: str = "auto"        # fp32, or bf16 (bfloat16 matmuls, fp32 weights and loss);
                                    # auto takes bf16 on a CPU with native bf16, else fp32
@@ -93,7 +94,8 @@ class TrainConfig:
             (0 <= self.min_lr <= (math.inf if self.lr is None else self.lr),
              f"min-lr must be in [0, lr], got {self.min_lr}"),
             (self.warmup_steps >= 0, f"warmup-steps must be >= 0, got {self.warmup_steps}"),
-            (self.weight_decay >= 0, f"weight-decay must be >= 0, got {self.weight_decay}"),
+            (self.weight_decay is None or self.weight_decay >= 0,
+             f"weight-decay must be >= 0, got {self.weight_decay}"),
             (self.grad_clip >= 0, f"grad-clip must be >= 0, got {self.grad_clip}"),
             (self.precision in PRECISIONS,
              f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"),
