@@ -92,12 +92,14 @@ def test_tied_weights_get_the_embedding_width():
     assert cfg.model.hidden == 96 and "hidden" not in why.split("(")[0]
 
 
-def test_dropout_and_learning_rate_rules():
+def test_dropout_weight_decay_and_learning_rate_rules():
     assert auto.dropout_for(1) == auto.dropout_for(4) == 0.0
     assert auto.dropout_for(10) == 0.1
     rising = [auto.dropout_for(p) for p in (8, 16, 32, 1000)]
     assert rising == sorted(rising) and 0 < rising[0] and rising[-1] == auto.MAX_DROPOUT
     assert auto.lr_for(auto.BASE_WIDTH) == auto.BASE_LR
+    assert auto.lr_for(64) > auto.lr_for(256) > auto.lr_for(1024)
+    assert auto.lr_for(1024) == pytest.approx(auto.BASE_LR / 4 ** 0.75, rel=0.02)
     # weight decay: the base value for a few passes, more in proportion for many
     assert auto.weight_decay_for(1) == auto.weight_decay_for(auto.WEIGHT_DECAY_PASSES) == 0.1
     assert auto.weight_decay_for(2 * auto.WEIGHT_DECAY_PASSES) == 0.2
@@ -111,8 +113,6 @@ def test_many_passes_get_more_weight_decay_and_a_hand_set_one_is_kept():
     cfg, why = pick(n_tokens=100_000, time_budget=3600, speed=flops_speed(1e12),
                     weight_decay=0.0)
     assert cfg.weight_decay == 0.0 and "weight-decay" not in why
-    assert auto.lr_for(64) > auto.lr_for(256) > auto.lr_for(1024)
-    assert auto.lr_for(1024) == pytest.approx(auto.BASE_LR / 4 ** 0.75, rel=0.02)
 
 
 def test_train_speed_times_a_real_model():
