@@ -25,7 +25,6 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import textrnn  # noqa: E402
-from textrnn import checkpoint  # noqa: E402
 
 MAX_NEW_CHARS = 3000      # per request; a 2x256 LSTM makes ~1-2k chars/s per CPU core
 MAX_PROMPT_CHARS = 2000   # longer prompts keep their end: the state only needs the recent past
@@ -45,7 +44,7 @@ class Catalog:
         for path in folders:
             entry = self.entries[path.name] = {"path": path, "manifest": _manifest(path)}
             try:
-                entry["config"] = checkpoint.read_config(path)
+                entry["config"] = textrnn.read_config(path)
             except (OSError, ValueError) as e:
                 entry["error"] = str(e)
         self._models: dict[str, textrnn.LM] = {}
@@ -85,22 +84,14 @@ class Catalog:
         if "error" in entry:
             return f"**{name}** is unavailable:\n\n```\n{entry['error']}\n```"
         about = entry["manifest"].get("about", "")
-        card = textrnn.lm.model_card(entry["config"])
+        card = textrnn.model_card(entry["config"])
         return f"**{name}**{': ' + about if about else ''}\n\n```\n{card}\n```"
 
     def curve(self, name: str) -> pd.DataFrame:
         """Training and validation loss by step, from the run's metrics.jsonl."""
         rows = []
         path = self.entries.get(name, {}).get("path")
-        try:
-            lines = (path / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-        except (OSError, TypeError):
-            lines = []
-        for line in lines:
-            try:
-                r = json.loads(line)
-            except ValueError:
-                continue
+        for r in textrnn.read_metrics(path) if path is not None else []:
             for key, split in (("train_loss", "train"), ("val_loss", "validation")):
                 if key in r:
                     rows.append({"step": r["step"], "nats/char": r[key], "split": split})
@@ -144,7 +135,7 @@ def make_generate(catalog: Catalog):
             prompt = prompt[-MAX_PROMPT_CHARS:]
         length = int(_clamp(length, 0, MAX_NEW_CHARS, 300))
         temperature = _clamp(temperature, 0, MAX_TEMPERATURE, 0.8)
-        temperature = 0.0 if temperature < textrnn.sample.MIN_TEMPERATURE else temperature
+        temperature = 0.0 if temperature < textrnn.MIN_TEMPERATURE else temperature
         top_k = int(_clamp(top_k, 0, 10**6, 0)) or None          # 0 = off
         top_p = _clamp(top_p, 0.01, 1.0, 1.0)
         top_p = None if top_p >= 1 else top_p                   # 1 = off
@@ -223,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # Compile the generation kernel (once per machine, about a second; cached after) while the
     # page starts, rather than on the first click.
-    threading.Thread(target=textrnn.fast.kernel, daemon=True).start()
+    threading.Thread(target=textrnn.kernel_status, daemon=True).start()
     demo = build(Catalog(args.checkpoints))
     demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, share=args.share or None,

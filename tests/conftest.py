@@ -27,10 +27,11 @@ def corpus_file(tmp_path):
     return path
 
 
-def make_model(cell="lstm", vocab=20, hidden=16, layers=2, embed=8, seed=0, **kw) -> RNNLM:
+def make_model(cell="lstm", vocab=20, hidden=16, layers=2, embed=8, seed=0, dropout=0.0,
+               **kw) -> RNNLM:
     torch.manual_seed(seed)
     return RNNLM(ModelConfig(vocab_size=vocab, cell=cell, hidden=hidden, layers=layers,
-                             embed=embed, **kw))
+                             embed=embed, dropout=dropout, **kw))
 
 
 @pytest.fixture

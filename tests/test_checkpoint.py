@@ -69,3 +69,16 @@ def test_crash_mid_save_keeps_the_old_file(tmp_path, tiny_text, monkeypatch):
     assert (tmp_path / "ck" / "model.safetensors").read_bytes() == before
     assert not [p for p in (tmp_path / "ck").iterdir() if p.name.endswith(".tmp")]
     load(tmp_path / "ck")  # still whole
+
+
+def test_the_metrics_log_is_read_and_trimmed_in_one_place(tmp_path):
+    log = checkpoint.MetricsLog(tmp_path)
+    for step in (10, 20, 30):
+        log.write({"step": step, "train_loss": 1.0 / step})
+    log.close()
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 40, "train_lo')  # the torn end of a killed writer
+    assert [r["step"] for r in checkpoint.read_metrics(tmp_path)] == [10, 20, 30]
+    checkpoint.MetricsLog(tmp_path, upto=20).close()
+    assert [r["step"] for r in checkpoint.read_metrics(tmp_path)] == [10, 20]
+    assert checkpoint.read_metrics(tmp_path / "nowhere") == []

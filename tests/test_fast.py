@@ -11,7 +11,7 @@ import torch
 
 from conftest import TINY, make_model
 from textrnn import LM, fast
-from textrnn.sample import generate, sample_next
+from textrnn.sample import Settings, generate, sample_next
 from textrnn.tokenizer import CharTokenizer
 
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
@@ -42,7 +42,7 @@ def test_logits_agree_with_pytorch_at_every_step(cell, batch, table, monkeypatch
     logits = logits[:, -1].contiguous()
     ref_state = state
     state = tuple(s.clone() for s in state) if cell == "lstm" else state.clone()
-    stepper = fast.stepper(model, batch, 1.0, None, None, banned=[0])
+    stepper = fast.stepper(model, batch, Settings(1.0), banned=[0])
     assert stepper is not None
     worst = 0.0
     for _ in range(60):
@@ -63,7 +63,7 @@ def test_threads_and_runs_of_steps_keep_state_and_logits_exact(cell, threads, ba
         logits, _, ref_state = model(torch.randint(1, 37, (batch, 4)))
     logits = logits[:, -1].contiguous()
     state = tuple(s.clone() for s in ref_state) if cell == "lstm" else ref_state.clone()
-    stepper = fast.Stepper(fast.kernel(), model, batch, 1.0, None, None, [0], threads=threads)
+    stepper = fast.Stepper(fast.kernel(), model, batch, Settings(1.0), [0], threads=threads)
     for steps in (2, 3, 2, 3):
         tokens = stepper.run(logits, state, torch.rand(steps, batch, dtype=torch.float64))
         with torch.no_grad():
@@ -87,8 +87,7 @@ def test_the_kernel_samples_by_the_same_rule_as_sample_next(settings, banned):
     u = torch.rand(1, B, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     u[0, -1] = 1 - 2**-53                                     # the largest uniform there is
     h = torch.zeros(3, B, 50)
-    stepper = fast.stepper(model, B, settings["temperature"], settings.get("top_k"),
-                           settings.get("top_p"), banned)
+    stepper = fast.stepper(model, B, Settings(**settings), banned)
     ours = stepper.run(logits.clone(), (h, h.clone()), u)[0]
     masked = logits.clone()
     masked[:, banned] = float("-inf")
@@ -100,7 +99,7 @@ def test_the_kernel_samples_by_the_same_rule_as_sample_next(settings, banned):
 
 def test_bad_calls_raise_errors_not_crashes():
     model = odd_model("lstm")
-    stepper = fast.stepper(model, 2, 1.0, None, None, [0])
+    stepper = fast.stepper(model, 2, Settings(1.0), [0])
     logits, h = torch.zeros(2, 37), torch.zeros(3, 2, 50)
     u = torch.rand(1, 2, dtype=torch.float64)
     for bad_logits, bad_state in [(torch.zeros(3, 37), (h, h)), (logits, h),
@@ -203,8 +202,17 @@ def test_pack_lays_out_panels_k_major():
 
 def _tokens(model, kernel, num_samples, banned=(0,), steps=150, **settings):
     if kernel:  # or this would compare the plain path with itself
-        assert fast.stepper(model, num_samples, 1.0, None, None) is not None
+        assert fast.stepper(model, num_samples, Settings(1.0)) is not None
     g = torch.Generator().manual_seed(11)
     steps_iter = generate(model, torch.tensor([1, 2, 3]), steps, generator=g,
                           num_samples=num_samples, banned=banned, fast=kernel, **settings)
     return torch.stack(list(steps_iter))
+
+
+def test_the_kernel_agrees_with_python_on_its_struct_layout(monkeypatch):
+    lib = fast.kernel()
+    fast.check_layout(lib)  # what every load does; this build agrees
+    ours = fast.layout()
+    monkeypatch.setattr(fast, "layout", lambda: ours[:-1] + [ours[-1] + 8])
+    with pytest.raises(OSError, match="layout"):
+        fast.check_layout(lib)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import make_model
-from textrnn import CELLS, ModelConfig
+from textrnn import CELLS, ModelConfig, RNNLM
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -53,3 +53,11 @@ def test_weight_tying_shares_one_tensor():
 def test_nonsense_config_is_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ModelConfig(vocab_size=10, **kwargs)
+
+
+def test_a_model_is_built_only_from_a_config_that_leaves_nothing_open():
+    open_config = ModelConfig(vocab_size=10, hidden=16)  # layers, dropout: chosen by train()
+    with pytest.raises(ValueError, match="layers, dropout"):
+        RNNLM(open_config)
+    closed = ModelConfig(vocab_size=10, hidden=16, layers=1, dropout=0.0)
+    assert RNNLM(closed).config == closed

@@ -40,7 +40,8 @@ SAMPLES = {  # name -> generation settings
 
 
 def platform_key() -> str:
-    return f"torch {torch.__version__}, {platform.machine()}, {torch.backends.cpu.get_cpu_capability()}"
+    cpu = torch.backends.cpu.get_cpu_capability()
+    return f"torch {torch.__version__}, {platform.machine()}, {cpu}"
 
 
 def run_configs(corpus: Path, root: Path) -> dict[str, TrainConfig]:

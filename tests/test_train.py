@@ -153,3 +153,36 @@ def test_last_checkpoint_names_the_step_its_validation_came_from(corpus_file, tm
               **quiet(on_step=stop_at_25))
     summary = load(tmp_path / "r" / "last").config["training"]
     assert summary["steps"] == 25 and summary["best_step"] == 20
+
+
+def test_a_front_end_plugs_in_its_own_reporter(corpus_file, tmp_path):
+    from textrnn import Reporter
+
+    class Recorder(Reporter):
+        def __init__(self):
+            self.events = []
+
+        def begin(self, budget, state):
+            self.events.append(("begin", budget.steps, state.step))
+
+        def trained(self, state, record):
+            self.events.append(("trained", record))
+
+        def stepped(self, state):
+            self.events.append(("stepped", state.step))
+
+        def validated(self, state, record):
+            self.events.append(("validated", record))
+
+        def end(self):
+            self.events.append(("end",))
+
+    rec = Recorder()
+    run = train(tiny_config(corpus_file, tmp_path / "r", max_steps=20, log_every=5),
+                reporter=rec)
+    kinds = [e[0] for e in rec.events]
+    assert rec.events[0] == ("begin", 20, 0) and kinds[-1] == "end"
+    assert [e[1] for e in rec.events if e[0] == "stepped"] == list(range(1, 21))
+    records = [e[1] for e in rec.events if e[0] in ("trained", "validated")]
+    logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records == logged and [r["step"] for r in records if "val_loss" in r] == [10, 20]

@@ -8,12 +8,16 @@
 
 __version__ = "0.1.0"
 
-from .checkpoint import FORMAT_VERSION
-from .lm import LM, load, new_seed
+from .checkpoint import FORMAT_VERSION, read_config, read_metrics
+from .config import TrainConfig
+from .fast import status as kernel_status
+from .lm import LM, load, model_card, new_seed
 from .model import CELLS, ModelConfig, RNNLM
-from .sample import sample_next
+from .sample import MIN_TEMPERATURE, Settings, generate, sample_next
 from .tokenizer import CharTokenizer
-from .train import TrainConfig, train
+from .train import Reporter, Terminal, train
 
-__all__ = ["CELLS", "CharTokenizer", "FORMAT_VERSION", "LM", "ModelConfig", "RNNLM",
-           "TrainConfig", "__version__", "load", "new_seed", "sample_next", "train"]
+__all__ = ["CELLS", "CharTokenizer", "FORMAT_VERSION", "LM", "MIN_TEMPERATURE", "ModelConfig",
+           "RNNLM", "Reporter", "Settings", "Terminal", "TrainConfig", "__version__",
+           "generate", "kernel_status", "load", "model_card", "new_seed", "read_config",
+           "read_metrics", "sample_next", "train"]

@@ -14,6 +14,7 @@
  * machine, and falls back to the plain PyTorch path when it cannot.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,4 +337,25 @@ int textrnn_run(Net *net, int steps, const double *u, int64_t *tokens)
     if (steps & 1) memcpy(net->h, net->h_alt, sizeof(float) * LBH);
     for (int b = 0; b < B; b++) memcpy(net->logits + (size_t)b * V, lg + (size_t)b * Vp, 4 * V);
     return 0;
+}
+
+/* The layout this file was compiled with, for fast.py to check against its copy of Net:
+ * sizeof(Net), MAX_LAYERS, PANEL, the cell codes, then the offset of every field in order.
+ * Writes at most n values; returns how many there are. */
+int textrnn_layout(int64_t *out, int n)
+{
+    const int64_t v[] = {
+        sizeof(Net), MAX_LAYERS, PANEL, LSTM, GRU, RNN_TANH, RNN_RELU,
+        offsetof(Net, cell), offsetof(Net, layers), offsetof(Net, hidden), offsetof(Net, embed),
+        offsetof(Net, vocab), offsetof(Net, batch), offsetof(Net, threads),
+        offsetof(Net, hidden_p), offsetof(Net, vocab_p), offsetof(Net, table), offsetof(Net, emb),
+        offsetof(Net, w_ih), offsetof(Net, w_hh), offsetof(Net, b_ih), offsetof(Net, b_hh),
+        offsetof(Net, w_out), offsetof(Net, b_out), offsetof(Net, temperature),
+        offsetof(Net, top_k), offsetof(Net, top_p), offsetof(Net, banned),
+        offsetof(Net, n_banned), offsetof(Net, h), offsetof(Net, h_alt), offsetof(Net, c),
+        offsetof(Net, gx), offsetof(Net, gh), offsetof(Net, logits), offsetof(Net, logits_p),
+    };
+    const int count = (int)(sizeof v / sizeof v[0]);
+    for (int i = 0; i < count && i < n; i++) out[i] = v[i];
+    return count;
 }

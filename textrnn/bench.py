@@ -20,7 +20,6 @@ reach (FLOPs from the model's shapes), and the time and memory the kernel's weig
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import tempfile
@@ -29,8 +28,10 @@ from pathlib import Path
 
 import torch
 
+from . import checkpoint
+from .config import TrainConfig
 from .model import ModelConfig
-from .train import TrainConfig, train
+from .train import train
 
 
 def bench_tokenizers(corpus: str, budget: float, vocab_sizes: list[int], seed: int) -> list[dict]:
@@ -44,9 +45,8 @@ def bench_tokenizers(corpus: str, budget: float, vocab_sizes: list[int], seed: i
                               time_budget=budget, seed=seed, lr=1e-2, batch_size=64, seq_len=50,
                               model=ModelConfig(hidden=256, layers=2, dropout=0.0))
             train(cfg, log=lambda m: None, progress=False)
-            summary = json.loads((out / "config.json").read_text())["training"]
-            metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-            val = [m for m in metrics if "val_loss" in m][-1]
+            summary = checkpoint.read_config(out)["training"]
+            val = [m for m in checkpoint.read_metrics(out) if "val_loss" in m][-1]
             rows.append({
                 "tokenizer": kind, "vocab": summary["vocab_size"],
                 "chars_per_token": summary["chars_per_token"], "steps": summary["steps"],
@@ -169,24 +169,22 @@ TRAIN_HEADER = ("| run | model | dropout | weight decay | batch x seq | lr | pre
 def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()) -> list[dict]:
     """`textrnn train train.txt --val-file val.txt --time-budget BUDGET [flags]` on the
     protocol split, `runs` times; prints a row per run and the medians."""
-    from . import checkpoint
-    from .cli import _build_parser, _train_config
+    from .cli import train_config
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         train_path, val_path = protocol_split(corpus, Path(tmp))
         for i in range(runs):
             flops = matmul_rate()
             seed = [] if "--seed" in flags else ["--seed", str(1337 + i)]  # a new draw per run
-            argv = ["train", str(train_path), "--val-file", str(val_path), "--time-budget",
+            argv = [str(train_path), "--val-file", str(val_path), "--time-budget",
                     f"{budget:g}", "--out", str(Path(tmp) / f"run{i}"), "--no-progress",
                     *seed, *flags]
-            cfg = _train_config(_build_parser().parse_args(argv))
+            cfg = train_config(argv)
             said = []
             out = train(cfg, log=said.append, progress=False)
             model, _, config = checkpoint.load(out / "last")
             summary = config["training"]
-            metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-            vals = [m for m in metrics if "val_loss" in m]
+            vals = [m for m in checkpoint.read_metrics(out) if "val_loss" in m]
             val = vals[-1]  # at the end of the budget
             tokens_per_s = summary["tokens_seen"] / summary["train_time_s"]
             achieved = train_flops_per_token(model) * tokens_per_s
@@ -280,7 +278,7 @@ def _main_train(args) -> int:
 
 
 def _main_generate(args) -> int:
-    from . import checkpoint, fast
+    from . import fast
     from .lm import LM, load
     from .model import RNNLM
     from .tokenizer import CharTokenizer
@@ -291,7 +289,7 @@ def _main_generate(args) -> int:
                                  ("lstm", 3, 512)]:
         torch.manual_seed(0)
         model = RNNLM(ModelConfig(vocab_size=chars.vocab_size, cell=cell, hidden=hidden,
-                                  layers=layers)).eval()
+                                  layers=layers, dropout=0.0)).eval()
         lms.append((f"random {layers}x{hidden} {cell.upper().replace('_', '-')}",
                     LM(model, chars)))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, generation path: "

@@ -1,4 +1,4 @@
-"""The on-disk checkpoint format; no other module knows it.
+"""The on-disk formats: checkpoints, resume state and the metrics log; no other module knows them.
 
 A checkpoint is a folder that rebuilds itself, with nothing else needed (no corpus, no flags):
 
@@ -8,7 +8,8 @@ A checkpoint is a folder that rebuilds itself, with nothing else needed (no corp
     tokenizer.json     the tokenizer (see tokenizer.py)
 
 A training run folder holds the best-validation checkpoint at its top level, a full checkpoint of
-the latest step in `last/`, and `metrics.jsonl`. `last/` also holds what resuming needs:
+the latest step in `last/`, and `metrics.jsonl` (one JSON record a line: training loss every
+`log_every` steps, validation loss at each validation). `last/` also holds what resuming needs:
 
     resume.safetensors optimizer moments, RNG state and the carried recurrent state (tensors)
     resume.json        step, epoch, position, time used, best validation, the training config
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from .tokenizer import tokenizer_from_json
 FORMAT = "textrnn-checkpoint"
 FORMAT_VERSION = 1
 FILES = ("config.json", "model.safetensors", "tokenizer.json")
+METRICS = "metrics.jsonl"
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -85,6 +88,14 @@ def save(path: str | Path, model: RNNLM, tokenizer, training: dict) -> Path:
     return path
 
 
+def clear_run(run: str | Path) -> None:
+    """Remove a run folder's checkpoints, resume state and metrics log (for --overwrite)."""
+    run = Path(run)
+    for name in (*FILES, METRICS):
+        (run / name).unlink(missing_ok=True)
+    shutil.rmtree(run / "last", ignore_errors=True)
+
+
 def resolve(path: str | Path) -> Path:
     """A checkpoint folder, or a run folder that has only `last/` so far (no validation yet)."""
     path = Path(path)
@@ -126,7 +137,7 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
         raise ValueError(f"{tok_file} is corrupt: {e}") from None
     try:
         model = RNNLM(ModelConfig(**config["model"]))
-    except (TypeError, KeyError) as e:
+    except (TypeError, KeyError, ValueError) as e:
         raise ValueError(f"{path / 'config.json'} has a bad model section: {e}") from None
     if model.config.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"{path}: model vocabulary ({model.config.vocab_size}) does not match "
@@ -153,15 +164,71 @@ def last_dir(run: str | Path) -> Path:
     return run / "last" if (run / "last").is_dir() else run
 
 
-def save_resume(path: str | Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
+def _state_tensors(state) -> dict[str, torch.Tensor]:
+    if state is None:
+        return {}
+    if isinstance(state, tuple):
+        return {"carry.h": state[0], "carry.c": state[1]}
+    return {"carry.h": state}
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer state_dict into tensors (for safetensors) and JSON."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for name, value in st.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"opt.{pid}.{name}"] = value
+            else:
+                scalars[f"{pid}.{name}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def save_resume(path: str | Path, opt: torch.optim.Optimizer, carry, rng: torch.Tensor,
+                info: dict) -> None:
+    """Write what resuming needs beside a checkpoint: the optimizer, the carried recurrent
+    state and the RNG state as tensors; `info` (the loop's position, JSON) with the optimizer's
+    settings added."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    opt_tensors, opt_meta = _optimizer_tensors(opt)
+    tensors = {**opt_tensors, **_state_tensors(carry), "rng": rng}
     _write_tensors(path / "resume.safetensors", tensors, {"step": str(info["step"])})
-    _write_text(path / "resume.json", json.dumps(info, indent=2) + "\n")
+    _write_text(path / "resume.json",
+                json.dumps({**info, "optimizer": opt_meta}, indent=2) + "\n")
 
 
-def load_resume(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    path = Path(path)
+class Resume:
+    """A run's resume state, read back: `info` as saved, and the tensors to restore."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], info: dict):
+        self.tensors, self.info = tensors, info
+
+    def restore_optimizer(self, opt: torch.optim.Optimizer, device) -> None:
+        state: dict[int, dict] = {}
+        for key, value in self.tensors.items():
+            if key.startswith("opt."):
+                _, pid, name = key.split(".", 2)
+                state.setdefault(int(pid), {})[name] = (value.to(device) if name != "step"
+                                                        else value)
+        for key, value in self.info["optimizer"]["scalars"].items():
+            pid, name = key.split(".", 1)
+            state.setdefault(int(pid), {})[name] = value
+        opt.load_state_dict({"state": state,
+                             "param_groups": self.info["optimizer"]["param_groups"]})
+
+    def carry(self, device):
+        """The recurrent state carried into the next batch: None, h, or (h, c) for an LSTM."""
+        if "carry.h" not in self.tensors:
+            return None
+        h = self.tensors["carry.h"].to(device)
+        return (h, self.tensors["carry.c"].to(device)) if "carry.c" in self.tensors else h
+
+
+def load_resume(run: str | Path) -> Resume:
+    """The resume state of a run folder (or of its `last/` given directly)."""
+    path = last_dir(run)
     if not (path / "resume.json").is_file():
         raise FileNotFoundError(f"{path} holds no resume state (resume.json); pass the run "
                                 "folder that `textrnn train` wrote")
@@ -170,4 +237,45 @@ def load_resume(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = load_file(path / "resume.safetensors", device="cpu")
     except (json.JSONDecodeError, SafetensorError, OSError) as e:
         raise ValueError(f"resume state in {path} is unreadable: {e}") from None
-    return tensors, info
+    return Resume(tensors, info)
+
+
+# --- the metrics log (`metrics.jsonl` in a run folder) ---
+
+
+def read_metrics(run: str | Path) -> list[dict]:
+    """The records of a run's metrics log, oldest first; [] if it has none. A line that does
+    not parse (the torn end of a log whose writer was killed) is left out."""
+    try:
+        lines = (Path(run) / METRICS).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+class MetricsLog:
+    """Appends records to a run's `metrics.jsonl`, one JSON object a line, flushed as written.
+    `upto=step` first drops the records past `step`: a resumed run's log then reads as one run
+    (they came from a run that did not reach its next save)."""
+
+    def __init__(self, run: str | Path, upto: int | None = None):
+        path = Path(run) / METRICS
+        if upto is not None and path.exists():
+            keep = [r for r in read_metrics(run) if r.get("step", 0) <= upto]
+            path.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+        self.file = open(path, "a", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()

@@ -3,7 +3,7 @@
 Every flag maps onto one field of `TrainConfig` or `ModelConfig`; a flag left out keeps the
 dataclass default (or, with --resume, the value the run was started with); the model's width,
 layers and dropout, the batch shape and the learning rate default to a choice made from the corpus
-and the budget at the start of the run (auto.py), which is printed. Mistakes a person can
+and the budget at the start of the run (config.py), which is printed. Mistakes a person can
 make become one line on stderr and exit status 1; Ctrl-C exits with 130, after training has
 saved its state.
 """
@@ -20,15 +20,15 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, auto, checkpoint
+from . import __version__, checkpoint, config
+from .config import TrainConfig
 from .data import corpus_name, read_corpus
 from .lm import load, new_seed
 from .model import CELLS, ModelConfig
 from .tokenizer import KINDS as TOKENIZERS
-from .train import DEFAULT_STEPS, PRECISIONS, TrainConfig, train
+from .train import train
 
 MODEL_FLAGS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
-FIXED_ON_RESUME = MODEL_FLAGS | {"tokenizer", "vocab_size"}  # the checkpoint decides these
 
 
 def _train_parser(sub) -> None:
@@ -50,40 +50,40 @@ def _train_parser(sub) -> None:
                    f"values ({d.tokenizer})")
     g.add_argument("--vocab-size", type=int, help="BPE vocabulary size (1024); bigger tokens "
                    "mean fewer steps per character but a larger softmax")
-    g.add_argument("--seq-len", type=int, help=f"tokens per BPTT window (auto: {auto.SEQ_LEN}); "
+    g.add_argument("--seq-len", type=int, help=f"tokens per BPTT window (auto: {config.SEQ_LEN}); "
                    "longer lets gradients reach further back, at the same cost per token")
     g.add_argument("--batch-size", type=int,
-                   help=f"parallel streams (auto: {auto.BATCH}, fewer for a short budget or "
+                   help=f"parallel streams (auto: {config.BATCH}, fewer for a short budget or "
                    "corpus)")
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=CELLS, help=f"recurrent cell ({m.cell})")
     g.add_argument("--hidden", type=int, help="units per layer (auto: the widest of "
-                   f"{', '.join(map(str, auto.WIDTHS))} that the budget and corpus afford)")
-    g.add_argument("--layers", type=int, help=f"stacked layers (auto: {auto.LAYERS})")
+                   f"{', '.join(map(str, config.WIDTHS))} that the budget and corpus afford)")
+    g.add_argument("--layers", type=int, help=f"stacked layers (auto: {config.LAYERS})")
     g.add_argument("--embed", type=int, help=f"embedding width ({m.embed})")
     g.add_argument("--dropout", type=float, help="dropout (auto: 0, rising to "
-                   f"{auto.MAX_DROPOUT} as a run reads the corpus more times); raise it if "
+                   f"{config.MAX_DROPOUT} as a run reads the corpus more times); raise it if "
                    "validation loss rises while training loss falls")
     g.add_argument("--tie-weights", action="store_true", default=None,
                    help="share embedding and output weights (needs --embed equal to --hidden)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--lr", type=float, help=f"peak learning rate (auto: {auto.BASE_LR:g} at "
-                   f"width {auto.BASE_WIDTH}, less for wider models); lower it if the loss jumps "
+    g.add_argument("--lr", type=float, help=f"peak learning rate (auto: {config.BASE_LR:g} at "
+                   f"width {config.BASE_WIDTH}, less for wider models); lower it if the loss jumps "
                    "or turns NaN")
     g.add_argument("--min-lr", type=float, help=f"learning rate at the end ({d.min_lr})")
     g.add_argument("--warmup-steps", type=int, help=f"linear warm-up steps ({d.warmup_steps})")
     g.add_argument("--weight-decay", type=float, help="AdamW weight decay on weight matrices "
-                   f"(auto: {auto.WEIGHT_DECAY:g}, more in proportion past "
-                   f"{auto.WEIGHT_DECAY_PASSES} passes over the corpus, at most "
-                   f"{auto.MAX_WEIGHT_DECAY:g})")
+                   f"(auto: {config.WEIGHT_DECAY:g}, more in proportion past "
+                   f"{config.WEIGHT_DECAY_PASSES} passes over the corpus, at most "
+                   f"{config.MAX_WEIGHT_DECAY:g})")
     g.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off ({d.grad_clip})")
-    g.add_argument("--precision", choices=PRECISIONS, help="fp32, or bf16 matmuls with fp32 "
+    g.add_argument("--precision", choices=config.PRECISIONS, help="fp32, or bf16 matmuls with fp32 "
                    f"weights; auto: bf16 on a CPU with native bf16, else fp32 ({d.precision})")
     g.add_argument("--max-steps", type=int, help="stop after this many steps")
     g.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="stop after this much training time; the learning-rate schedule fits "
                    "whichever budget ends first (with neither: "
-                   f"{DEFAULT_STEPS} steps)")
+                   f"{config.DEFAULT_STEPS} steps)")
     g = p.add_argument_group("run")
     g.add_argument("--out", help="run folder (default checkpoints/<corpus name>)")
     g.add_argument("--resume", metavar="DIR", help="continue the run in DIR where it stopped")
@@ -129,27 +129,16 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def train_config(argv: list[str]) -> TrainConfig:
+    """The TrainConfig that `textrnn train ARGV...` runs with (argv without "train")."""
+    args = _build_parser().parse_args(["train", *argv])
+    return _train_config(args)
+
+
 def _train_config(args) -> TrainConfig:
-    given = {k: v for k, v in vars(args).items() if v is not None}
-    model_given = {k: given.pop(k) for k in list(given) if k in MODEL_FLAGS}
-    train_fields = {f.name for f in fields(TrainConfig)}
-    train_given = {k: v for k, v in given.items() if k in train_fields}
-    if args.resume:
-        fixed = [k for k in (*model_given, *train_given) if k in FIXED_ON_RESUME]
-        if fixed:
-            flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
-            raise ValueError(f"the model's shape and tokenizer come from the checkpoint in "
-                             f"{args.resume}; drop {flags}")
-        _, info = checkpoint.load_resume(checkpoint.last_dir(args.resume))
-        base = TrainConfig.from_dict(info["train_config"])
-        train_given.setdefault("out", args.resume)
-        cfg = replace(base, **train_given, overwrite=False)
-        if "time_budget" in train_given and "max_steps" not in train_given:
-            cfg = replace(cfg, max_steps=None)  # a new budget replaces the old one
-        elif "max_steps" in train_given and "time_budget" not in train_given:
-            cfg = replace(cfg, time_budget=None)
-        return cfg
-    cfg = TrainConfig(**train_given, model=ModelConfig(**model_given))
+    known = {f.name for f in fields(TrainConfig)} | MODEL_FLAGS
+    cfg = config.from_flags({k: v for k, v in vars(args).items()
+                             if v is not None and k in known})
     if cfg.out is None:
         cfg = replace(cfg, out=str(Path("checkpoints") / corpus_name(cfg.corpus)))
     return cfg

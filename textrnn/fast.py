@@ -6,8 +6,8 @@ instead runs many steps per call (sample, embed, every layer, head) in C over th
 weight tensors, split over the intra-op threads, with layer 0's input projection folded into a
 per-token table when that table is small.
 
-    stepper = fast.stepper(model, batch, temperature, top_k, top_p, banned)   # None: plain path
-    tokens = stepper.run(logits, state, uniforms)                            # (steps, batch)
+    stepper = fast.stepper(model, batch, settings, banned)   # None: use sample.Plain
+    tokens = stepper.run(logits, state, uniforms)           # (steps, batch), as Plain.run
 
 It changes speed, not samples: it draws the same uniforms from the caller's generator and
 applies the same sampling rule as `sample.sample_next`. Its logits agree with PyTorch's to about
@@ -17,8 +17,11 @@ the two texts go their own ways. tests/test_fast.py checks both.
 
 The kernel is compiled with the system C compiler (`$CC`, else `cc`) on first use and cached
 under `$TEXTRNN_CACHE` (default `~/.cache/textrnn`), keyed by the source, the compiler and the
-CPU. Without a compiler, or with `TEXTRNN_KERNEL=0`, generation takes the plain PyTorch path,
-which gives the same text more slowly; `status()` says which path is in use and why.
+CPU. At load it checks that the compiled struct's layout and constants are the ones `Net` below
+declares, and refuses a kernel that disagrees. Without a compiler, or with `TEXTRNN_KERNEL=0`,
+generation takes the plain PyTorch path, which gives the same text more slowly; `status()` says
+which path is in use and why. Nothing outside sample.py calls this module but `status`: deleting
+it (and `_kernel.c`) leaves the plain path, same text.
 """
 
 from __future__ import annotations
@@ -122,8 +125,30 @@ def _build() -> ctypes.CDLL:
         lib.textrnn_run.argtypes = [ctypes.POINTER(Net), ctypes.c_int, ctypes.c_void_p,
                                     ctypes.c_void_p]
         lib.textrnn_run.restype = ctypes.c_int
+        check_layout(lib)
         return lib
     raise OSError(f"the C compiler failed: {errors[0]}")
+
+
+def layout() -> list[int]:
+    """What `Net` and the constants here say the C side is: sizeof(Net), MAX_LAYERS, PANEL, the
+    cell codes, then every field's offset, in the order `textrnn_layout` in _kernel.c lists them."""
+    return [ctypes.sizeof(Net), MAX_LAYERS, PANEL, *CELLS.values(),
+            *(getattr(Net, name).offset for name, _ in Net._fields_)]
+
+
+def check_layout(lib: ctypes.CDLL) -> None:
+    """Raise OSError unless the compiled kernel agrees with `layout()`: a field added on one side
+    only would otherwise have C read the wrong memory."""
+    ours = layout()
+    theirs = (ctypes.c_int64 * (len(ours) + 8))()
+    if not hasattr(lib, "textrnn_layout"):
+        raise OSError("the compiled kernel does not say its struct layout")
+    lib.textrnn_layout.argtypes = [ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
+    n = lib.textrnn_layout(theirs, len(theirs))
+    if list(theirs[:n]) != ours:
+        raise OSError(f"the compiled kernel's struct layout {list(theirs[:n])} differs from "
+                      f"fast.py's {ours}")
 
 
 def kernel() -> ctypes.CDLL | None:
@@ -218,7 +243,7 @@ _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def weights(model) -> Weights:
     """`model`'s packed weights, from the cache unless a parameter has changed since (an
     optimiser step, `load_state_dict` or any in-place op bumps its version counter) or been
-    replaced. Writes through `p.data` bypass the counter: call `forget(model)` after those."""
+    replaced. Writes through `p.data` bypass the counter."""
     key = tuple((p.data_ptr(), p._version) for p in model.parameters())
     with _lock:
         hit = _cache.get(model)
@@ -227,24 +252,17 @@ def weights(model) -> Weights:
     return hit[1]
 
 
-def forget(model) -> None:
-    """Drop `model`'s packed weights, so the next generation packs them afresh."""
-    with _lock:
-        _cache.pop(model, None)
-
-
 class Stepper:
     """The kernel bound to one model, batch size and set of sampling settings."""
 
-    def __init__(self, lib, model, batch: int, temperature: float, top_k: int | None,
-                 top_p: float | None, banned, threads: int | None = None):
+    def __init__(self, lib, model, batch: int, settings, banned=(), threads: int | None = None):
         self.lib, self.batch, self.weights = lib, batch, weights(model)
         net = self.net = Net.from_buffer_copy(self.weights.net)
         L, H, V, G = net.layers, net.hidden, net.vocab, self.weights.gates
         net.batch, net.threads = batch, threads or torch.get_num_threads()
-        net.temperature = temperature
-        net.top_k = top_k if top_k is not None and top_k < V else 0
-        net.top_p = top_p if top_p is not None else 1.0
+        net.temperature = settings.temperature
+        net.top_k = settings.top_k if settings.top_k is not None and settings.top_k < V else 0
+        net.top_p = settings.top_p if settings.top_p is not None else 1.0
         if any(not 0 <= i < V for i in banned):
             raise ValueError(f"banned ids must be in [0, {V}), got {sorted(banned)}")
         self.banned = torch.tensor(sorted(set(banned)), dtype=torch.int64)
@@ -288,12 +306,12 @@ class Stepper:
         return tokens
 
 
-def stepper(model, batch: int, temperature: float, top_k: int | None, top_p: float | None,
-            banned=()) -> Stepper | None:
-    """A Stepper for `model`, or None where the plain path must run (see `status`)."""
+def stepper(model, batch: int, settings, banned=()) -> Stepper | None:
+    """A Stepper for `model` and `settings` (a sample.Settings), or None where the plain path
+    must run (see `status`)."""
     if _unsupported(model) is not None:
         return None
     lib = kernel()
     if lib is None:
         return None
-    return Stepper(lib, model, batch, temperature, top_k, top_p, banned)
+    return Stepper(lib, model, batch, settings, banned)

@@ -18,7 +18,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .model import ModelConfig, RNNLM
 
@@ -70,7 +69,7 @@ def clipping_demo(clip: float | None, steps: int = 60, lr: float = 0.05, seed: i
     ids = torch.tensor([chars.index(c) for c in text])
     torch.manual_seed(seed)
     model = RNNLM(ModelConfig(vocab_size=len(chars), cell="rnn_relu", embed=16, hidden=64,
-                              layers=1))
+                              layers=1, dropout=0.0))
     with torch.no_grad():
         nn.init.orthogonal_(model.rnn.weight_hh_l0)
         model.rnn.weight_hh_l0.mul_(radius)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint
-from .sample import check_settings, generate_chunks
+from .sample import Generation, Settings, chunk_sizes
 
 EVAL_CHUNK = 1024  # tokens per forward pass in evaluation; the state is carried across chunks
 
@@ -83,21 +83,19 @@ class LM:
             raise ValueError(f"length must be >= 0, got {max_new_chars}")
         if num_samples < 1:
             raise ValueError(f"number of samples must be at least 1, got {num_samples}")
-        check_settings(temperature, top_k, top_p)
+        settings = Settings(temperature, top_k, top_p)
         if max_new_chars == 0:
             return
         tok = self.tokenizer
-        counts = [0] * num_samples
-        chunks = generate_chunks(self.model, self._prompt_ids(prompt), None, temperature, top_k,
-                                 top_p, self._generator(seed), num_samples,
-                                 banned=[] if tok.unk_id is None else [tok.unk_id],
-                                 # one step per character the slowest sample still lacks
-                                 wanted=lambda: max_new_chars - min(counts))
+        gen = Generation(self.model, self._prompt_ids(prompt), settings, self._generator(seed),
+                         num_samples, banned=[] if tok.unk_id is None else [tok.unk_id])
         # A byte or BPE token may end inside a character: each sample decodes through its own
         # stream decoder, which holds back incomplete characters, and stops at its length.
         decoders = [tok.stream_decoder().step for _ in range(num_samples)]
-        for chunk in chunks:
-            for ids in chunk.tolist():
+        counts = [0] * num_samples
+        for size in chunk_sizes():
+            # one step per character the slowest sample still lacks, at most
+            for ids in gen.take(min(size, max_new_chars - min(counts))).tolist():
                 pieces = [step(i)[:max_new_chars - n] for step, i, n in zip(decoders, ids, counts)]
                 counts = [n + len(p) for n, p in zip(counts, pieces)]
                 yield pieces

@@ -16,14 +16,13 @@ inside the cell, and anything that would stop PyTorch's fused RNN kernels from r
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
-FALLBACK = {"hidden": 256, "layers": 2, "dropout": 0.0}
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (h) or, for LSTM, (h, c)
 
@@ -37,8 +36,8 @@ class ModelConfig:
     layers: int | None = None  # stacked layers; a second layer helps, a third rarely pays on a CPU
     dropout: float | None = None  # on embeddings, between layers and before the head; raise it
                              # (0.1-0.3) when validation loss rises while training loss falls
-    # None: `textrnn train` chooses from the corpus and budget (auto.py); a model built directly
-    # takes FALLBACK's values
+    # None: `textrnn train` chooses from the corpus and budget (config.py); a model is only
+    # built from a config that leaves nothing open
     tie_weights: bool = False  # share the embedding with the output layer (needs embed == hidden)
 
     def __post_init__(self):
@@ -58,11 +57,9 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def filled(self) -> ModelConfig:
-        """This config with FALLBACK's values where it leaves a choice open (None); tied weights
-        take the embedding's width."""
-        fallback = {**FALLBACK, "hidden": self.embed if self.tie_weights else FALLBACK["hidden"]}
-        return replace(self, **{k: v for k, v in fallback.items() if getattr(self, k) is None})
+    def open_fields(self) -> list[str]:
+        """The fields left to be chosen (None)."""
+        return [k for k in ("hidden", "layers", "dropout") if getattr(self, k) is None]
 
 
 class RNNLM(nn.Module):
@@ -70,7 +67,10 @@ class RNNLM(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         assert config.vocab_size > 0, "vocab_size comes from the tokenizer"
-        self.config = c = config.filled()
+        if config.open_fields():
+            raise ValueError(f"ModelConfig leaves {', '.join(config.open_fields())} to be chosen "
+                             "(None); set them to build a model")
+        self.config = c = config
         self.embed = nn.Embedding(c.vocab_size, c.embed)
         kind = {"lstm": nn.LSTM, "gru": nn.GRU}.get(c.cell, nn.RNN)
         extra = {"nonlinearity": c.cell[4:]} if c.cell.startswith("rnn_") else {}

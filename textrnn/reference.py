@@ -168,7 +168,8 @@ def to_torch(p: Params, f: str):
     import torch
     from .model import ModelConfig, RNNLM
     H, D = p.W_xh.shape
-    model = RNNLM(ModelConfig(vocab_size=D, cell=f"rnn_{f}", embed=D, hidden=H, layers=1)).double()
+    model = RNNLM(ModelConfig(vocab_size=D, cell=f"rnn_{f}", embed=D, hidden=H, layers=1,
+                              dropout=0.0)).double()
     with torch.no_grad():
         model.embed.weight.copy_(torch.eye(D))
         model.rnn.weight_ih_l0.copy_(torch.from_numpy(p.W_xh))
@@ -225,7 +226,7 @@ def torch_check(f: str, seed: int = 0) -> dict[str, float]:
     from .model import ModelConfig, RNNLM
     H, D = p.W_xh.shape
     model = RNNLM(ModelConfig(vocab_size=D, cell=f"rnn_{f}", embed=3, hidden=H,
-                              layers=1)).double()
+                              layers=1, dropout=0.0)).double()
     with torch.no_grad():
         for b in (model.rnn.bias_ih_l0, model.rnn.bias_hh_l0, model.head.bias):
             b.normal_(0, 0.3)

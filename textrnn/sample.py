@@ -13,10 +13,10 @@ Left out on purpose: beam search (it makes dull text) and repetition penalties.
 
 from __future__ import annotations
 
-import itertools
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 
@@ -26,17 +26,24 @@ from . import fast as fastpath
 MIN_TEMPERATURE = 1e-3  # below it, use 0: the likeliest token
 
 
-def check_settings(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    """Raise ValueError, with advice, for settings that mean nothing."""
-    if not temperature >= 0:  # also catches NaN
-        raise ValueError(f"temperature must be >= 0 (0 = always the likeliest), got {temperature}")
-    if 0 < temperature < MIN_TEMPERATURE:  # logits / t would overflow to inf
-        raise ValueError(f"temperature must be 0 or at least {MIN_TEMPERATURE:g}, "
-                         f"got {temperature:g}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top-k must be at least 1 (or unset), got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top-p must be in (0, 1] (or unset), got {top_p}")
+@dataclass(frozen=True)
+class Settings:
+    """How the next token is chosen, checked once when made: a ValueError with advice for
+    settings that mean nothing. Every backend applies them by the rule of `sample_next`."""
+    temperature: float = 1.0       # 0 = always the likeliest; 1 = the model's own odds
+    top_k: int | None = None       # sample only from the k likeliest (None: all)
+    top_p: float | None = None     # ... only from the likeliest whose odds reach p (None: all)
+
+    def __post_init__(self):
+        t, k, p = self.temperature, self.top_k, self.top_p
+        if not t >= 0:  # also catches NaN
+            raise ValueError(f"temperature must be >= 0 (0 = always the likeliest), got {t}")
+        if 0 < t < MIN_TEMPERATURE:  # logits / t would overflow to inf
+            raise ValueError(f"temperature must be 0 or at least {MIN_TEMPERATURE:g}, got {t:g}")
+        if k is not None and k < 1:
+            raise ValueError(f"top-k must be at least 1 (or unset), got {k}")
+        if p is not None and not 0 < p <= 1:
+            raise ValueError(f"top-p must be in (0, 1] (or unset), got {p}")
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
@@ -75,67 +82,93 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     return torch.minimum(picked, last_kept)
 
 
-MAX_CHUNK = 32  # most steps the fast kernel runs per call; the first call runs 1, then doubling
+MAX_CHUNK = 32  # most steps one backend call runs; the first call runs 1, then doubling
 
 
-def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int | None,
-             temperature: float = 1.0,
-             top_k: int | None = None, top_p: float | None = None,
-             generator: torch.Generator | None = None, num_samples: int = 1,
-             banned: Sequence[int] = (), fast: bool = True) -> Iterator[torch.Tensor]:
-    """Yield steps of new ids, each (num_samples,), continuing `prompt_ids`; `max_new_tokens`
-    steps, or without end if it is None (the caller stops when it has enough text).
+def chunk_sizes() -> Iterator[int]:
+    """Steps per backend call: 1 first, so the first token comes at once, then doubling up to
+    MAX_CHUNK, so the kernel runs long stretches without a Python call between steps."""
+    n = 1
+    while True:
+        yield n
+        n = min(2 * n, MAX_CHUNK)
 
-    `prompt_ids` (T,) must hold at least one token. `banned` ids are never emitted (the
-    tokenizer's unknown id, for one). Steps run in the fast kernel where it is available
-    (fast.py), else (or with fast=False) one PyTorch forward per step; both give the same text.
+
+class Plain:
+    """The plain backend: one PyTorch forward per step, on any device."""
+
+    def __init__(self, model, settings: Settings, banned: Sequence[int]):
+        self.model, self.settings, self.banned = model, settings, list(banned)
+
+    def run(self, logits: torch.Tensor, state, uniforms: torch.Tensor) -> torch.Tensor:
+        """Sample len(uniforms) steps; `logits` (B, V) and `state` are updated in place, as
+        the kernel's `Stepper.run` does. Returns the tokens (steps, B)."""
+        s, tokens = self.settings, []
+        for u in uniforms:
+            masked = logits
+            if self.banned:
+                masked = logits.clone()
+                masked[:, self.banned] = float("-inf")
+            nxt = sample_next(masked, s.temperature, s.top_k, s.top_p, uniforms=u)  # (B,)
+            tokens.append(nxt)
+            new_logits, _, new_state = _forward(self.model, nxt[:, None], state)
+            logits.copy_(new_logits[:, -1])
+            for old, new in zip(_tensors(state), _tensors(new_state)):
+                old.copy_(new)
+        return torch.stack(tokens)
+
+
+class Generation:
+    """New token ids continuing a prompt, for `num_samples` streams side by side.
+
+    Priming reads the whole prompt in one forward pass; then `take(n)` samples n more steps per
+    stream, carrying the state: the prompt is never re-run. The steps run in the compiled kernel
+    (fast.py) where it can, else (or with fast=False) in the plain backend; both draw the same
+    uniforms from `generator` and give the same tokens. `banned` ids are never emitted (the
+    tokenizer's unknown id, for one).
     """
-    for chunk in generate_chunks(model, prompt_ids, max_new_tokens, temperature, top_k, top_p,
-                                 generator, num_samples, banned, fast):
-        yield from chunk
+
+    @torch.inference_mode()
+    def __init__(self, model, prompt_ids: torch.Tensor, settings: Settings,
+                 generator: torch.Generator | None = None, num_samples: int = 1,
+                 banned: Sequence[int] = (), fast: bool = True):
+        assert prompt_ids.dim() == 1 and len(prompt_ids) > 0, "prompt needs at least one token"
+        device = next(model.parameters()).device
+        self.generator, self.num_samples = generator, num_samples
+        idx = prompt_ids.to(device).long()[None]                           # (1, T)
+        logits, _, state = _forward(model, idx)                            # prime in one pass
+        self.logits = logits[:, -1].expand(num_samples, -1).contiguous()  # (B, V)
+        self.state = _repeat_state(state, num_samples)
+        V = self.logits.size(-1)
+        if any(not 0 <= i < V for i in banned):
+            raise ValueError(f"banned ids must be in [0, {V}), got {list(banned)}")
+        self.backend = fastpath.stepper(model, num_samples, settings, banned) if fast else None
+        self.backend = self.backend or Plain(model, settings, banned)
+
+    @torch.inference_mode()
+    def take(self, n: int) -> torch.Tensor:
+        """The next n steps: token ids (n, num_samples)."""
+        g = self.generator
+        uniforms = torch.rand(n, self.num_samples, dtype=torch.float64, generator=g,
+                              device=g.device if g is not None else self.logits.device)
+        return self.backend.run(self.logits, self.state, uniforms)
 
 
-@torch.inference_mode()
-def generate_chunks(model, prompt_ids: torch.Tensor, max_new_tokens: int | None,
-                    temperature: float = 1.0, top_k: int | None = None,
-                    top_p: float | None = None, generator: torch.Generator | None = None,
-                    num_samples: int = 1, banned: Sequence[int] = (), fast: bool = True,
-                    wanted: Callable[[], int] | None = None) -> Iterator[torch.Tensor]:
-    """`generate`, a run of steps at a time: yields (steps, num_samples) tensors. The fast
-    kernel's first run is one step, so the first token comes at once; then runs double, up
-    to MAX_CHUNK steps, and never past `wanted()` (if given: how many more steps the caller
-    can use, asked before each run), so little is computed only to be thrown away. The plain
-    path yields one step at a time."""
-    assert prompt_ids.dim() == 1 and len(prompt_ids) > 0, "prompt needs at least one token"
-    check_settings(temperature, top_k, top_p)
-    device = next(model.parameters()).device
-    idx = prompt_ids.to(device).long()[None]                           # (1, T)
-    logits, _, state = _forward(model, idx)                            # prime in one pass
-    logits = logits[:, -1].expand(num_samples, -1).contiguous()       # (B, V)
-    state = _repeat_state(state, num_samples)
-    banned = list(banned)
-    if any(not 0 <= i < logits.size(-1) for i in banned):
-        raise ValueError(f"banned ids must be in [0, {logits.size(-1)}), got {banned}")
-    stepper = (fastpath.stepper(model, num_samples, temperature, top_k, top_p, banned)
-               if fast else None)
-    if stepper is not None:
-        chunk, remaining = 1, max_new_tokens
-        while remaining is None or remaining > 0:
-            n = chunk if remaining is None else min(chunk, remaining)
-            n = n if wanted is None else max(1, min(n, wanted()))
-            uniforms = torch.rand(n, num_samples, dtype=torch.float64, generator=generator)
-            yield stepper.run(logits, state, uniforms)                 # updates logits, state
-            remaining = None if remaining is None else remaining - n
-            chunk = min(2 * chunk, MAX_CHUNK)
-        return
-    for _ in range(max_new_tokens) if max_new_tokens is not None else itertools.count():
-        if banned:
-            logits = logits.clone()
-            logits[:, banned] = float("-inf")
-        nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
-        yield nxt[None]
-        logits, _, state = _forward(model, nxt[:, None], state)        # one step, state carried
-        logits = logits[:, -1]
+def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int | None = None, *,
+             generator: torch.Generator | None = None, num_samples: int = 1,
+             banned: Sequence[int] = (), fast: bool = True, **settings) -> Iterator[torch.Tensor]:
+    """Yield steps of new ids, each (num_samples,), continuing `prompt_ids` (T,);
+    `max_new_tokens` steps, or without end if it is None. `settings` are those of `Settings`
+    (temperature, top_k, top_p). A `Generation` underneath, taken a chunk at a time."""
+    gen = Generation(model, prompt_ids, Settings(**settings), generator, num_samples, banned,
+                     fast)
+    left = max_new_tokens
+    for n in chunk_sizes():
+        if left is not None and left <= 0:
+            return
+        n = n if left is None else min(n, left)
+        yield from gen.take(n)
+        left = None if left is None else left - n
 
 
 _onednn_lock = threading.Lock()
@@ -169,6 +202,10 @@ def _without_onednn():
 def _forward(model, idx, state=None):
     with _without_onednn():
         return model(idx, state=state)
+
+
+def _tensors(state) -> tuple[torch.Tensor, ...]:
+    return state if isinstance(state, tuple) else (state,)
 
 
 def _repeat_state(state, n: int):

@@ -1,9 +1,11 @@
-"""Training: `TrainConfig` and `train()`, the loop that turns a corpus into a checkpoint.
+"""Training: `train()`, the loop that turns a corpus into a checkpoint, and the reporters that
+show it.
 
-The loop, step by step: read and encode the corpus; split off validation text; build the model
-and AdamW; then repeat (batch -> forward -> loss -> backward -> clip -> step) with the recurrent
-state carried between batches (truncated BPTT, see data.py), validating on the whole validation
-text at evenly spaced points of the run and keeping the best and the latest checkpoint.
+The loop, step by step: read and encode the corpus; split off validation text; resolve what the
+config leaves open (config.py); build the model and AdamW; then repeat (batch -> forward -> loss
+-> backward -> clip -> step) with the recurrent state carried between batches (truncated BPTT,
+see data.py), validating on the whole validation text at evenly spaced points of the run and
+keeping the best and the latest checkpoint.
 
 The budget is `max_steps` or `time_budget` (seconds of training; validation passes are not
 counted), or both, whichever ends first. The learning rate warms up linearly, then follows a
@@ -17,18 +19,19 @@ data position and the carried state, so a run stopped at step N and resumed give
 run that never stopped gives. Ctrl-C saves `last/` and re-raises KeyboardInterrupt. A loss that
 turns NaN or infinite stops the run with FloatingPointError, keeping the last good checkpoint.
 Where the CPU multiplies bfloat16 natively, the forward pass runs under bf16 autocast
-(`precision`); weights, optimizer and loss stay fp32. Left out on purpose: fp16 with loss
-scaling, gradient accumulation and multi-GPU.
+(`precision`); weights, optimizer and loss stay fp32.
+
+What the run shows goes through a `Reporter`: `Terminal` prints lines and a progress bar; another
+front end (a web page, a distributed run's other ranks) passes its own. Left out on purpose: fp16
+with loss scaling, gradient accumulation and multi-GPU.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -36,115 +39,121 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from . import auto, checkpoint
-from .data import Batches, corpus_name, fit_batch_shape, read_corpus, split
+from . import checkpoint
+from .config import Budget, Resolved, TrainConfig, resolve
+from .data import Batches, corpus_name, read_corpus, split
 from .lm import evaluate_ids, predicted_chars
-from .model import ModelConfig, RNNLM, autocast, detach_state
-from .tokenizer import KINDS as TOKENIZERS
+from .model import RNNLM, autocast, detach_state
 from .tokenizer import build as build_tokenizer
-
-DEFAULT_STEPS = 2000  # the budget when neither max_steps nor time_budget is given
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
-class TrainConfig:
-    corpus: str = ""               # a UTF-8 text file, or a folder of .txt files
-    out: str | None = None         # run folder; the CLI defaults it to checkpoints/<corpus name>
-    val_file: str | None = None    # validation text; if unset, the end of the corpus is used
-    val_fraction: float = 0.1      # share of the corpus kept for validation (taken from the end)
-    encoding: str = "utf-8"        # text encoding of the corpus and validation files
-    tokenizer: str = "char"        # char (one token per character), bpe or byte
-    vocab_size: int | None = None  # BPE vocabulary (default 1024); char and byte fix their own
-    model: ModelConfig = field(default_factory=ModelConfig)
-    seq_len: int | None = None     # BPTT length: gradients flow back this many tokens
-    batch_size: int | None = None  # parallel streams; more uses the cores better, to a point
-    lr: float | None = None        # peak AdamW learning rate (warm-up, then a cosine to min_lr)
-    # None (the default for these three and for the model's hidden, layers and dropout): chosen
-    # when the run starts (auto.py): width, dropout and lr from the corpus size and the budget,
-    # batch 64 (fewer for a short time budget) and seq-len 50
-    min_lr: float = 0.0            # where the cosine ends; 0 spends the whole budget annealing
-    warmup_steps: int = 50         # linear warm-up (capped at a tenth of max_steps)
-    weight_decay: float | None = None  # AdamW decay on weight matrices (not biases); None:
-                                   # 0.1, more for a run that reads the corpus many times
-    grad_clip: float = 1.0         # clip the global gradient norm to this; 0 turns it off
-    precision: str = "auto"        # fp32, or bf16 (bfloat16 matmuls, fp32 weights and loss);
-                                   # auto takes bf16 on a CPU with native bf16, else fp32
-    max_steps: int | None = None   # optimizer steps; with no budget at all, DEFAULT_STEPS
-    time_budget: float | None = None  # seconds of training (validation time not counted)
-    evals: int = 5                 # validation passes spread evenly over the run, the last at end
-    log_every: int = 10            # steps between lines in metrics.jsonl
-    seed: int = 1337               # drives init, dropout and data offsets
-    device: str = "auto"           # auto (cuda if present, else cpu), cpu, cuda, cuda:1, mps
-    resume: str | None = None      # a run folder to continue (its last/ checkpoint)
-    overwrite: bool = False        # replace an existing run in `out`
-
-    def __post_init__(self):
-        if isinstance(self.model, dict):
-            self.model = ModelConfig(**self.model)
-        checks = [
-            (self.tokenizer in TOKENIZERS,
-             f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}"),
-            (self.seq_len is None or self.seq_len >= 1,
-             f"seq-len must be at least 1, got {self.seq_len}"),
-            (self.batch_size is None or self.batch_size >= 1,
-             f"batch-size must be at least 1, got {self.batch_size}"),
-            (self.lr is None or (self.lr > 0 and math.isfinite(self.lr)),
-             f"lr must be a positive number, got {self.lr}"),
-            (0 <= self.min_lr <= (math.inf if self.lr is None else self.lr),
-             f"min-lr must be in [0, lr], got {self.min_lr}"),
-            (self.warmup_steps >= 0, f"warmup-steps must be >= 0, got {self.warmup_steps}"),
-            (self.weight_decay is None or self.weight_decay >= 0,
-             f"weight-decay must be >= 0, got {self.weight_decay}"),
-            (self.grad_clip >= 0, f"grad-clip must be >= 0, got {self.grad_clip}"),
-            (self.precision in PRECISIONS,
-             f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"),
-            (self.max_steps is None or self.max_steps >= 1,
-             f"max-steps must be at least 1, got {self.max_steps}"),
-            (self.time_budget is None or self.time_budget > 0,
-             f"time-budget must be positive, got {self.time_budget}"),
-            (self.evals >= 1, f"evals must be at least 1, got {self.evals}"),
-            (self.log_every >= 1, f"log-every must be at least 1, got {self.log_every}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+class LoopState:
+    """Where the loop is: saved in `last/resume.json`, so a resumed run carries on from here."""
+    step: int = 0
+    epoch: int = 0                  # passes over the training streams
+    pos: int = 0                    # batches read in this epoch
+    train_time: float = 0.0         # seconds of training steps (the time budget counts these)
+    wall_time: float = 0.0          # seconds of the run, validation and saving included
+    tokens: int = 0
+    best_val: float | None = None   # nats/char of the best validation so far, and its step
+    best_step: int | None = None
+    evals_done: int = 0
+    last_val: float | None = None   # nats/char of the latest validation, and its step
+    last_val_step: int | None = None
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; try cpu, cuda or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda asked for, but this PyTorch sees no CUDA GPU")
-    return device
+class Reporter:
+    """What a training run shows, and where. Every method may be left as it is (silent)."""
+
+    def log(self, message: str) -> None:
+        """A line for a person: what was decided, a note, the end of the run."""
+
+    def begin(self, budget: Budget, state: LoopState) -> None:
+        """The loop starts (at step `state.step` when resumed)."""
+
+    def trained(self, state: LoopState, record: dict) -> None:
+        """A training record (every `log_every` steps), as written to metrics.jsonl."""
+
+    def stepped(self, state: LoopState) -> None:
+        """A step is done; raising KeyboardInterrupt here stops the run as Ctrl-C does."""
+
+    def validated(self, state: LoopState, record: dict) -> None:
+        """A validation record, as written to metrics.jsonl."""
+
+    def end(self) -> None:
+        """The loop is over, finished or not."""
 
 
-def pick_precision(name: str, device: torch.device) -> str:
-    """auto -> bf16 where the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), else fp32.
+class Terminal(Reporter):
+    """Lines through `log` and a tqdm progress bar; `on_step(step)` after each step."""
 
-    bf16 autocast runs the RNN's and the head's matmuls in bfloat16 with fp32 accumulation; the
-    weights, the optimizer and the loss stay fp32. On a CPU without native bf16 it is emulated
-    and slower than fp32, so auto keeps fp32 there (and on GPUs, which this was not measured on).
-    """
-    if name != "auto":
-        if name == "bf16" and device.type == "mps":
-            raise ValueError("bf16 training is not supported on mps; use --precision fp32")
-        return name
-    native = device.type == "cpu" and torch.backends.mkldnn.is_available() and \
-        torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return "bf16" if native else "fp32"
+    def __init__(self, log: Callable[[str], None] = print, progress: bool = True,
+                 on_step: Callable[[int], None] | None = None):
+        self.log, self.progress, self.on_step = log, progress, on_step
+        self.bar, self.budget = None, None
+
+    def begin(self, budget: Budget, state: LoopState) -> None:
+        by_steps = budget.steps is not None
+        self.budget = budget
+        self.bar = tqdm(
+            total=budget.steps if by_steps else budget.seconds,
+            initial=state.step if by_steps else 0, unit="step" if by_steps else "s",
+            disable=not self.progress, dynamic_ncols=True,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+            if by_steps else "{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}{postfix}]")
+
+    def trained(self, state: LoopState, record: dict) -> None:
+        loss = record["train_loss"]
+        self.bar.set_postfix_str(f"loss {loss:.3f}, {loss / math.log(2):.3f} bpc, "
+                                 f"{record['chars_per_s']:,.0f} chars/s"
+                                 + (f", val {state.last_val:.3f}" if state.last_val else ""),
+                                 refresh=False)
+
+    def stepped(self, state: LoopState) -> None:
+        b = self.budget
+        self.bar.update(1 if b.steps else min(state.train_time, b.seconds) - self.bar.n)
+        if self.on_step is not None:
+            self.on_step(state.step)
+
+    def validated(self, state: LoopState, record: dict) -> None:
+        val = state.last_val
+        self.bar.set_postfix_str(f"val {val:.3f} nats/char, {val / math.log(2):.3f} bpc")
+
+    def end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@dataclass
+class Corpus:
+    """The text of a run as the loop needs it: ids, and what per-character figures need."""
+    chars: int                # characters in the corpus file(s)
+    sha256: str
+    train_ids: torch.Tensor
+    val_ids: torch.Tensor
+    val_chars: int            # characters a validation pass predicts
+    val_text_chars: int
+    chars_per_token: float    # training characters per token, to report per character
+
+
+@dataclass
+class Run:
+    """What a run works with, fixed once it starts."""
+    cfg: TrainConfig          # resolved: nothing left open
+    settings: Resolved
+    out: Path
+    corpus: Corpus
+    tokenizer: object
+    batches: Batches
+    model: RNNLM
+    opt: torch.optim.AdamW
+    metrics: checkpoint.MetricsLog
+    summary: dict             # the card's training section, less what changes as it trains
+
+    def progress(self, state: LoopState) -> float:
+        """The fraction of the budget used."""
+        return self.settings.budget.progress(state.step, state.train_time)
 
 
 def lr_at(cfg: TrainConfig, step: int, progress: float, warmup: int) -> float:
@@ -162,48 +171,6 @@ def _optimizer(model: RNNLM, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
 
 
-def _state_tensors(state) -> dict[str, torch.Tensor]:
-    if state is None:
-        return {}
-    if isinstance(state, tuple):
-        return {"carry.h": state[0], "carry.c": state[1]}
-    return {"carry.h": state}
-
-
-def _optimizer_tensors(opt) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer state_dict into tensors (for safetensors) and JSON."""
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for pid, st in sd["state"].items():
-        for name, value in st.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"opt.{pid}.{name}"] = value
-            else:
-                scalars[f"{pid}.{name}"] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _restore_optimizer(opt, tensors: dict[str, torch.Tensor], meta: dict, device) -> None:
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = value.to(device) if name != "step" else value
-    for key, value in meta["scalars"].items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def _trim_metrics(path: Path, step: int) -> None:
-    """Drop log lines past `step`: they came from a run that did not reach its next save."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
-
-
 def _prepare_out(cfg: TrainConfig) -> Path:
     if not cfg.out:
         raise ValueError("no output folder given (TrainConfig.out)")
@@ -217,248 +184,240 @@ def _prepare_out(cfg: TrainConfig) -> Path:
     return out
 
 
-def _clear_run(out: Path) -> None:
-    for name in (*checkpoint.FILES, "metrics.jsonl"):
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "last", ignore_errors=True)
-
-
-def train(cfg: TrainConfig, command: str | None = None,
-          log: Callable[[str], None] = print, progress: bool = True,
-          on_step: Callable[[int], None] | None = None) -> Path:
-    """Train as `cfg` says and return the run folder. `on_step(step)` is called after each step."""
-    # 1. Where to write, and what we continue from.
-    t_start = time.time()
-    out = _prepare_out(cfg)
-    device = pick_device(cfg.device)
-    resume = None
-    if cfg.resume:
-        last = checkpoint.last_dir(cfg.resume)
-        model, tokenizer, _ = checkpoint.load(last)
-        resume = checkpoint.load_resume(last)
-        saved = resume[1]["train_config"]
-        keep = {k: saved[k] for k in ("seq_len", "batch_size", "lr") if getattr(cfg, k) is None}
-        if cfg.precision == "auto":  # the run's own; runs from before --precision were fp32
-            keep["precision"] = saved.get("precision", "fp32")
-        cfg = replace(cfg, model=model.config, **keep)
-    precision = pick_precision(cfg.precision, device)
-    cfg = replace(cfg, precision=precision)  # recorded as run, so a resume keeps it
-
-    # 2. Data: text -> train/val text -> ids; the tokenizer learns from the training text only.
+def _read(cfg: TrainConfig, tokenizer, log) -> tuple[Corpus, object]:
+    """Text -> train/val text -> ids; a new tokenizer learns from the training text only."""
     text = read_corpus(cfg.corpus, cfg.encoding)
     if cfg.val_file:
         train_text, val_text = text, read_corpus(cfg.val_file, cfg.encoding)
     else:
         train_text, val_text = split(text, cfg.val_fraction)
-    if resume is None:
+    if tokenizer is None:
         tokenizer = build_tokenizer(cfg.tokenizer, train_text, cfg.vocab_size, log)
     train_ids, val_ids = tokenizer.encode(train_text), tokenizer.encode(val_text)
     if len(val_ids) < 2:
         raise ValueError(f"validation text too short ({len(val_text)} characters)")
-    chars_per_token = len(train_text) / max(len(train_ids), 1)  # to report per character
-    val_chars = predicted_chars(tokenizer, val_text, val_ids)
-    if resume is None:  # fill in what was left to choose (a resumed run has it all)
-        asked = cfg.min_lr
-        cfg, why = auto.choose(cfg, len(train_ids), tokenizer.vocab_size, device,
-                               precision == "bf16")
-        if cfg.min_lr < asked:  # choose() caps it at the lr it chose
-            log(f"note: min-lr {asked:g} is above the chosen lr {cfg.lr:g}; using "
-                f"{cfg.lr:g} for both (a flat schedule)")
-    B, T = fit_batch_shape(len(train_ids), cfg.batch_size, cfg.seq_len)
-    if (B, T) != (cfg.batch_size, cfg.seq_len):
-        log(f"corpus is short ({len(train_ids):,} training tokens): using batch-size {B}, "
-            f"seq-len {T}")
-    batches = Batches(train_ids, B, T, cfg.seed)
-    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    corpus = Corpus(chars=len(text), sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                    train_ids=train_ids, val_ids=val_ids,
+                    val_chars=predicted_chars(tokenizer, val_text, val_ids),
+                    val_text_chars=len(val_text),
+                    chars_per_token=len(train_text) / max(len(train_ids), 1))
+    return corpus, tokenizer
 
-    # 3. Model and optimizer, fresh or restored.
+
+def prepare(cfg: TrainConfig, reporter: Reporter,
+            command: str | None = None) -> tuple[Run, LoopState, object]:
+    """Everything a run needs before its first step, fresh or resumed: (run, state, carry)."""
+    # 1. where to write, and what we continue from
+    out = _prepare_out(cfg)
+    resume = model = tokenizer = None
+    if cfg.resume:
+        model, tokenizer, _ = checkpoint.load(checkpoint.last_dir(cfg.resume))
+        resume = checkpoint.load_resume(cfg.resume)
+    # 2. the data, then everything the config leaves open
+    corpus, tokenizer = _read(cfg, tokenizer, reporter.log)
+    settings = resolve(cfg, len(corpus.train_ids), tokenizer.vocab_size,
+                       None if resume is None else (resume.info["train_config"], model.config))
+    cfg, device = settings.cfg, settings.device
+    for note in settings.notes:
+        reporter.log(note)
+    batches = Batches(corpus.train_ids, settings.batch, settings.seq_len, cfg.seed)
+    # 3. model and optimizer, fresh or restored
     torch.manual_seed(cfg.seed)
-    if resume is None:
+    if model is None:
         model = RNNLM(replace(cfg.model, vocab_size=tokenizer.vocab_size))
     model.to(device).train()
     opt = _optimizer(model, cfg)
-    s = {"step": 0, "epoch": 0, "pos": 0, "train_time": 0.0, "wall_time": 0.0, "tokens": 0,
-         "best_val": None, "best_step": None, "evals_done": 0}
-    carry = None
+    state, carry = LoopState(), None
     if resume is not None:
-        tensors, info = resume
-        s.update(info["loop"])
-        _restore_optimizer(opt, tensors, info["optimizer"], device)
-        torch.set_rng_state(tensors["rng"])
-        if "carry.h" in tensors:
-            h = tensors["carry.h"].to(device)
-            carry = (h, tensors["carry.c"].to(device)) if "carry.c" in tensors else h
-        if info.get("corpus_sha256") != sha:
-            log("note: this corpus differs from the one the run was trained on; continuing on it")
-        _trim_metrics(out / "metrics.jsonl", s["step"])
+        state = LoopState(**resume.info["loop"])
+        resume.restore_optimizer(opt, device)
+        torch.set_rng_state(resume.tensors["rng"])
+        carry = resume.carry(device)
+        if resume.info.get("corpus_sha256") != corpus.sha256:
+            reporter.log("note: this corpus differs from the one the run was trained on; "
+                         "continuing on it")
+        # a new budget re-spreads the validation passes that remain
+        state.evals_done = math.floor(
+            settings.budget.progress(state.step, state.train_time) * cfg.evals + 1e-9)
     elif cfg.overwrite:
-        _clear_run(out)
+        checkpoint.clear_run(out)
     out.mkdir(parents=True, exist_ok=True)
-
-    max_steps, budget = cfg.max_steps, cfg.time_budget
-    if max_steps is None and budget is None:
-        max_steps = DEFAULT_STEPS
-    warmup = min(cfg.warmup_steps, max_steps // 10) if max_steps else cfg.warmup_steps
-
-    def progress_now() -> float:
-        p = [s["step"] / max_steps] if max_steps else []
-        p += [s["train_time"] / budget] if budget else []
-        return max(p)
-
-    if resume is not None:  # a new budget re-spreads the validation passes that remain
-        s["evals_done"] = math.floor(progress_now() * cfg.evals + 1e-9)
-
-    # 4. Say what was decided.
-    cm = model.config
-    log(f"corpus {cfg.corpus}: {len(text):,} chars; {tokenizer.kind} tokenizer, vocabulary "
-        f"{tokenizer.vocab_size:,}, {chars_per_token:.2f} chars/token; train {len(train_ids):,} "
-        f"tokens, validate {len(val_ids):,}")
-    if resume is None and why:
-        log(why)
-    log(f"model {cm.layers}x{cm.hidden} {cm.cell.upper()}, embedding {cm.embed}, dropout "
-        f"{cm.dropout:g}: "
-        f"{model.num_params():,} parameters on {device}")
-    resumed = f", from step {s['step']:,}" if resume else ""
-    budget_text = " or ".join(([f"{max_steps:,} steps"] if max_steps else []) +
-                              ([f"{budget:g} s"] if budget else []))
-    log(f"batch {B} x {T} tokens, {precision}, lr {cfg.lr:g} (cosine to {cfg.min_lr:g}), budget "
-        f"{budget_text}{resumed}; writing {out}")
-
-    summary_base = {
-        "corpus_name": corpus_name(cfg.corpus),
-        "corpus_chars": len(text), "corpus_sha256": sha,
+    metrics = checkpoint.MetricsLog(out, upto=state.step if resume is not None else None)
+    summary = {
+        "corpus_name": corpus_name(cfg.corpus), "corpus_chars": corpus.chars,
+        "corpus_sha256": corpus.sha256,
         "val_source": cfg.val_file or f"last {cfg.val_fraction:g} of the corpus",
         "tokenizer": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
-        "chars_per_token": round(chars_per_token, 4), "val_chars": len(val_text),
-        "command": command, "device": str(device), "precision": precision,
-        "torch_version": torch.__version__,
-        "train_config": {k: v for k, v in cfg.to_dict().items() if k != "model"},
+        "chars_per_token": round(corpus.chars_per_token, 4),
+        "val_chars": corpus.val_text_chars, "command": command, "device": str(device),
+        "precision": cfg.precision, "torch_version": torch.__version__,
+        "train_config": cfg.record(),
     }
+    run = Run(cfg, settings, out, corpus, tokenizer, batches, model, opt, metrics, summary)
+    _say_what_was_decided(run, state, resumed=resume is not None, log=reporter.log)
+    return run, state, carry
 
-    def summary(val_loss: float | None, at_step: int | None) -> dict:
-        return {**summary_base, "steps": s["step"], "tokens_seen": s["tokens"],
-                "chars_seen": round(s["tokens"] * chars_per_token),
-                "train_time_s": round(s["train_time"], 2),
-                "wall_time_s": round(s["wall_time"], 2), "val_loss": val_loss,
-                "val_bpc": None if val_loss is None else val_loss / math.log(2),
-                "best_step": at_step,
-                "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
-    def save_last(rng_state: torch.Tensor) -> None:
-        opt_tensors, opt_meta = _optimizer_tensors(opt)
-        tensors = {**opt_tensors, **_state_tensors(carry), "rng": rng_state}
-        info = {"step": s["step"], "loop": s, "optimizer": opt_meta, "corpus_sha256": sha,
-                "train_config": summary_base["train_config"]}
-        checkpoint.save_resume(out / "last", tensors, info)
-        checkpoint.save(out / "last", model, tokenizer,
-                        summary(s.get("last_val"), s.get("last_val_step")))
+def _say_what_was_decided(run: Run, state: LoopState, resumed: bool, log) -> None:
+    c, cm, tok = run.corpus, run.model.config, run.tokenizer
+    log(f"corpus {run.cfg.corpus}: {c.chars:,} chars; {tok.kind} tokenizer, vocabulary "
+        f"{tok.vocab_size:,}, {c.chars_per_token:.2f} chars/token; train {len(c.train_ids):,} "
+        f"tokens, validate {len(c.val_ids):,}")
+    if run.settings.why:
+        log(run.settings.why)
+    log(f"model {cm.layers}x{cm.hidden} {cm.cell.upper()}, embedding {cm.embed}, dropout "
+        f"{cm.dropout:g}: {run.model.num_params():,} parameters on {run.settings.device}")
+    s = run.settings
+    log(f"batch {s.batch} x {s.seq_len} tokens, {run.cfg.precision}, lr {run.cfg.lr:g} (cosine "
+        f"to {run.cfg.min_lr:g}), budget {s.budget}"
+        f"{f', from step {state.step:,}' if resumed else ''}; writing {run.out}")
 
-    metrics = open(out / "metrics.jsonl", "a", encoding="utf-8")
 
-    def write_metrics(record: dict) -> None:
-        metrics.write(json.dumps(record) + "\n")
-        metrics.flush()
+def train_step(run: Run, state: LoopState, carry):
+    """One optimizer step on the next batch: returns (loss in nats/token, tokens, seconds, lr,
+    the carried state). A new epoch restarts the streams, so the state resets."""
+    if state.pos >= run.batches.steps_in_epoch(state.epoch):
+        state.epoch, state.pos, carry = state.epoch + 1, 0, None
+    device = run.settings.device
+    x, y = run.batches.get(state.epoch, state.pos)
+    x, y = x.to(device), y.to(device)
+    t0 = time.perf_counter()
+    lr = lr_at(run.cfg, state.step, run.progress(state), run.settings.budget.warmup)
+    for group in run.opt.param_groups:
+        group["lr"] = lr
+    with autocast(device, run.cfg.precision == "bf16"):
+        _, loss, new_carry = run.model(x, y, carry)
+    loss.backward()
+    norm = (torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
+            if run.cfg.grad_clip else torch.tensor(0.0))
+    loss_value = loss.item()
+    if not (math.isfinite(loss_value) and math.isfinite(float(norm))):
+        where = run.out / "last" if (run.out / "last").is_dir() else None
+        raise FloatingPointError(
+            f"loss became {loss_value} at step {state.step + 1}; training stopped. "
+            + (f"The last good checkpoint is kept in {where}. " if where else
+               "No checkpoint was written yet. ")
+            + f"Try a lower --lr (now {run.cfg.lr:g}) or --grad-clip.")
+    run.opt.step()
+    run.opt.zero_grad(set_to_none=True)
+    dt = time.perf_counter() - t0
+    state.step, state.pos = state.step + 1, state.pos + 1
+    state.tokens += x.numel()
+    state.train_time += dt
+    return loss_value, x.numel(), dt, lr, detach_state(new_carry, torch.float32)
 
-    def validate() -> float:
-        """Total nats over the whole validation text, read as one stream (see LM.evaluate)."""
-        return evaluate_ids(model, val_ids)[0]
 
-    # 5. The loop.
-    bar = tqdm(total=max_steps if max_steps else budget, initial=s["step"] if max_steps else 0,
-               unit="step" if max_steps else "s", disable=not progress, dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
-               if max_steps else "{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}{postfix}]")
-    loss_sum, loss_n, window_tokens, window_time = 0.0, 0, 0, 0.0
+class Window:
+    """Training loss and speed summed since the last metrics record."""
+
+    def __init__(self):
+        self.loss, self.steps, self.tokens, self.seconds = 0.0, 0, 0, 0.0
+
+    def add(self, loss: float, tokens: int, seconds: float) -> None:
+        self.loss, self.steps = self.loss + loss, self.steps + 1
+        self.tokens, self.seconds = self.tokens + tokens, self.seconds + seconds
+
+    def record(self, run: Run, state: LoopState, lr: float) -> dict:
+        per_token = self.loss / self.steps
+        per_char = per_token / run.corpus.chars_per_token  # the scale every tokenizer shares
+        return {"step": state.step, "train_loss": round(per_char, 5),
+                "train_bpc": round(per_char / math.log(2), 5),
+                "train_nats_per_token": round(per_token, 5), "lr": lr,
+                "train_time": round(state.train_time, 3), "tokens": state.tokens,
+                "chars_per_s": round(self.tokens * run.corpus.chars_per_token / self.seconds)}
+
+
+def summary(run: Run, state: LoopState, val_loss: float | None, at_step: int | None) -> dict:
+    """The card's training section for a checkpoint saved now."""
+    return {**run.summary, "steps": state.step, "tokens_seen": state.tokens,
+            "chars_seen": round(state.tokens * run.corpus.chars_per_token),
+            "train_time_s": round(state.train_time, 2),
+            "wall_time_s": round(state.wall_time, 2), "val_loss": val_loss,
+            "val_bpc": None if val_loss is None else val_loss / math.log(2),
+            "best_step": at_step,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def save_last(run: Run, state: LoopState, carry, rng_state: torch.Tensor) -> None:
+    """The latest step, with what resuming needs, to `last/`."""
+    info = {"step": state.step, "loop": asdict(state), "corpus_sha256": run.corpus.sha256,
+            "train_config": run.summary["train_config"]}
+    checkpoint.save_resume(run.out / "last", run.opt, carry, rng_state, info)
+    checkpoint.save(run.out / "last", run.model, run.tokenizer,
+                    summary(run, state, state.last_val, state.last_val_step))
+
+
+def validation_due(run: Run, state: LoopState) -> bool:
+    """Whether the run has reached its next evenly spaced validation point (or its end)."""
+    p = run.progress(state)
+    due = math.floor(p * run.cfg.evals + 1e-9) if p < 1 else run.cfg.evals
+    if due <= state.evals_done:
+        return False
+    state.evals_done = due
+    return True
+
+
+def validate(run: Run, state: LoopState) -> dict:
+    """A pass over the whole validation text, read as one stream (see LM.evaluate); the best
+    checkpoint goes to the run's top when this one beats it."""
+    nats = evaluate_ids(run.model, run.corpus.val_ids)[0]
+    val = nats / run.corpus.val_chars  # nats per character
+    state.last_val, state.last_val_step = val, state.step
+    record = {"step": state.step, "val_loss": round(val, 5),
+              "val_bpc": round(val / math.log(2), 5),
+              "val_nats_per_token": round(nats / (len(run.corpus.val_ids) - 1), 5),
+              "train_time": round(state.train_time, 3)}
+    if state.best_val is None or val < state.best_val:
+        state.best_val, state.best_step = val, state.step
+        checkpoint.save(run.out, run.model, run.tokenizer, summary(run, state, val, state.step))
+    return record
+
+
+def train(cfg: TrainConfig, command: str | None = None,
+          log: Callable[[str], None] = print, progress: bool = True,
+          on_step: Callable[[int], None] | None = None,
+          reporter: Reporter | None = None) -> Path:
+    """Train as `cfg` says and return the run folder. What the run shows goes to `reporter`;
+    without one, to a `Terminal(log, progress, on_step)`."""
+    reporter = reporter or Terminal(log, progress, on_step)
+    t_start = time.time()
+    run, state, carry = prepare(cfg, reporter, command)                     # 1. prepare
+    cfg, window = run.cfg, Window()
     rng_state = torch.get_rng_state()
-    t_wall = time.time() - s["wall_time"]
+    t_wall = time.time() - state.wall_time
+    reporter.begin(run.settings.budget, state)
     try:
-        while progress_now() < 1.0:
-            # a. the next batch; a new epoch restarts the streams, so the state resets
-            if s["pos"] >= batches.steps_in_epoch(s["epoch"]):
-                s["epoch"], s["pos"], carry = s["epoch"] + 1, 0, None
-            x, y = batches.get(s["epoch"], s["pos"])
-            x, y = x.to(device), y.to(device)
-            t0 = time.perf_counter()
-            lr = lr_at(cfg, s["step"], progress_now(), warmup)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            # b. forward, backward, clip, step
-            with autocast(device, precision == "bf16"):
-                _, loss, new_carry = model(x, y, carry)
-            loss.backward()
-            norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    if cfg.grad_clip else torch.tensor(0.0))
-            loss_value = loss.item()
-            if not (math.isfinite(loss_value) and math.isfinite(float(norm))):
-                where = out / "last" if (out / "last").is_dir() else None
-                raise FloatingPointError(
-                    f"loss became {loss_value} at step {s['step'] + 1}; training stopped. "
-                    + (f"The last good checkpoint is kept in {where}. " if where else
-                       "No checkpoint was written yet. ")
-                    + f"Try a lower --lr (now {cfg.lr:g}) or --grad-clip.")
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            carry = detach_state(new_carry, torch.float32)
-            dt = time.perf_counter() - t0
-            s["step"] += 1
-            s["pos"] += 1
-            s["tokens"] += x.numel()
-            s["train_time"] += dt
-            s["wall_time"] = time.time() - t_wall
-            loss_sum, loss_n = loss_sum + loss_value, loss_n + 1
-            window_tokens, window_time = window_tokens + x.numel(), window_time + dt
-            # c. progress bar and metrics log
-            if s["step"] % cfg.log_every == 0 or progress_now() >= 1.0:
-                per_token = loss_sum / loss_n
-                per_char = per_token / chars_per_token  # the scale every tokenizer shares
-                chars_per_s = window_tokens * chars_per_token / window_time
-                write_metrics({"step": s["step"], "train_loss": round(per_char, 5),
-                               "train_bpc": round(per_char / math.log(2), 5),
-                               "train_nats_per_token": round(per_token, 5), "lr": lr,
-                               "train_time": round(s["train_time"], 3), "tokens": s["tokens"],
-                               "chars_per_s": round(chars_per_s)})
-                bar.set_postfix_str(f"loss {per_char:.3f}, {per_char / math.log(2):.3f} bpc, "
-                                    f"{chars_per_s:,.0f} chars/s"
-                                    + (f", val {s['last_val']:.3f}" if s.get("last_val") else ""),
-                                    refresh=False)
-                loss_sum, loss_n, window_tokens, window_time = 0.0, 0, 0, 0.0
+        while run.progress(state) < 1.0:
+            loss, tokens, dt, lr, carry = train_step(run, state, carry)     # 2. one step
+            state.wall_time = time.time() - t_wall
+            window.add(loss, tokens, dt)
+            if state.step % cfg.log_every == 0 or run.progress(state) >= 1.0:
+                record = window.record(run, state, lr)                      # 3. report
+                run.metrics.write(record)
+                reporter.trained(state, record)
+                window = Window()
             rng_state = torch.get_rng_state()  # what a resume from this step must restore
-            bar.update(1 if max_steps else min(s["train_time"], budget) - bar.n)
-            if on_step is not None:
-                on_step(s["step"])
-            # d. validation at evenly spaced points; the best goes to the top, the latest to last/
-            due = math.floor(progress_now() * cfg.evals + 1e-9) if progress_now() < 1 else cfg.evals
-            if due > s["evals_done"]:
-                s["evals_done"] = due
-                nats = validate()
-                val = nats / val_chars  # nats per character
-                s["last_val"], s["last_val_step"] = val, s["step"]
-                write_metrics({"step": s["step"], "val_loss": round(val, 5),
-                               "val_bpc": round(val / math.log(2), 5),
-                               "val_nats_per_token": round(nats / (len(val_ids) - 1), 5),
-                               "train_time": round(s["train_time"], 3)})
-                if s["best_val"] is None or val < s["best_val"]:
-                    s["best_val"], s["best_step"] = val, s["step"]
-                    checkpoint.save(out, model, tokenizer, summary(val, s["step"]))
-                s["wall_time"] = time.time() - t_wall
-                save_last(rng_state)
-                bar.set_postfix_str(f"val {val:.3f} nats/char, {val / math.log(2):.3f} bpc")
+            reporter.stepped(state)
+            if validation_due(run, state):                                  # 4. validate, save
+                record = validate(run, state)
+                run.metrics.write(record)
+                state.wall_time = time.time() - t_wall
+                save_last(run, state, carry, rng_state)
+                reporter.validated(state, record)
     except KeyboardInterrupt:
-        bar.close()
-        s["wall_time"] = time.time() - t_wall
-        save_last(rng_state)
-        log(f"interrupted at step {s['step']:,}; saved {out / 'last'}. Resume with: "
-            f"textrnn train {cfg.corpus} --resume {out}")
+        reporter.end()
+        state.wall_time = time.time() - t_wall
+        save_last(run, state, carry, rng_state)
+        reporter.log(f"interrupted at step {state.step:,}; saved {run.out / 'last'}. Resume "
+                     f"with: textrnn train {cfg.corpus} --resume {run.out}")
         raise
     finally:
-        bar.close()
-        metrics.close()
-
-    # 6. Report.
-    best = s["best_val"]
-    log(f"done: {s['step']:,} steps, {s['tokens']:,} tokens in {s['train_time']:.0f} s of training "
-        f"({s['tokens'] * chars_per_token / max(s['train_time'], 1e-9):,.0f} chars/s), "
-        f"{time.time() - t_start:.0f} s "
-        f"in all; best validation {best:.4f} nats/char = {best / math.log(2):.4f} bits/char "
-        f"at step {s['best_step']:,}; checkpoint {out}")
-    return out
+        reporter.end()
+        run.metrics.close()
+    best = state.best_val                                                   # 5. done
+    reporter.log(
+        f"done: {state.step:,} steps, {state.tokens:,} tokens in {state.train_time:.0f} s of "
+        f"training ({state.tokens * run.corpus.chars_per_token / max(state.train_time, 1e-9):,.0f}"
+        f" chars/s), {time.time() - t_start:.0f} s in all; best validation {best:.4f} nats/char "
+        f"= {best / math.log(2):.4f} bits/char at step {state.best_step:,}; checkpoint {run.out}")
+    return run.out

@@ -1,4 +1,4 @@
-"""The defaults that adapt to the corpus and the budget (auto.py)."""
+"""The defaults that adapt to the corpus and the budget (config.py)."""
 
 import json
 import math
@@ -6,15 +6,14 @@ import math
 import pytest
 import torch
 
-from textrnn import ModelConfig, auto
-from textrnn.train import TrainConfig, train
+from textrnn import ModelConfig, TrainConfig, config, train
 
 CPU = torch.device("cpu")
 
 
 def flops_speed(rate: float):
     """A machine that trains at `rate` FLOP/s: tokens/s = rate / (6 x weights)."""
-    return lambda mc, b, t: rate / (6 * auto.num_weights(mc))
+    return lambda mc, b, t: rate / (6 * config.num_weights(mc))
 
 
 def no_timing(*_):
@@ -22,7 +21,7 @@ def no_timing(*_):
 
 
 def pick(n_tokens=1_000_000, vocab=65, speed=None, **kw):
-    cfg, why = auto.choose(TrainConfig(**kw), n_tokens, vocab, CPU, False, speed=speed)
+    cfg, why = config.choose(TrainConfig(**kw), n_tokens, vocab, CPU, False, speed=speed)
     return cfg, why
 
 
@@ -30,34 +29,34 @@ def test_a_longer_budget_buys_a_wider_model_and_never_breaks_the_rules():
     widths = []
     for budget in (10, 100, 300, 1800, 20_000):
         cfg, _ = pick(n_tokens=50_000_000, time_budget=budget, speed=flops_speed(150e9))
-        weights = auto.num_weights(cfg.model)
+        weights = config.num_weights(cfg.model)
         tokens = 150e9 / (6 * weights) * budget
-        assert tokens >= auto.TOKENS_PER_WEIGHT * weights or cfg.model.hidden == auto.WIDTHS[0]
-        assert weights <= auto.WEIGHTS_PER_TOKEN * 50_000_000
+        assert tokens >= config.TOKENS_PER_WEIGHT * weights or cfg.model.hidden == config.WIDTHS[0]
+        assert weights <= config.WEIGHTS_PER_TOKEN * 50_000_000
         widths.append(cfg.model.hidden)
     assert widths == sorted(widths) and widths[0] < widths[-1]
     # each choice is the widest that passes: the next width up would not get enough tokens
     cfg, _ = pick(n_tokens=50_000_000, time_budget=300, speed=flops_speed(150e9))
-    wider = auto.WIDTHS[auto.WIDTHS.index(cfg.model.hidden) + 1]
-    w = auto.num_weights(ModelConfig(vocab_size=65, hidden=wider, layers=2, dropout=0.0))
-    assert 150e9 / (6 * w) * 300 < auto.TOKENS_PER_WEIGHT * w
+    wider = config.WIDTHS[config.WIDTHS.index(cfg.model.hidden) + 1]
+    w = config.num_weights(ModelConfig(vocab_size=65, hidden=wider, layers=2, dropout=0.0))
+    assert 150e9 / (6 * w) * 300 < config.TOKENS_PER_WEIGHT * w
 
 
 def test_a_small_corpus_caps_the_model_whatever_the_budget():
     cfg, why = pick(n_tokens=100_000, time_budget=3600, speed=flops_speed(1e12))
-    assert auto.num_weights(cfg.model) <= auto.WEIGHTS_PER_TOKEN * 100_000
+    assert config.num_weights(cfg.model) <= config.WEIGHTS_PER_TOKEN * 100_000
     assert cfg.model.hidden < 256
     # ...and a run that will read it hundreds of times gets the most dropout
-    assert cfg.model.dropout == auto.MAX_DROPOUT and "passes over the corpus" in why
+    assert cfg.model.dropout == config.MAX_DROPOUT and "passes over the corpus" in why
 
 
 def test_a_step_budget_is_decided_without_timing():
     cfg, why = pick(max_steps=20, speed=no_timing)
-    assert cfg.batch_size == auto.BATCH  # smaller batches would add no steps, only read less
-    assert cfg.model.hidden == auto.WIDTHS[0] and "tokens/s" not in why
+    assert cfg.batch_size == config.BATCH  # smaller batches would add no steps, only read less
+    assert cfg.model.hidden == config.WIDTHS[0] and "tokens/s" not in why
     cfg, _ = pick(max_steps=5000, speed=no_timing)
-    assert cfg.batch_size == auto.BATCH
-    assert cfg.model.hidden > auto.WIDTHS[0]
+    assert cfg.batch_size == config.BATCH
+    assert cfg.model.hidden > config.WIDTHS[0]
 
 
 def test_a_short_time_budget_takes_smaller_batches_for_enough_steps():
@@ -69,17 +68,17 @@ def test_a_short_time_budget_takes_smaller_batches_for_enough_steps():
 
     cfg, why = pick(time_budget=60, speed=speed)  # 1.2M tokens: 375 steps at 64 x 50
     steps = 20_000 * 60 / (cfg.batch_size * cfg.seq_len)
-    assert cfg.batch_size == 32 and steps >= auto.MIN_STEPS and "20,000 tokens/s" in why
+    assert cfg.batch_size == 32 and steps >= config.MIN_STEPS and "20,000 tokens/s" in why
     assert len(calls) == len(set(calls))  # each width and batch is timed once
     # a step budget that ends first keeps the full batch
-    assert pick(time_budget=60, max_steps=100, speed=speed)[0].batch_size == auto.BATCH
+    assert pick(time_budget=60, max_steps=100, speed=speed)[0].batch_size == config.BATCH
 
 
 def test_values_set_by_hand_are_kept_and_not_reported_as_chosen():
     cfg, why = pick(max_steps=2000, speed=no_timing, lr=3e-3, batch_size=16, seq_len=20,
                     model=ModelConfig(hidden=48, dropout=0.0))
     assert (cfg.lr, cfg.batch_size, cfg.seq_len) == (3e-3, 16, 20)
-    assert (cfg.model.hidden, cfg.model.dropout, cfg.model.layers) == (48, 0.0, auto.LAYERS)
+    assert (cfg.model.hidden, cfg.model.dropout, cfg.model.layers) == (48, 0.0, config.LAYERS)
     assert why.startswith("chose layers 2, weight-decay 0.1 (") and "hidden" not in why
     everything = dict(lr=1e-3, batch_size=4, seq_len=8, weight_decay=0.05,
                       model=ModelConfig(hidden=8, layers=1, dropout=0.1))
@@ -93,23 +92,23 @@ def test_tied_weights_get_the_embedding_width():
 
 
 def test_dropout_weight_decay_and_learning_rate_rules():
-    assert auto.dropout_for(1) == auto.dropout_for(4) == 0.0
-    assert auto.dropout_for(10) == 0.1
-    rising = [auto.dropout_for(p) for p in (8, 16, 32, 1000)]
-    assert rising == sorted(rising) and 0 < rising[0] and rising[-1] == auto.MAX_DROPOUT
-    assert auto.lr_for(auto.BASE_WIDTH) == auto.BASE_LR
-    assert auto.lr_for(64) > auto.lr_for(256) > auto.lr_for(1024)
-    assert auto.lr_for(1024) == pytest.approx(auto.BASE_LR / 4 ** 0.75, rel=0.02)
+    assert config.dropout_for(1) == config.dropout_for(4) == 0.0
+    assert config.dropout_for(10) == 0.1
+    rising = [config.dropout_for(p) for p in (8, 16, 32, 1000)]
+    assert rising == sorted(rising) and 0 < rising[0] and rising[-1] == config.MAX_DROPOUT
+    assert config.lr_for(config.BASE_WIDTH) == config.BASE_LR
+    assert config.lr_for(64) > config.lr_for(256) > config.lr_for(1024)
+    assert config.lr_for(1024) == pytest.approx(config.BASE_LR / 4 ** 0.75, rel=0.02)
     # weight decay: the base value for a few passes, more in proportion for many
-    assert auto.weight_decay_for(1) == auto.weight_decay_for(auto.WEIGHT_DECAY_PASSES) == 0.1
-    assert auto.weight_decay_for(2 * auto.WEIGHT_DECAY_PASSES) == 0.2
-    assert auto.weight_decay_for(1000) == auto.MAX_WEIGHT_DECAY
+    assert config.weight_decay_for(1) == config.weight_decay_for(config.WEIGHT_DECAY_PASSES) == 0.1
+    assert config.weight_decay_for(2 * config.WEIGHT_DECAY_PASSES) == 0.2
+    assert config.weight_decay_for(1000) == config.MAX_WEIGHT_DECAY
 
 
 def test_many_passes_get_more_weight_decay_and_a_hand_set_one_is_kept():
     # a 100k-token corpus read hundreds of times in an hour: the most of both regularisers
     cfg, why = pick(n_tokens=100_000, time_budget=3600, speed=flops_speed(1e12))
-    assert cfg.weight_decay == auto.MAX_WEIGHT_DECAY and "weight-decay 0.3" in why
+    assert cfg.weight_decay == config.MAX_WEIGHT_DECAY and "weight-decay 0.3" in why
     cfg, why = pick(n_tokens=100_000, time_budget=3600, speed=flops_speed(1e12),
                     weight_decay=0.0)
     assert cfg.weight_decay == 0.0 and "weight-decay" not in why
@@ -117,7 +116,7 @@ def test_many_passes_get_more_weight_decay_and_a_hand_set_one_is_kept():
 
 def test_train_speed_times_a_real_model():
     mc = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0)
-    speed = auto.train_speed(mc, 4, 10, CPU, bf16=False)
+    speed = config.train_speed(mc, 4, 10, CPU, bf16=False)
     assert math.isfinite(speed) and speed > 0
 
 
@@ -149,11 +148,11 @@ def test_train_says_what_it_chose_and_records_the_values(corpus_file, tmp_path):
     out = train(TrainConfig(corpus=str(corpus_file), out=str(tmp_path / "r"), max_steps=15,
                             precision="fp32"), log=said.append, progress=False)
     chose = [m for m in said if m.startswith("chose")]
-    lr = auto.lr_for(64)
+    lr = config.lr_for(64)
     assert len(chose) == 1 and "hidden 64" in chose[0] and f"lr {lr:g}" in chose[0]
-    config = json.loads((out / "config.json").read_text())
-    assert config["model"]["hidden"] == 64 and config["model"]["dropout"] is not None
-    tc = config["training"]["train_config"]
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["hidden"] == 64 and saved["model"]["dropout"] is not None
+    tc = saved["training"]["train_config"]
     assert tc["lr"] == lr and tc["batch_size"] >= 1 and tc["seq_len"] >= 1
     assert tc["weight_decay"] is not None and f"weight-decay {tc['weight_decay']:g}" in chose[0]
-    assert config["training"]["precision"] == "fp32"
+    assert saved["training"]["precision"] == "fp32"

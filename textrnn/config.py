@@ -1,0 +1,397 @@
+"""Training configuration: `TrainConfig`, every default, and `resolve()`, the one place that fills
+in what a run leaves open.
+
+What a person leaves unset (None, or "auto") is decided here, in this order, and nowhere else:
+  1. a resumed run keeps its model and tokenizer (the checkpoint's) and the batch shape, lr and
+     precision it was started with; flags given anew replace the rest (`from_flags`);
+  2. device and precision;
+  3. the adaptive defaults, from the corpus and the budget (`choose`, below);
+  4. the batch shape that fits a short corpus, and the budget: steps, seconds and warm-up.
+
+The adaptive defaults. A run can afford a number of training tokens D: max_steps x batch x
+seq_len for a step budget, and for a time budget the tokens per second this machine trains a
+candidate model at (timed in a few steps at the start) times the seconds. Then, measured on the
+sweep in docs/training.md:
+
+- width: the widest of `WIDTHS` (two layers) that still gets `TOKENS_PER_WEIGHT` training tokens
+  per weight, and has at most `WEIGHTS_PER_TOKEN` weights per corpus token. A wider model that
+  cannot see enough text in the budget is still learning when time runs out, and the narrower one
+  that converged wins; a model much larger than its corpus memorises it.
+- dropout: none while the run reads the corpus only a few times; more as the number of passes
+  grows (the larger model a long run buys would otherwise overfit a small corpus).
+- weight decay: `WEIGHT_DECAY` while the run reads the corpus up to `WEIGHT_DECAY_PASSES` times,
+  more in proportion beyond, for the same reason.
+- learning rate: `BASE_LR` at width 256, times (256 / width) ** 0.75: wider layers sum more
+  inputs per unit, so each weight must move less.
+- batch: 64 streams of 50 tokens, fewer streams when a time budget would leave fewer than
+  `MIN_STEPS` steps (a short budget is better spent on more, smaller steps), shrunk further for a
+  short corpus.
+
+Anything set by hand is kept, and the rest is chosen around it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Callable
+
+import torch
+
+from . import checkpoint
+from .data import fit_batch_shape
+from .model import ModelConfig, RNNLM, autocast
+from .tokenizer import KINDS as TOKENIZERS
+
+# --- every default, in one place ---
+DEFAULT_STEPS = 2000      # the budget when neither max_steps nor time_budget is given
+PRECISIONS = ("auto", "fp32", "bf16")
+WIDTHS = (64, 96, 128, 192, 256, 384, 512, 768, 1024)  # hidden sizes the width rule picks from
+LAYERS = 2                # a third layer lost at 300 s (docs/training.md)
+TOKENS_PER_WEIGHT = 2.0   # training tokens each weight needs before a wider model pays
+WEIGHTS_PER_TOKEN = 4.0   # at most this many weights per training token of corpus
+BASE_LR, BASE_WIDTH = 1e-2, 256  # the peak lr at width 256; wider models take less
+BATCH, SEQ_LEN = 64, 50   # streams x BPTT tokens: 64 streams keep two cores' matmuls busy
+MIN_STEPS, MIN_BATCH = 500, 8  # a short time budget halves the batch down to 8 for 500 steps
+MAX_DROPOUT = 0.3         # dropout grows with the passes over the corpus, up to this
+WEIGHT_DECAY, WEIGHT_DECAY_PASSES, MAX_WEIGHT_DECAY = 0.1, 7, 0.3  # AdamW decay, see above
+RESUME_KEEPS = ("seq_len", "batch_size", "lr")  # a resumed run's, unless given anew
+FIXED_ON_RESUME = ("tokenizer", "vocab_size")   # with the model's shape: the checkpoint's
+
+
+@dataclass
+class TrainConfig:
+    corpus: str = ""               # a UTF-8 text file, or a folder of .txt files
+    out: str | None = None         # run folder; the CLI defaults it to checkpoints/<corpus name>
+    val_file: str | None = None    # validation text; if unset, the end of the corpus is used
+    val_fraction: float = 0.1      # share of the corpus kept for validation (taken from the end)
+    encoding: str = "utf-8"        # text encoding of the corpus and validation files
+    tokenizer: str = "char"        # char (one token per character), bpe or byte
+    vocab_size: int | None = None  # BPE vocabulary (default 1024); char and byte fix their own
+    model: ModelConfig = field(default_factory=ModelConfig)
+    seq_len: int | None = None     # BPTT length: gradients flow back this many tokens
+    batch_size: int | None = None  # parallel streams; more uses the cores better, to a point
+    lr: float | None = None        # peak AdamW learning rate (warm-up, then a cosine to min_lr)
+    # None (the default for these three and for the model's hidden, layers and dropout): chosen
+    # when the run starts (`choose`): width, dropout and lr from the corpus size and the budget,
+    # batch 64 (fewer for a short time budget) and seq-len 50
+    min_lr: float = 0.0            # where the cosine ends; 0 spends the whole budget annealing
+    warmup_steps: int = 50         # linear warm-up (capped at a tenth of max_steps)
+    weight_decay: float | None = None  # AdamW decay on weight matrices (not biases); None:
+                                   # 0.1, more for a run that reads the corpus many times
+    grad_clip: float = 1.0         # clip the global gradient norm to this; 0 turns it off
+    precision: str = "auto"        # fp32, or bf16 (bfloat16 matmuls, fp32 weights and loss);
+                                   # auto takes bf16 on a CPU with native bf16, else fp32
+    max_steps: int | None = None   # optimizer steps; with no budget at all, DEFAULT_STEPS
+    time_budget: float | None = None  # seconds of training (validation time not counted)
+    evals: int = 5                 # validation passes spread evenly over the run, the last at end
+    log_every: int = 10            # steps between lines in metrics.jsonl
+    seed: int = 1337               # drives init, dropout and data offsets
+    device: str = "auto"           # auto (cuda if present, else cpu), cpu, cuda, cuda:1, mps
+    resume: str | None = None      # a run folder to continue (its last/ checkpoint)
+    overwrite: bool = False        # replace an existing run in `out`
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = ModelConfig(**self.model)
+        checks = [
+            (self.tokenizer in TOKENIZERS,
+             f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}"),
+            (self.seq_len is None or self.seq_len >= 1,
+             f"seq-len must be at least 1, got {self.seq_len}"),
+            (self.batch_size is None or self.batch_size >= 1,
+             f"batch-size must be at least 1, got {self.batch_size}"),
+            (self.lr is None or (self.lr > 0 and math.isfinite(self.lr)),
+             f"lr must be a positive number, got {self.lr}"),
+            (0 <= self.min_lr <= (math.inf if self.lr is None else self.lr),
+             f"min-lr must be in [0, lr], got {self.min_lr}"),
+            (self.warmup_steps >= 0, f"warmup-steps must be >= 0, got {self.warmup_steps}"),
+            (self.weight_decay is None or self.weight_decay >= 0,
+             f"weight-decay must be >= 0, got {self.weight_decay}"),
+            (self.grad_clip >= 0, f"grad-clip must be >= 0, got {self.grad_clip}"),
+            (self.precision in PRECISIONS,
+             f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"),
+            (self.max_steps is None or self.max_steps >= 1,
+             f"max-steps must be at least 1, got {self.max_steps}"),
+            (self.time_budget is None or self.time_budget > 0,
+             f"time-budget must be positive, got {self.time_budget}"),
+            (self.evals >= 1, f"evals must be at least 1, got {self.evals}"),
+            (self.log_every >= 1, f"log-every must be at least 1, got {self.log_every}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def record(self) -> dict:
+        """The training settings as a checkpoint records them (the model has its own section)."""
+        return {k: v for k, v in self.to_dict().items() if k != "model"}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# --- 1. resuming ---
+
+def from_flags(given: dict) -> TrainConfig:
+    """The config that a person's flags ask for: `given` maps TrainConfig and ModelConfig field
+    names to the values given. With `resume`, the config the run was saved with takes the place
+    of the defaults: what is given anew replaces it, a new step or time
+    budget replaces the old one, and the model's shape and the tokenizer cannot change."""
+    model_fields = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
+    model = {k: v for k, v in given.items() if k in model_fields}
+    train = {k: v for k, v in given.items() if k not in model_fields}
+    run = train.get("resume")
+    if run is None:
+        return TrainConfig(**train, model=ModelConfig(**model))
+    fixed = [*model, *(k for k in train if k in FIXED_ON_RESUME)]
+    if fixed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
+        raise ValueError(f"the model's shape and tokenizer come from the checkpoint in "
+                         f"{run}; drop {flags}")
+    cfg = replace(TrainConfig.from_dict(checkpoint.load_resume(run).info["train_config"]),
+                  **{"out": run, **train, "overwrite": False})
+    if "time_budget" in train and "max_steps" not in train:
+        cfg = replace(cfg, max_steps=None)
+    elif "max_steps" in train and "time_budget" not in train:
+        cfg = replace(cfg, time_budget=None)
+    return cfg
+
+
+def _keep_resumed(cfg: TrainConfig, saved: dict, model: ModelConfig) -> TrainConfig:
+    """A resumed run's model, and what it chose, where `cfg` leaves a choice open."""
+    keep = {k: saved[k] for k in RESUME_KEEPS if getattr(cfg, k) is None}
+    if cfg.precision == "auto":  # the run's own; runs from before --precision were fp32
+        keep["precision"] = saved.get("precision", "fp32")
+    return replace(cfg, model=model, **keep)
+
+
+# --- 2. device and precision ---
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; try cpu, cuda or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda asked for, but this PyTorch sees no CUDA GPU")
+    return device
+
+
+def pick_precision(name: str, device: torch.device) -> str:
+    """auto -> bf16 where the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), else fp32.
+
+    bf16 autocast runs the RNN's and the head's matmuls in bfloat16 with fp32 accumulation; the
+    weights, the optimizer and the loss stay fp32. On a CPU without native bf16 it is emulated
+    and slower than fp32, so auto keeps fp32 there (and on GPUs, which this was not measured on).
+    """
+    if name != "auto":
+        if name == "bf16" and device.type == "mps":
+            raise ValueError("bf16 training is not supported on mps; use --precision fp32")
+        return name
+    native = device.type == "cpu" and torch.backends.mkldnn.is_available() and \
+        torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return "bf16" if native else "fp32"
+
+
+# --- 3. the adaptive defaults ---
+
+def num_weights(cfg: ModelConfig) -> int:
+    """Parameters of a model with this config (built on the meta device: no memory, no time)."""
+    with torch.device("meta"):
+        return RNNLM(cfg).num_params()
+
+
+def dropout_for(passes: float) -> float:
+    """Dropout for a run that reads the corpus `passes` times: 0.1 at 10 passes, 0.1 more per
+    doubling, up to `MAX_DROPOUT`; none below 0.05 (about 7 passes)."""
+    p = round(min(MAX_DROPOUT, 0.1 * math.log2(max(passes, 1) / 5)), 2)
+    return p if p >= 0.05 else 0.0
+
+
+def weight_decay_for(passes: float) -> float:
+    """AdamW weight decay for a run that reads the corpus `passes` times: `WEIGHT_DECAY` up to
+    `WEIGHT_DECAY_PASSES` passes, in proportion to the passes beyond, up to `MAX_WEIGHT_DECAY`."""
+    return round(min(MAX_WEIGHT_DECAY,
+                     WEIGHT_DECAY * max(1.0, passes / WEIGHT_DECAY_PASSES)), 2)
+
+
+def lr_for(width: int) -> float:
+    """BASE_LR at BASE_WIDTH, times (BASE_WIDTH / width) ** 0.75, to two significant digits."""
+    return float(f"{BASE_LR * (BASE_WIDTH / width) ** 0.75:.2g}")
+
+
+def train_speed(cfg: ModelConfig, batch: int, seq_len: int, device: torch.device,
+                bf16: bool, steps: int = 3) -> float:
+    """Training tokens per second of a fresh model with `cfg`: the median of `steps` timed
+    forward-backward-update steps, after one untimed step."""
+    model = RNNLM(cfg).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.randint(cfg.vocab_size, (batch, seq_len + 1), device=device)
+    times = []
+    for _ in range(steps + 1):
+        t0 = time.perf_counter()
+        with autocast(device, bf16):
+            _, loss, _ = model(x[:, :-1], x[:, 1:])
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return batch * seq_len / statistics.median(times[1:])
+
+
+def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.device, bf16: bool,
+           speed: Callable[[ModelConfig, int, int], float] | None = None
+           ) -> tuple[TrainConfig, str]:
+    """Fill in what `cfg` leaves unset (None) for a corpus of `n_tokens` training tokens; return
+    the filled-in config and a line saying what was chosen and why ("" if nothing was).
+
+    `speed(model_config, batch, seq_len)` gives training tokens per second; by default each
+    width and batch it is asked about is timed once on `device` (only with a time budget)."""
+    m = replace(cfg.model, vocab_size=vocab_size)
+    if m.tie_weights and m.hidden is None:
+        m = replace(m, hidden=m.embed)  # tying needs the two widths equal
+    seq_len = cfg.seq_len or SEQ_LEN
+    batch = cfg.batch_size or BATCH
+    timings: dict[tuple[int, int], float] = {}
+
+    def timed_speed(mc: ModelConfig, b: int) -> float:
+        """Tokens/s for this width and batch, timed once (or asked of `speed`)."""
+        key = (mc.hidden, b)
+        if key not in timings:
+            timings[key] = (speed(mc, b, seq_len) if speed is not None else
+                            train_speed(mc, b, seq_len, device, bf16))
+        return timings[key]
+    steps = budget_steps(cfg)
+
+    def tokens(mc: ModelConfig, b: int) -> float:
+        """Training tokens the budget buys for this model at batch b."""
+        d = [steps * b * seq_len] if steps else []
+        if cfg.time_budget:
+            d.append(timed_speed(mc, b) * cfg.time_budget)
+        return min(d)
+
+    def candidate(width: int) -> ModelConfig:
+        """m at this width (unless set), with LAYERS and no dropout unless set."""
+        return replace(m, hidden=width if m.hidden is None else m.hidden,
+                       layers=LAYERS if m.layers is None else m.layers,
+                       dropout=0.0 if m.dropout is None else m.dropout)
+
+    # 1. width: the widest candidate that the budget and the corpus both afford
+    if m.hidden is None:
+        width = WIDTHS[0]
+        for w in WIDTHS:
+            mc = candidate(w)
+            p = num_weights(mc)
+            if p > WEIGHTS_PER_TOKEN * n_tokens or tokens(mc, batch) < TOKENS_PER_WEIGHT * p:
+                break
+            width = w
+        m = replace(m, hidden=width)
+    m = candidate(m.hidden)
+
+    # 2. batch: keep at least MIN_STEPS steps when a short time budget is what ends the run
+    # (under a step budget, smaller batches would add no steps, only read less)
+    def steps_at(b: int) -> float:
+        return tokens(m, b) / (b * seq_len)
+
+    if cfg.batch_size is None:
+        while (batch > MIN_BATCH and steps_at(batch) < MIN_STEPS
+               and (not steps or steps_at(batch) < steps)):
+            batch //= 2
+    d = tokens(m, batch)
+    timed = cfg.time_budget and (not steps or d < steps * batch * seq_len)
+    why = [f"{d / 1e6:.3g}M tokens in the budget"
+           + (f" at {d / cfg.time_budget:,.0f} tokens/s" if timed else ""),
+           f"{d / num_weights(m):.3g} per weight"]
+
+    # 3. dropout from the passes over the corpus, lr from the width
+    passes = d / max(n_tokens, 1)
+    why.append(f"{passes:.3g} passes over the corpus")
+    if cfg.model.dropout is None:
+        m = replace(m, dropout=dropout_for(passes))
+    wd = cfg.weight_decay if cfg.weight_decay is not None else weight_decay_for(passes)
+    lr = cfg.lr if cfg.lr is not None else lr_for(m.hidden)
+    out = replace(cfg, model=m, lr=lr, min_lr=min(cfg.min_lr, lr), batch_size=batch,
+                  seq_len=seq_len, weight_decay=wd)
+    picked = [f"{name} {value:g}" for name, before, value in [
+        ("hidden", m.hidden if m.tie_weights else cfg.model.hidden, m.hidden),
+        ("layers", cfg.model.layers, m.layers),
+        ("dropout", cfg.model.dropout, m.dropout), ("weight-decay", cfg.weight_decay, wd),
+        ("lr", cfg.lr, lr),
+        ("batch-size", cfg.batch_size, batch), ("seq-len", cfg.seq_len, seq_len)]
+        if before is None]
+    if not picked:
+        return out, ""
+    return out, f"chose {', '.join(picked)} ({'; '.join(why)})"
+
+
+# --- 4. the batch shape and the budget ---
+
+def budget_steps(cfg: TrainConfig) -> int | None:
+    """The step budget: max_steps, or DEFAULT_STEPS when no budget at all is given."""
+    if cfg.max_steps is None and cfg.time_budget is None:
+        return DEFAULT_STEPS
+    return cfg.max_steps
+
+
+@dataclass(frozen=True)
+class Budget:
+    steps: int | None        # optimizer steps, or None for a time budget alone
+    seconds: float | None    # seconds of training, or None for a step budget alone
+    warmup: int              # linear warm-up steps
+
+    def progress(self, step: int, train_time: float) -> float:
+        """The fraction of the budget used: whichever of steps and seconds runs out first."""
+        p = [step / self.steps] if self.steps else []
+        p += [train_time / self.seconds] if self.seconds else []
+        return max(p)
+
+    def __str__(self) -> str:
+        return " or ".join(([f"{self.steps:,} steps"] if self.steps else []) +
+                           ([f"{self.seconds:g} s"] if self.seconds else []))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A run's settings with nothing left open: what the training loop reads."""
+    cfg: TrainConfig         # every choice filled in, as the checkpoint records it
+    device: torch.device
+    batch: int               # B and T as trained: the config's, shrunk for a short corpus
+    seq_len: int
+    budget: Budget
+    notes: list[str]         # what was adjusted, to say before the run
+    why: str                 # what `choose` chose and why ("" on resume or when all was set)
+
+
+def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
+            resume: tuple[dict, ModelConfig] | None = None) -> Resolved:
+    """Fill in everything `cfg` leaves open for a corpus of `n_tokens` training tokens, in the
+    order of the module docstring. `resume` is a resumed run's saved train config and model."""
+    if resume is not None:
+        cfg = _keep_resumed(cfg, *resume)
+    device = pick_device(cfg.device)
+    cfg = replace(cfg, precision=pick_precision(cfg.precision, device))
+    notes, why = [], ""
+    if resume is None:
+        asked = cfg.min_lr
+        cfg, why = choose(cfg, n_tokens, vocab_size, device, cfg.precision == "bf16")
+        if cfg.min_lr < asked:  # choose() caps it at the lr it chose
+            notes.append(f"note: min-lr {asked:g} is above the chosen lr {cfg.lr:g}; using "
+                         f"{cfg.lr:g} for both (a flat schedule)")
+    B, T = fit_batch_shape(n_tokens, cfg.batch_size, cfg.seq_len)
+    if (B, T) != (cfg.batch_size, cfg.seq_len):
+        notes.append(f"corpus is short ({n_tokens:,} training tokens): using batch-size {B}, "
+                     f"seq-len {T}")
+    steps = budget_steps(cfg)
+    warmup = min(cfg.warmup_steps, steps // 10) if steps else cfg.warmup_steps
+    return Resolved(cfg, device, B, T, Budget(steps, cfg.time_budget, warmup), notes, why)
