@@ -39,12 +39,14 @@ from pathlib import Path
 
 import torch
 
+from .model import CELLS as model_cells
+from .model import GATES
+
 SOURCE = Path(__file__).with_name("_kernel.c")
 MAX_LAYERS = 16                    # as in _kernel.c
 MAX_TABLE_BYTES = 64 * 2**20       # fold layer 0 into a per-token table up to this size
 PANEL = 16                         # as in _kernel.c
-CELLS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
-_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+CELLS = {cell: code for code, cell in enumerate(model_cells)}  # as _kernel.c's enum (checked)
 
 
 class Net(ctypes.Structure):
@@ -211,7 +213,7 @@ class Weights:
 
     def __init__(self, model):
         cfg, rnn = model.config, model.rnn
-        H, L, V, G = cfg.hidden, cfg.layers, cfg.vocab_size, _GATES[cfg.cell]
+        H, L, V, G = cfg.hidden, cfg.layers, cfg.vocab_size, GATES[cfg.cell]
         self.tensors = []  # every tensor whose memory the kernel reads must outlive it
 
         def ptr(t: torch.Tensor) -> int:

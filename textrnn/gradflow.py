@@ -19,14 +19,12 @@ import math
 import torch
 import torch.nn as nn
 
-from .model import ModelConfig, RNNLM
+from .model import ModelConfig, RNNLM, recurrent
 
 
 def _cell(cell: str, hidden: int, radius: float | None, seed: int) -> nn.Module:
     torch.manual_seed(seed)
-    kind = {"lstm": nn.LSTM, "gru": nn.GRU}.get(cell, nn.RNN)
-    extra = {"nonlinearity": cell[4:]} if cell.startswith("rnn_") else {}
-    rnn = kind(hidden, hidden, 1, batch_first=True, **extra).double()
+    rnn = recurrent(cell, hidden, hidden, 1).double()
     if radius is not None:  # an orthogonal W_hh scaled to this spectral radius
         with torch.no_grad():
             for w in rnn.weight_hh_l0.chunk(rnn.weight_hh_l0.size(0) // hidden):

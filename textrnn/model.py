@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}  # rows of W_ih and W_hh, per unit
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (h) or, for LSTM, (h, c)
 
@@ -62,6 +63,14 @@ class ModelConfig:
         return [k for k in ("hidden", "layers", "dropout") if getattr(self, k) is None]
 
 
+def recurrent(cell: str, inputs: int, hidden: int, layers: int, dropout: float = 0.0
+              ) -> nn.Module:
+    """PyTorch's stacked RNN, GRU or LSTM for a cell name (batch first): its fused kernels run."""
+    kind = {"lstm": nn.LSTM, "gru": nn.GRU}.get(cell, nn.RNN)
+    extra = {"nonlinearity": cell[4:]} if cell.startswith("rnn_") else {}
+    return kind(inputs, hidden, layers, batch_first=True, dropout=dropout, **extra)
+
+
 class RNNLM(nn.Module):
 
     def __init__(self, config: ModelConfig):
@@ -72,10 +81,8 @@ class RNNLM(nn.Module):
                              "(None); set them to build a model")
         self.config = c = config
         self.embed = nn.Embedding(c.vocab_size, c.embed)
-        kind = {"lstm": nn.LSTM, "gru": nn.GRU}.get(c.cell, nn.RNN)
-        extra = {"nonlinearity": c.cell[4:]} if c.cell.startswith("rnn_") else {}
-        self.rnn = kind(c.embed, c.hidden, c.layers, batch_first=True,
-                        dropout=c.dropout if c.layers > 1 else 0.0, **extra)
+        self.rnn = recurrent(c.cell, c.embed, c.hidden, c.layers,
+                             dropout=c.dropout if c.layers > 1 else 0.0)
         self.drop = nn.Dropout(c.dropout)
         self.head = nn.Linear(c.hidden, c.vocab_size)
         self._init_weights()

@@ -1,14 +1,17 @@
-"""Sampling: choosing the next token from logits, and a generator that streams new tokens.
+"""Sampling: the settings, the rule that picks the next token, and a generation that streams.
 
-`sample_next` is a pure function of the logits and a local `torch.Generator`: no global seed is
+`Settings` (temperature, top-k, top-p) are checked once, when made. `sample_next` is the rule: a
+pure function of the logits and the caller's uniforms or `torch.Generator`; no global seed is
 read or set, so concurrent callers with their own generators never disturb each other.
 Temperature 0 means argmax.
 
-`generate` primes the recurrent state with the whole prompt in one forward pass, then feeds one
-token per step, carrying the state: the prompt is never re-run. It yields the new token ids as
-they are chosen, so the CLI prints and the web UI streams from the same code. The steps run in
-the compiled kernel of fast.py where it can (same text, many times faster), else in PyTorch.
-Left out on purpose: beam search (it makes dull text) and repetition penalties.
+`Generation` primes the recurrent state with the whole prompt in one forward pass, then samples
+a run of steps at a time, carrying the state: the prompt is never re-run. Its steps run in one
+of two backends with one interface, `run(logits, state, uniforms) -> tokens`: the compiled
+kernel of fast.py where it can (same text, many times faster), else `Plain`, one PyTorch forward
+per step. It yields token ids; `LM` (lm.py) turns them into text, so the CLI prints and the web
+UI streams from the same code. Left out on purpose: beam search (it makes dull text) and
+repetition penalties.
 """
 
 from __future__ import annotations
