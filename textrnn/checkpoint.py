@@ -21,14 +21,16 @@ previous file whole. Files are written resume state first and `config.json` last
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .model import ModelConfig, RNNLM
@@ -41,13 +43,20 @@ METRICS = "metrics.jsonl"
 
 
 def _atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename tmp_path over `path`."""
+    """Call write(tmp_path), then rename tmp_path over `path`. A full disk is said in one line
+    that names the file; the file it would have replaced stays whole."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is meant to be shared
         os.replace(tmp, path)
+    except (OSError, SafetensorError) as e:
+        Path(tmp).unlink(missing_ok=True)
+        if getattr(e, "errno", None) == errno.ENOSPC or "No space left" in str(e):
+            raise OSError(f"no space left on the device while writing {path}; the previous "
+                          "file there is kept") from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -66,15 +75,24 @@ def is_checkpoint(path: str | Path) -> bool:
     return (Path(path) / "config.json").is_file()
 
 
-def save(path: str | Path, model: RNNLM, tokenizer, training: dict) -> Path:
-    """Write a checkpoint folder (created if needed). `training` is the summary for the card."""
+def new_save_id() -> str:
+    return secrets.token_hex(8)
+
+
+def save(path: str | Path, model: RNNLM, tokenizer, training: dict,
+         save_id: str | None = None) -> Path:
+    """Write a checkpoint folder (created if needed). `training` is the summary for the card.
+    The weights and config.json carry one `save_id`, so that a reader can tell a folder whose
+    save was cut short (new weights beside an old config) from a whole one."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    save_id = save_id or new_save_id()
     from . import __version__
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "textrnn_version": __version__,
+        "save_id": save_id,
         "model": model.config.to_dict(),
         "tokenizer": {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size},
         "training": training,
@@ -82,7 +100,7 @@ def save(path: str | Path, model: RNNLM, tokenizer, training: dict) -> Path:
     weights = {k: v for k, v in model.state_dict().items()}
     if model.config.tie_weights:
         weights.pop("head.weight")  # the same tensor as embed.weight; safetensors wants one
-    _write_tensors(path / "model.safetensors", weights, {"format": "pt"})
+    _write_tensors(path / "model.safetensors", weights, {"format": "pt", "save_id": save_id})
     _write_text(path / "tokenizer.json", tokenizer.to_json())
     _write_text(path / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
     return path
@@ -93,15 +111,31 @@ def clear_run(run: str | Path) -> None:
     run = Path(run)
     for name in (*FILES, METRICS):
         (run / name).unlink(missing_ok=True)
-    shutil.rmtree(run / "last", ignore_errors=True)
+    for name in (LAST, LAST_NEW, LAST_OLD):
+        shutil.rmtree(run / name, ignore_errors=True)
+    for tmp in run.glob(".*.tmp"):  # a write cut short (see _atomic_write)
+        tmp.unlink(missing_ok=True)
+
+
+def holds_run(path: str | Path) -> bool:
+    """Whether a folder holds a run worth keeping: a checkpoint at its top or in its last/."""
+    path = Path(path)
+    return is_checkpoint(path) or last_dir(path) != path
+
+
+def leftovers_only(path: str | Path) -> bool:
+    """Whether every entry of a folder is one a run writes (a run that never saved leaves
+    these: a metrics log, files of a first save cut short)."""
+    ours = {*FILES, METRICS, LAST, LAST_NEW, LAST_OLD}
+    return all(p.name in ours or (p.name.startswith(".") and p.name.endswith(".tmp"))
+               for p in Path(path).iterdir())
 
 
 def resolve(path: str | Path) -> Path:
-    """A checkpoint folder, or a run folder that has only `last/` so far (no validation yet)."""
+    """A checkpoint folder, or a run folder that has only `last/` so far (no validation yet):
+    its `last_dir`."""
     path = Path(path)
-    if not is_checkpoint(path) and is_checkpoint(path / "last"):
-        return path / "last"
-    return path
+    return path if is_checkpoint(path) else last_dir(path)
 
 
 def read_config(path: str | Path) -> dict:
@@ -124,8 +158,28 @@ def read_config(path: str | Path) -> dict:
     return config
 
 
+def _header(file: Path) -> tuple[dict[str, tuple[int, ...]], dict]:
+    """The tensor shapes and the metadata of a safetensors file, read from its header alone."""
+    try:
+        with safe_open(file, framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}, f.metadata() or {}
+    except (FileNotFoundError, SafetensorError, OSError) as e:
+        raise ValueError(f"cannot read {file}: {e}") from None
+
+
+def _check_same_save(path: Path, config: dict, meta: dict, file: str) -> None:
+    """Refuse a folder whose `file` and config.json come from two saves (one cut short)."""
+    ours, theirs = config.get("save_id"), meta.get("save_id")
+    if ours is not None and theirs is not None and ours != theirs:  # (older saves have none)
+        raise ValueError(f"{path} holds parts of two saves ({file} does not match config.json): "
+                         "a save was cut short. Use the run's last/ checkpoint, or retrain")
+
+
 def load(path: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild (model, tokenizer, config) from a checkpoint folder; the model is in eval mode."""
+    """Rebuild (model, tokenizer, config) from a checkpoint folder; the model is in eval mode.
+
+    Every size is checked against the weights' header before anything is allocated, and the
+    weights must be finite: a broken or hostile folder is refused in one line."""
     path = resolve(path)
     config = read_config(path)
     tok_file = path / "tokenizer.json"
@@ -135,33 +189,74 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
         tokenizer = tokenizer_from_json(tok_file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{tok_file} is corrupt: {e}") from None
+    weights_file = path / "model.safetensors"
+    shapes, meta = _header(weights_file)
+    _check_same_save(path, config, meta, weights_file.name)
     try:
-        model = RNNLM(ModelConfig(**config["model"]))
+        cfg = ModelConfig(**config["model"])
+        with torch.device("meta"):  # sizes only: nothing allocated yet
+            expected = {k: tuple(v.shape) for k, v in RNNLM(cfg).state_dict().items()}
     except (TypeError, KeyError, ValueError) as e:
         raise ValueError(f"{path / 'config.json'} has a bad model section: {e}") from None
-    if model.config.vocab_size != tokenizer.vocab_size:
-        raise ValueError(f"{path}: model vocabulary ({model.config.vocab_size}) does not match "
+    if cfg.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"{path}: model vocabulary ({cfg.vocab_size}) does not match "
                          f"the tokenizer's ({tokenizer.vocab_size})")
-    try:
-        weights = load_file(path / "model.safetensors", device="cpu")
-    except (FileNotFoundError, SafetensorError, OSError) as e:
-        raise ValueError(f"cannot read {path / 'model.safetensors'}: {e}") from None
-    if model.config.tie_weights:
+    if cfg.tie_weights:
+        expected.pop("head.weight")
+    for name in [*expected, *(k for k in shapes if k not in expected)]:
+        if expected.get(name) != shapes.get(name):
+            raise ValueError(f"{weights_file} does not fit its config: {name} is "
+                             f"{shapes.get(name, 'missing')} there, and "
+                             f"{expected.get(name, 'not part of the model')} by config.json")
+    weights = load_file(weights_file, device="cpu")  # the header was read: sizes are sound
+    bad = next((k for k, v in weights.items() if not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise ValueError(f"{weights_file} holds NaN or infinite values (in {bad}): the run "
+                         "that wrote it diverged; use an earlier checkpoint")
+    if cfg.tie_weights:
         weights["head.weight"] = weights["embed.weight"]
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0]
-        raise ValueError(f"{path / 'model.safetensors'} does not fit its config: {first}") from None
+    model = RNNLM(cfg)
+    model.load_state_dict(weights)
     return model.to(device).eval(), tokenizer, config
 
 
 # --- resume state (in `last/`) ---
 
+LAST, LAST_NEW, LAST_OLD = "last", ".last.new", ".last.old"
+
+
 def last_dir(run: str | Path) -> Path:
-    """Where a run folder keeps its latest checkpoint and resume state."""
+    """Where a run folder keeps its latest checkpoint and resume state: `last/`; or, where a
+    save was cut short between its two renames (see `save_last`), the whole new or old copy."""
     run = Path(run)
-    return run / "last" if (run / "last").is_dir() else run
+    for name in (LAST, LAST_NEW, LAST_OLD):
+        if is_checkpoint(run / name):
+            return run / name
+    return run
+
+
+def save_last(run: str | Path, model: RNNLM, tokenizer, training: dict, opt, carry,
+              rng: torch.Tensor, info: dict) -> Path:
+    """A run's latest step and its resume state, changed as one unit: written whole to
+    `.last.new/` (config.json last), then swapped in for `last/` by two renames. A kill at any
+    point leaves a whole `last/`, or a whole `.last.new/` or `.last.old/` that `last_dir` finds."""
+    run = Path(run)
+    last, new, old = run / LAST, run / LAST_NEW, run / LAST_OLD
+    if not last.is_dir():  # the last save was cut between its renames: keep its newest copy
+        for name in (new, old):
+            if is_checkpoint(name):
+                os.rename(name, last)
+                break
+    for stale in (new, old):
+        shutil.rmtree(stale, ignore_errors=True)
+    save_id = new_save_id()
+    save_resume(new, opt, carry, rng, info, save_id)
+    save(new, model, tokenizer, training, save_id)
+    if last.exists():
+        os.rename(last, old)
+    os.rename(new, last)
+    shutil.rmtree(old, ignore_errors=True)
+    return last
 
 
 def _state_tensors(state) -> dict[str, torch.Tensor]:
@@ -186,17 +281,18 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
 
 
 def save_resume(path: str | Path, opt: torch.optim.Optimizer, carry, rng: torch.Tensor,
-                info: dict) -> None:
+                info: dict, save_id: str) -> None:
     """Write what resuming needs beside a checkpoint: the optimizer, the carried recurrent
     state and the RNG state as tensors; `info` (the loop's position, JSON) with the optimizer's
-    settings added."""
+    settings added. Both files carry the checkpoint's `save_id`."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     opt_tensors, opt_meta = _optimizer_tensors(opt)
     tensors = {**opt_tensors, **_state_tensors(carry), "rng": rng}
-    _write_tensors(path / "resume.safetensors", tensors, {"step": str(info["step"])})
-    _write_text(path / "resume.json",
-                json.dumps({**info, "optimizer": opt_meta}, indent=2) + "\n")
+    _write_tensors(path / "resume.safetensors", tensors,
+                   {"step": str(info["step"]), "save_id": save_id})
+    _write_text(path / "resume.json", json.dumps(
+        {**info, "save_id": save_id, "optimizer": opt_meta}, indent=2) + "\n")
 
 
 class Resume:
@@ -235,20 +331,33 @@ def load_resume(run: str | Path) -> Resume:
     try:
         info = json.loads((path / "resume.json").read_text(encoding="utf-8"))
         tensors = load_file(path / "resume.safetensors", device="cpu")
-    except (json.JSONDecodeError, SafetensorError, OSError) as e:
+        _, meta = _header(path / "resume.safetensors")
+    except (json.JSONDecodeError, UnicodeDecodeError, SafetensorError, OSError, ValueError) as e:
         raise ValueError(f"resume state in {path} is unreadable: {e}") from None
+    if not isinstance(info, dict) or not isinstance(info.get("loop"), dict):
+        raise ValueError(f"{path / 'resume.json'} is not textrnn resume state")
+    config = read_config(path)
+    for file, sid in (("resume.json", info.get("save_id")),
+                      ("resume.safetensors", meta.get("save_id"))):
+        _check_same_save(path, config, {"save_id": sid}, file)
     return Resume(tensors, info)
 
 
 # --- the metrics log (`metrics.jsonl` in a run folder) ---
 
 
-def read_metrics(run: str | Path) -> list[dict]:
+def read_metrics(run: str | Path, strict: bool = False) -> list[dict]:
     """The records of a run's metrics log, oldest first; [] if it has none. A line that does
-    not parse (the torn end of a log whose writer was killed) is left out."""
+    not parse (the torn end of a log whose writer was killed) is left out. An unreadable file
+    reads as [] unless `strict`, when it raises OSError naming it."""
+    path = Path(run) / METRICS
     try:
-        lines = (Path(run) / METRICS).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
+        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        if strict:
+            raise OSError(f"cannot read {path}: {e.strerror or e}") from None
         return []
     records = []
     for line in lines:
@@ -269,7 +378,7 @@ class MetricsLog:
     def __init__(self, run: str | Path, upto: int | None = None):
         path = Path(run) / METRICS
         if upto is not None and path.exists():
-            keep = [r for r in read_metrics(run) if r.get("step", 0) <= upto]
+            keep = [r for r in read_metrics(run, strict=True) if r.get("step", 0) <= upto]
             path.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
         self.file = open(path, "a", encoding="utf-8")
 

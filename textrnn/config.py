@@ -148,8 +148,10 @@ def from_flags(given: dict) -> TrainConfig:
     model = {k: v for k, v in given.items() if k in model_fields}
     train = {k: v for k, v in given.items() if k not in model_fields}
     run = train.get("resume")
-    if run is None:
+    if not run:
         return TrainConfig(**train, model=ModelConfig(**model))
+    if train.get("overwrite"):
+        raise ValueError("--resume continues the run in its folder; drop --overwrite")
     fixed = [*model, *(k for k in train if k in FIXED_ON_RESUME)]
     if fixed:
         flags = ", ".join("--" + k.replace("_", "-") for k in fixed)

@@ -20,8 +20,9 @@ under `$TEXTRNN_CACHE` (default `~/.cache/textrnn`), keyed by the source, the co
 CPU. At load it checks that the compiled struct's layout and constants are the ones `Net` below
 declares, and refuses a kernel that disagrees. Without a compiler, or with `TEXTRNN_KERNEL=0`,
 generation takes the plain PyTorch path, which gives the same text more slowly; `status()` says
-which path is in use and why. Nothing outside sample.py calls this module but `status`: deleting
-it (and `_kernel.c`) leaves the plain path, same text.
+which path is in use and why. Only sample.py runs the kernel (bench.py times its packing):
+deleting this module and `_kernel.c`, and the one line in sample.py that asks for a Stepper,
+leaves the plain path, same text.
 """
 
 from __future__ import annotations
@@ -245,7 +246,8 @@ _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def weights(model) -> Weights:
     """`model`'s packed weights, from the cache unless a parameter has changed since (an
     optimiser step, `load_state_dict` or any in-place op bumps its version counter) or been
-    replaced. Writes through `p.data` bypass the counter."""
+    replaced. Writes through `p.data` bypass the counter; a model changed that way is packed
+    afresh only once a parameter is replaced or bumped."""
     key = tuple((p.data_ptr(), p._version) for p in model.parameters())
     with _lock:
         hit = _cache.get(model)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint
-from .sample import Generation, Settings, chunk_sizes
+from .sample import Generation, Settings
 
 EVAL_CHUNK = 1024  # tokens per forward pass in evaluation; the state is carried across chunks
 
@@ -93,7 +93,7 @@ class LM:
         # stream decoder, which holds back incomplete characters, and stops at its length.
         decoders = [tok.stream_decoder().step for _ in range(num_samples)]
         counts = [0] * num_samples
-        for size in chunk_sizes():
+        for size in gen.sizes():
             # one step per character the slowest sample still lacks, at most
             for ids in gen.take(min(size, max_new_chars - min(counts))).tolist():
                 pieces = [step(i)[:max_new_chars - n] for step, i, n in zip(decoders, ids, counts)]

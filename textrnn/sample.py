@@ -16,6 +16,7 @@ repetition penalties.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,8 +40,9 @@ class Settings:
 
     def __post_init__(self):
         t, k, p = self.temperature, self.top_k, self.top_p
-        if not t >= 0:  # also catches NaN
-            raise ValueError(f"temperature must be >= 0 (0 = always the likeliest), got {t}")
+        if not 0 <= t < math.inf:  # also catches NaN
+            raise ValueError(f"temperature must be >= 0 (0 = always the likeliest) and finite, "
+                             f"got {t}")
         if 0 < t < MIN_TEMPERATURE:  # logits / t would overflow to inf
             raise ValueError(f"temperature must be 0 or at least {MIN_TEMPERATURE:g}, got {t:g}")
         if k is not None and k < 1:
@@ -85,16 +87,8 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     return torch.minimum(picked, last_kept)
 
 
-MAX_CHUNK = 32  # most steps one backend call runs; the first call runs 1, then doubling
-
-
-def chunk_sizes() -> Iterator[int]:
-    """Steps per backend call: 1 first, so the first token comes at once, then doubling up to
-    MAX_CHUNK, so the kernel runs long stretches without a Python call between steps."""
-    n = 1
-    while True:
-        yield n
-        n = min(2 * n, MAX_CHUNK)
+MAX_CHUNK = 32      # most steps one kernel call runs; the first call runs 1, then doubling
+PRIME_CHUNK = 4096  # prompt tokens per forward pass while priming: memory flat in its length
 
 
 class Plain:
@@ -124,11 +118,12 @@ class Plain:
 class Generation:
     """New token ids continuing a prompt, for `num_samples` streams side by side.
 
-    Priming reads the whole prompt in one forward pass; then `take(n)` samples n more steps per
-    stream, carrying the state: the prompt is never re-run. The steps run in the compiled kernel
-    (fast.py) where it can, else (or with fast=False) in the plain backend; both draw the same
-    uniforms from `generator` and give the same tokens. `banned` ids are never emitted (the
-    tokenizer's unknown id, for one).
+    Priming reads the prompt PRIME_CHUNK tokens per forward pass, keeping only the state and
+    the last logits; then `take(n)` samples n more steps per stream, carrying the state: the
+    prompt is never re-run. The steps run in the compiled kernel (fast.py) where it can, else
+    (or with fast=False) in the plain backend; both draw the same uniforms from `generator` and
+    give the same tokens. `banned` ids are never emitted (the tokenizer's unknown id, for one).
+    `sizes()` says how many steps to take at a time.
     """
 
     @torch.inference_mode()
@@ -137,16 +132,29 @@ class Generation:
                  banned: Sequence[int] = (), fast: bool = True):
         assert prompt_ids.dim() == 1 and len(prompt_ids) > 0, "prompt needs at least one token"
         device = next(model.parameters()).device
-        self.generator, self.num_samples = generator, num_samples
-        idx = prompt_ids.to(device).long()[None]                           # (1, T)
-        logits, _, state = _forward(model, idx)                            # prime in one pass
-        self.logits = logits[:, -1].expand(num_samples, -1).contiguous()  # (B, V)
+        self.generator, self.num_samples, banned = generator, num_samples, list(banned)
+        state = None
+        for i in range(0, len(prompt_ids), PRIME_CHUNK):
+            idx = prompt_ids[i:i + PRIME_CHUNK].to(device).long()[None]   # (1, T)
+            logits, _, state = _forward(model, idx, state)
+            logits = logits[:, -1]                                         # (1, V)
+        self.logits = logits.expand(num_samples, -1).contiguous()         # (B, V)
         self.state = _repeat_state(state, num_samples)
         V = self.logits.size(-1)
         if any(not 0 <= i < V for i in banned):
-            raise ValueError(f"banned ids must be in [0, {V}), got {list(banned)}")
+            raise ValueError(f"banned ids must be in [0, {V}), got {banned}")
         self.backend = fastpath.stepper(model, num_samples, settings, banned) if fast else None
         self.backend = self.backend or Plain(model, settings, banned)
+        # the plain backend gains nothing from runs of steps: it streams one at a time
+        self.max_chunk = 1 if isinstance(self.backend, Plain) else MAX_CHUNK
+
+    def sizes(self) -> Iterator[int]:
+        """Steps per `take`: 1 first, so the first token comes at once, then doubling up to
+        the backend's most, so the kernel runs long stretches without Python between steps."""
+        n = 1
+        while True:
+            yield n
+            n = min(2 * n, self.max_chunk)
 
     @torch.inference_mode()
     def take(self, n: int) -> torch.Tensor:
@@ -157,7 +165,7 @@ class Generation:
         return self.backend.run(self.logits, self.state, uniforms)
 
 
-def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int | None = None, *,
+def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int | None, *,
              generator: torch.Generator | None = None, num_samples: int = 1,
              banned: Sequence[int] = (), fast: bool = True, **settings) -> Iterator[torch.Tensor]:
     """Yield steps of new ids, each (num_samples,), continuing `prompt_ids` (T,);
@@ -166,7 +174,7 @@ def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int | None = None,
     gen = Generation(model, prompt_ids, Settings(**settings), generator, num_samples, banned,
                      fast)
     left = max_new_tokens
-    for n in chunk_sizes():
+    for n in gen.sizes():
         if left is not None and left <= 0:
             return
         n = n if left is None else min(n, left)

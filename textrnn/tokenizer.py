@@ -76,8 +76,11 @@ class CharTokenizer:
     unk_id = UNK
 
     def __init__(self, chars: list[str]):
-        assert all(len(c) == 1 for c in chars), "a char vocabulary holds single code points"
-        assert len(set(chars)) == len(chars), "duplicate characters in vocabulary"
+        if not all(isinstance(c, str) and len(c) == 1 for c in chars):
+            raise ValueError("a char vocabulary holds single code points")
+        if len(set(chars)) != len(chars):
+            dup = next(c for c in chars if chars.count(c) > 1)
+            raise ValueError(f"duplicate character {dup!r} in the vocabulary")
         self.chars = list(chars)  # id i + 1 -> character; id 0 is <unk>
         self._lookup = np.full(0x110000, UNK, dtype=np.int32)  # code point -> id (4.5 MB)
         self._lookup[[ord(c) for c in self.chars]] = np.arange(1, len(self.chars) + 1)

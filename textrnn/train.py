@@ -28,6 +28,7 @@ with loss scaling, gradient accumulation and multi-GPU.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
@@ -58,7 +59,7 @@ class LoopState:
     tokens: int = 0
     best_val: float | None = None   # nats/char of the best validation so far, and its step
     best_step: int | None = None
-    evals_done: int = 0
+    evals_done: int = 0             # validation passes done
     last_val: float | None = None   # nats/char of the latest validation, and its step
     last_val_step: int | None = None
 
@@ -178,9 +179,14 @@ def _prepare_out(cfg: TrainConfig) -> Path:
     if out.exists() and not out.is_dir():
         raise ValueError(f"output {out} exists and is not a folder")
     resuming_here = cfg.resume is not None and Path(cfg.resume).resolve() == out.resolve()
-    if out.exists() and any(out.iterdir()) and not resuming_here and not cfg.overwrite:
-        raise FileExistsError(f"{out} already holds a run; continue it with --resume {out}, "
-                              "replace it with --overwrite, or pick another --out")
+    if out.exists() and not resuming_here and not cfg.overwrite:
+        if checkpoint.holds_run(out):
+            raise FileExistsError(f"{out} already holds a run; continue it with --resume {out}, "
+                                  "replace it with --overwrite, or pick another --out")
+        if not checkpoint.leftovers_only(out):
+            raise FileExistsError(f"{out} holds files that are not a textrnn run; pick another "
+                                  "--out (or write the run beside them with --overwrite)")
+        checkpoint.clear_run(out)  # what a run that never saved left behind
     return out
 
 
@@ -229,7 +235,8 @@ def prepare(cfg: TrainConfig, reporter: Reporter,
     opt = _optimizer(model, cfg)
     state, carry = LoopState(), None
     if resume is not None:
-        state = LoopState(**resume.info["loop"])
+        state = LoopState(**{k: v for k, v in resume.info["loop"].items()
+                             if k in LoopState.__dataclass_fields__})
         resume.restore_optimizer(opt, device)
         torch.set_rng_state(resume.tensors["rng"])
         carry = resume.carry(device)
@@ -237,8 +244,8 @@ def prepare(cfg: TrainConfig, reporter: Reporter,
             reporter.log("note: this corpus differs from the one the run was trained on; "
                          "continuing on it")
         # a new budget re-spreads the validation passes that remain
-        state.evals_done = math.floor(
-            settings.budget.progress(state.step, state.train_time) * cfg.evals + 1e-9)
+        state.evals_done = evals_due(settings.budget.progress(state.step, state.train_time),
+                                     cfg.evals)
     elif cfg.overwrite:
         checkpoint.clear_run(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -275,9 +282,7 @@ def _say_what_was_decided(run: Run, state: LoopState, resumed: bool, log) -> Non
 
 def train_step(run: Run, state: LoopState, carry):
     """One optimizer step on the next batch: returns (loss in nats/token, tokens, seconds, lr,
-    the carried state). A new epoch restarts the streams, so the state resets."""
-    if state.pos >= run.batches.steps_in_epoch(state.epoch):
-        state.epoch, state.pos, carry = state.epoch + 1, 0, None
+    the carried state)."""
     device = run.settings.device
     x, y = run.batches.get(state.epoch, state.pos)
     x, y = x.to(device), y.to(device)
@@ -342,35 +347,46 @@ def save_last(run: Run, state: LoopState, carry, rng_state: torch.Tensor) -> Non
     """The latest step, with what resuming needs, to `last/`."""
     info = {"step": state.step, "loop": asdict(state), "corpus_sha256": run.corpus.sha256,
             "train_config": run.summary["train_config"]}
-    checkpoint.save_resume(run.out / "last", run.opt, carry, rng_state, info)
-    checkpoint.save(run.out / "last", run.model, run.tokenizer,
-                    summary(run, state, state.last_val, state.last_val_step))
+    checkpoint.save_last(run.out, run.model, run.tokenizer,
+                         summary(run, state, state.last_val, state.last_val_step),
+                         run.opt, carry, rng_state, info)
 
 
-def validation_due(run: Run, state: LoopState) -> bool:
-    """Whether the run has reached its next evenly spaced validation point (or its end)."""
-    p = run.progress(state)
-    due = math.floor(p * run.cfg.evals + 1e-9) if p < 1 else run.cfg.evals
-    if due <= state.evals_done:
-        return False
-    state.evals_done = due
-    return True
+def evals_due(progress: float, evals: int) -> int:
+    """How many of a run's `evals` evenly spaced validation points it has passed at `progress`
+    (the last at its end)."""
+    return math.floor(progress * evals + 1e-9) if progress < 1 else evals
 
 
 def validate(run: Run, state: LoopState) -> dict:
-    """A pass over the whole validation text, read as one stream (see LM.evaluate); the best
-    checkpoint goes to the run's top when this one beats it."""
+    """A pass over the whole validation text, read as one stream (see LM.evaluate)."""
     nats = evaluate_ids(run.model, run.corpus.val_ids)[0]
     val = nats / run.corpus.val_chars  # nats per character
     state.last_val, state.last_val_step = val, state.step
-    record = {"step": state.step, "val_loss": round(val, 5),
-              "val_bpc": round(val / math.log(2), 5),
-              "val_nats_per_token": round(nats / (len(run.corpus.val_ids) - 1), 5),
-              "train_time": round(state.train_time, 3)}
-    if state.best_val is None or val < state.best_val:
-        state.best_val, state.best_step = val, state.step
-        checkpoint.save(run.out, run.model, run.tokenizer, summary(run, state, val, state.step))
-    return record
+    return {"step": state.step, "val_loss": round(val, 5),
+            "val_bpc": round(val / math.log(2), 5),
+            "val_nats_per_token": round(nats / (len(run.corpus.val_ids) - 1), 5),
+            "train_time": round(state.train_time, 3)}
+
+
+def save_best(run: Run, state: LoopState) -> None:
+    """The run's top holds the checkpoint of its best validation: this one, if it beats it."""
+    if state.best_val is None or state.last_val < state.best_val:
+        state.best_val, state.best_step = state.last_val, state.step
+        checkpoint.save(run.out, run.model, run.tokenizer,
+                        summary(run, state, state.last_val, state.step))
+
+
+def _forget_failed_start(run: Run) -> None:
+    """A new run that fails before its first checkpoint (NaN, a full disk) leaves nothing
+    behind that would block its rerun: no metrics log, no half-written files."""
+    if run.cfg.resume is not None or checkpoint.resolve(run.out) != run.out or \
+            checkpoint.is_checkpoint(run.out):
+        return
+    run.metrics.close()
+    checkpoint.clear_run(run.out)
+    with contextlib.suppress(OSError):
+        run.out.rmdir()  # only if nothing else is there
 
 
 def train(cfg: TrainConfig, command: str | None = None,
@@ -378,16 +394,18 @@ def train(cfg: TrainConfig, command: str | None = None,
           on_step: Callable[[int], None] | None = None,
           reporter: Reporter | None = None) -> Path:
     """Train as `cfg` says and return the run folder. What the run shows goes to `reporter`;
-    without one, to a `Terminal(log, progress, on_step)`."""
+    without one, to a `Terminal(log, progress, on_step)` (these three are for it alone)."""
     reporter = reporter or Terminal(log, progress, on_step)
     t_start = time.time()
     run, state, carry = prepare(cfg, reporter, command)                     # 1. prepare
     cfg, window = run.cfg, Window()
     rng_state = torch.get_rng_state()
     t_wall = time.time() - state.wall_time
-    reporter.begin(run.settings.budget, state)
     try:
+        reporter.begin(run.settings.budget, state)
         while run.progress(state) < 1.0:
+            if state.pos >= run.batches.steps_in_epoch(state.epoch):  # a new epoch restarts
+                state.epoch, state.pos, carry = state.epoch + 1, 0, None  # the streams
             loss, tokens, dt, lr, carry = train_step(run, state, carry)     # 2. one step
             state.wall_time = time.time() - t_wall
             window.add(loss, tokens, dt)
@@ -398,21 +416,28 @@ def train(cfg: TrainConfig, command: str | None = None,
                 window = Window()
             rng_state = torch.get_rng_state()  # what a resume from this step must restore
             reporter.stepped(state)
-            if validation_due(run, state):                                  # 4. validate, save
+            if evals_due(run.progress(state), cfg.evals) > state.evals_done:  # 4. validate
+                state.evals_done = evals_due(run.progress(state), cfg.evals)
                 record = validate(run, state)
                 run.metrics.write(record)
+                save_best(run, state)
                 state.wall_time = time.time() - t_wall
                 save_last(run, state, carry, rng_state)
                 reporter.validated(state, record)
     except KeyboardInterrupt:
-        reporter.end()
+        reporter.end()  # before the last lines, so they do not land inside a progress bar
         state.wall_time = time.time() - t_wall
         save_last(run, state, carry, rng_state)
         reporter.log(f"interrupted at step {state.step:,}; saved {run.out / 'last'}. Resume "
                      f"with: textrnn train {cfg.corpus} --resume {run.out}")
         raise
-    finally:
+    except BaseException:
         reporter.end()
+        _forget_failed_start(run)
+        raise
+    else:
+        reporter.end()
+    finally:
         run.metrics.close()
     best = state.best_val                                                   # 5. done
     reporter.log(

@@ -1,0 +1,223 @@
+"""Faults: a kill in the middle of a save, a full disk, a failed start, broken and hostile
+checkpoints. Nothing is lost, nothing is mixed, and the person gets one clear line."""
+
+import errno
+import hashlib
+import json
+import math
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from conftest import make_model
+from textrnn import ModelConfig, TrainConfig, checkpoint, load, train
+from textrnn.cli import main
+from textrnn.tokenizer import CharTokenizer
+
+
+class Killed(BaseException):
+    """Stands for a kill -9: nothing in the library catches it."""
+
+
+def config(corpus, out, **kw):
+    base = dict(corpus=str(corpus), out=str(out), seq_len=16, batch_size=4, lr=1e-2, evals=3,
+                max_steps=30, precision="fp32", seed=3,
+                model=ModelConfig(hidden=16, embed=8, layers=1, dropout=0.0))
+    return TrainConfig(**{**base, **kw})
+
+
+def quiet(**kw):
+    return dict(log=lambda m: None, progress=False, **kw)
+
+
+def sha(folder):
+    weights = load_file(folder / "model.safetensors")
+    return hashlib.sha256(b"".join(weights[k].numpy().tobytes() for k in sorted(weights))
+                          ).hexdigest()
+
+
+class Saves:
+    """Counts each file a checkpoint save puts in place, and each folder rename; raises Killed
+    right after the `kill_at`-th."""
+
+    def __init__(self, monkeypatch, kill_at=None):
+        self.n, self.kill_at, self.saved = 0, kill_at, {}
+        write, rename, save = checkpoint._atomic_write, checkpoint.os.rename, checkpoint.save
+
+        def counted(fn):
+            def wrapper(*a, **kw):
+                out = fn(*a, **kw)
+                self.n += 1
+                if self.n == self.kill_at:
+                    raise Killed
+                return out
+            return wrapper
+
+        def save_and_note(path, model, tokenizer, training, save_id=None):
+            out = save(path, model, tokenizer, training, save_id)
+            self.saved[training["steps"]] = sha(out)  # what each step's weights hash to
+            return out
+
+        monkeypatch.setattr(checkpoint, "_atomic_write", counted(write))
+        monkeypatch.setattr(checkpoint.os, "rename", counted(rename))
+        monkeypatch.setattr(checkpoint, "save", save_and_note)
+
+
+@pytest.mark.slow
+def test_a_kill_at_any_point_of_a_save_leaves_no_mix_and_resume_ends_the_same(
+        corpus_file, tmp_path, monkeypatch):
+    ref, marks = Saves(monkeypatch), []
+
+    def mark(step):
+        if step in (11, 21):  # the validations at steps 10 and 20 have saved
+            marks.append(ref.n)
+    whole = train(config(corpus_file, tmp_path / "whole"), **quiet(on_step=mark))
+    monkeypatch.undo()
+    final, by_step = sha(whole / "last"), dict(ref.saved)
+    # the save at step 20: the best checkpoint at the top, then last/ as a unit
+    first, second = marks
+    assert second - first >= 10  # 3 files at the top, 5 in last/, 2 renames
+    for kill_at in range(first + 1, second + 1):
+        run = tmp_path / f"k{kill_at}"
+        Saves(monkeypatch, kill_at)
+        with pytest.raises(Killed):
+            train(config(corpus_file, run), **quiet())
+        monkeypatch.undo()
+        for folder in (run, checkpoint.last_dir(run)):  # consistent, or refused in one line
+            try:
+                model, _, cfg = checkpoint.load(folder)
+            except ValueError as e:
+                assert folder == run and "parts of two saves" in str(e), e
+                continue
+            assert sha(folder) == by_step[cfg["training"]["steps"]], (kill_at, folder)
+        resumed = train(config(corpus_file, run, resume=str(run)), **quiet())
+        assert sha(resumed / "last") == final, kill_at
+        assert not any(p.name.startswith(".") for p in run.iterdir()), list(run.iterdir())
+
+
+def test_a_mixed_checkpoint_is_refused_in_one_line(corpus_file, tmp_path, capsys):
+    run = train(config(corpus_file, tmp_path / "r", max_steps=20, evals=2), **quiet())
+    shutil.copy(run / "last" / "model.safetensors", run / "model.safetensors")  # a newer step
+    with pytest.raises(ValueError, match="parts of two saves"):
+        load(run)
+    assert main(["sample", str(run), "--length", "5"]) == 1
+    assert "parts of two saves" in capsys.readouterr().err
+    shutil.copy(run / "model.safetensors", run / "last" / "resume.json")  # not even JSON
+    assert main(["train", str(corpus_file), "--resume", str(run)]) == 1
+
+
+def test_a_failed_start_leaves_nothing_that_blocks_a_rerun(corpus_file, tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = ["train", str(corpus_file), "--out", str(out), "--max-steps", "5", "--hidden", "8",
+            "--no-progress", "--precision", "fp32"]
+    assert main([*argv, "--lr", "1e30", "--evals", "1"]) == 1  # NaN before the first save
+    assert "loss became" in capsys.readouterr().err
+    assert not out.exists()
+    out.mkdir()  # a kill -9 before the first save leaves a log and half a save behind
+    (out / "metrics.jsonl").write_text('{"step": 1, "train_loss": 3.1}\n{"step": 2, "tr')
+    (out / ".model.safetensors.x1.tmp").write_bytes(b"half")
+    assert main(argv) == 0
+    assert checkpoint.holds_run(out) and not list(out.glob(".*.tmp"))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    assert main([*argv[:2], "--out", str(tmp_path / "mine"), *argv[4:]]) == 1
+    assert "not a textrnn run" in capsys.readouterr().err
+
+
+def test_a_torn_metrics_line_does_not_block_resume(corpus_file, tmp_path):
+    run = train(config(corpus_file, tmp_path / "r", max_steps=10, evals=1), **quiet())
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 11, "train_lo')
+    train(config(corpus_file, run, max_steps=20, resume=str(run)), **quiet())
+    steps = [r["step"] for r in checkpoint.read_metrics(run) if "train_loss" in r]
+    assert steps == sorted(set(steps)) and steps[-1] == 20
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(corpus_file, tmp_path,
+                                                                  monkeypatch, capsys):
+    run = train(config(corpus_file, tmp_path / "r", max_steps=10, evals=1), **quiet())
+    before = sha(run)
+
+    def full(tensors, filename, metadata=None):
+        from safetensors import SafetensorError
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: "
+                              "StorageFull, message: \"No space left on device\" })")
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    code = main(["train", str(corpus_file), "--resume", str(run), "--max-steps", "20",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "no space left on the device while writing" in err
+    assert "Traceback" not in err and sha(run) == before
+    monkeypatch.undo()
+
+    def full_text(self, *a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.Path, "write_text", full_text)
+    with pytest.raises(OSError, match="no space left on the device while writing .*other"):
+        lm = load(run)
+        checkpoint.save(tmp_path / "other", lm.model, lm.tokenizer, {"steps": 0})
+
+
+# --- broken and hostile checkpoints ---
+
+def tiny_checkpoint(path, tiny_text):
+    tok = CharTokenizer.train(tiny_text)
+    checkpoint.save(path, make_model(vocab=tok.vocab_size), tok, {"steps": 0})
+    return path
+
+
+def edit_config(path, fn):
+    cfg = json.loads((path / "config.json").read_text())
+    fn(cfg)
+    (path / "config.json").write_text(json.dumps(cfg))
+
+
+def test_sizes_are_checked_against_the_weights_before_anything_is_built(tmp_path, tiny_text):
+    ck = tiny_checkpoint(tmp_path / "ck", tiny_text)
+    edit_config(ck, lambda c: c["model"].update(hidden=10**7))  # 4e14 weights, if built
+    with pytest.raises(ValueError, match=r"rnn.weight_ih_l0 is \(64, 8\) there, and "
+                                         r"\(40000000, 8\) by config.json"):
+        load(ck)
+
+
+def test_nan_weights_and_duplicate_characters_are_refused(tmp_path, tiny_text):
+    ck = tiny_checkpoint(tmp_path / "ck", tiny_text)
+    weights = load_file(ck / "model.safetensors")
+    weights["head.bias"][3] = math.nan
+    save_file(weights, ck / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="NaN or infinite values .*head.bias"):
+        load(ck)
+    ck = tiny_checkpoint(tmp_path / "ck2", tiny_text)
+    tok = json.loads((ck / "tokenizer.json").read_text())
+    tok["chars"] = tok["chars"][:-1] + tok["chars"][0]
+    (ck / "tokenizer.json").write_text(json.dumps(tok))
+    with pytest.raises(ValueError, match="duplicate"):
+        load(ck)
+
+
+def test_a_long_prompt_primes_in_chunks_with_flat_memory(monkeypatch):
+    from textrnn import sample
+    model = make_model(vocab=30).eval()
+    lengths = []
+    real = sample._forward
+    monkeypatch.setattr(sample, "_forward",
+                        lambda m, idx, state=None: lengths.append(idx.size(1)) or
+                        real(m, idx, state))
+    ids = torch.randint(1, 30, (3 * sample.PRIME_CHUNK + 5,))
+    chunked = sample.Generation(model, ids, sample.Settings(0.0), fast=False)
+    assert lengths[:4] == [sample.PRIME_CHUNK] * 3 + [5]
+    logits, _, state = model(ids[None].long())  # the same state as one pass over the prompt
+    torch.testing.assert_close(chunked.logits, logits[:, -1], rtol=1e-4, atol=1e-5)
+    assert torch.equal(sample.Generation(model, ids, sample.Settings(0.0)).take(20),
+                       chunked.take(20))
+
+
+@pytest.mark.parametrize("t", [math.inf, -math.inf, math.nan])
+def test_a_temperature_that_is_not_a_finite_number_is_refused(t):
+    from textrnn import Settings
+    with pytest.raises(ValueError, match="temperature"):
+        Settings(t)
