@@ -93,7 +93,7 @@ class Catalog:
         path = self.entries.get(name, {}).get("path")
         for r in textrnn.read_metrics(path) if path is not None else []:
             for key, split in (("train_loss", "train"), ("val_loss", "validation")):
-                if key in r:
+                if isinstance(r.get(key), (int, float)):
                     rows.append({"step": r["step"], "nats/char": r[key], "split": split})
         return pd.DataFrame(rows, columns=["step", "nats/char", "split"])
 

@@ -208,3 +208,24 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
             time.sleep(0.05)
         assert stopped < len("CARL:") + app.MAX_NEW_CHARS
         browser.close()
+
+
+def test_no_checkpoint_however_broken_stops_the_app(checkpoints, tmp_path):
+    root = tmp_path / "ck"
+    for name, edit in [("steps", lambda c: c["training"].update(steps="x", val_loss="low")),
+                       ("cell", lambda c: c["model"].update(cell=5, layers="two")),
+                       ("training", lambda c: c.update(training=[1, 2])),
+                       ("model", lambda c: c.update(model=None))]:
+        shutil.copytree(checkpoints / "tiny", root / name)
+        cfg = json.loads((root / name / "config.json").read_text())
+        edit(cfg)
+        (root / name / "config.json").write_text(json.dumps(cfg))
+    (root / "steps" / "metrics.jsonl").write_text('{"step": "a", "train_loss": 1}\n[1]\n'
+                                                 '{"train_loss": 2}\n{"step": 3, "val_loss": 1}\n')
+    catalog = app.Catalog(root)
+    app.build(catalog)  # the page builds: every card and curve can be drawn
+    for name in ("steps", "cell", "training", "model"):
+        assert catalog.card(name)
+        catalog.curve(name)
+    with pytest.raises(gr.Error):
+        catalog.get("cell")  # and generating from it says why it cannot

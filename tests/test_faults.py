@@ -178,9 +178,9 @@ def edit_config(path, fn):
 
 def test_sizes_are_checked_against_the_weights_before_anything_is_built(tmp_path, tiny_text):
     ck = tiny_checkpoint(tmp_path / "ck", tiny_text)
-    edit_config(ck, lambda c: c["model"].update(hidden=10**7))  # 4e14 weights, if built
+    edit_config(ck, lambda c: c["model"].update(hidden=60000))  # 29e9 weights, if built
     with pytest.raises(ValueError, match=r"rnn.weight_ih_l0 is \(64, 8\) there, and "
-                                         r"\(40000000, 8\) by config.json"):
+                                         r"\(240000, 8\) by config.json"):
         load(ck)
 
 
@@ -221,3 +221,34 @@ def test_a_temperature_that_is_not_a_finite_number_is_refused(t):
     from textrnn import Settings
     with pytest.raises(ValueError, match="temperature"):
         Settings(t)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "{ck}", "--device", "banana"], "unknown device 'banana'"),
+    (["eval", "{ck}", "{corpus}", "--device", "banana"], "unknown device 'banana'"),
+    (["train", "{corpus}", "--hidden", "1000000", "--max-steps", "1"], "hidden must be at most"),
+    (["train", "{corpus}", "--hidden", "60000", "--layers", "3", "--max-steps", "1"],
+     "needs about"),
+    (["train", "{corpus}", "--layers", "100000"], "layers must be at most 64"),
+    (["train", "{corpus}", "--seq-len", "1000000000"], "seq-len must be between 1 and 10,000"),
+    (["train", "{utf16}", "--max-steps", "1"], "--encoding utf-16"),
+])
+def test_absurd_settings_get_one_line_with_advice(argv, message, tmp_path, corpus_file, tiny_text,
+                                                  capsys):
+    ck = tiny_checkpoint(tmp_path / "ck", tiny_text)
+    utf16 = tmp_path / "u16.txt"
+    utf16.write_text(tiny_text, encoding="utf-16")
+    argv = [a.format(ck=ck, corpus=corpus_file, utf16=utf16) for a in argv]
+    assert main([*argv, "--out", str(tmp_path / "r")] if argv[0] == "train" else argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_lone_surrogate_in_a_prompt_is_a_replacement_character(tmp_path):
+    from textrnn.tokenizer import BPETokenizer, ByteTokenizer
+    text = "a prompt \ud800 with half a pair"
+    byte = ByteTokenizer()
+    assert byte.decode(byte.encode(text)) == text.replace("\ud800", "\ufffd")
+    bpe = BPETokenizer.train("some text to learn merges from, over and over. " * 20, 300)
+    assert bpe.decode(bpe.encode(text)) == text.replace("\ud800", "\ufffd")

@@ -347,8 +347,9 @@ def load_resume(run: str | Path) -> Resume:
 
 
 def read_metrics(run: str | Path, strict: bool = False) -> list[dict]:
-    """The records of a run's metrics log, oldest first; [] if it has none. A line that does
-    not parse (the torn end of a log whose writer was killed) is left out. An unreadable file
+    """The records of a run's metrics log, oldest first; [] if it has none. A line that is not
+    a record with a whole-number step (the torn end of a log whose writer was killed) is left
+    out. An unreadable file
     reads as [] unless `strict`, when it raises OSError naming it."""
     path = Path(run) / METRICS
     try:
@@ -365,7 +366,7 @@ def read_metrics(run: str | Path, strict: bool = False) -> list[dict]:
             record = json.loads(line)
         except ValueError:
             continue
-        if isinstance(record, dict):
+        if isinstance(record, dict) and type(record.get("step")) is int:
             records.append(record)
     return records
 

@@ -208,8 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `textrnn sample ... | head`: the reader left; so do we, quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (OSError, ValueError, FloatingPointError, torch.OutOfMemoryError) as e:
+    except (OSError, ValueError, FloatingPointError) as e:
         print(f"textrnn: error: {e}", file=sys.stderr)
+        return 1
+    except (MemoryError, torch.OutOfMemoryError) as e:
+        detail = (str(e).splitlines() or ["no detail"])[0]
+        print(f"textrnn: error: out of memory ({detail}); try a smaller model, batch or prompt",
+              file=sys.stderr)
         return 1
 
 

@@ -33,6 +33,7 @@ Anything set by hand is kept, and the rest is chosen around it.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -42,7 +43,7 @@ import torch
 
 from . import checkpoint
 from .data import fit_batch_shape
-from .model import ModelConfig, RNNLM, autocast
+from .model import GATES, ModelConfig, RNNLM, autocast, pick_device
 from .tokenizer import KINDS as TOKENIZERS
 
 # --- every default, in one place ---
@@ -57,6 +58,8 @@ BATCH, SEQ_LEN = 64, 50   # streams x BPTT tokens: 64 streams keep two cores' ma
 MIN_STEPS, MIN_BATCH = 500, 8  # a short time budget halves the batch down to 8 for 500 steps
 MAX_DROPOUT = 0.3         # dropout grows with the passes over the corpus, up to this
 WEIGHT_DECAY, WEIGHT_DECAY_PASSES, MAX_WEIGHT_DECAY = 0.1, 7, 0.3  # AdamW decay, see above
+MAX_SEQ_LEN, MAX_BATCH = 10_000, 65_536  # past these, a typo: refused with advice
+MEMORY_SHARE = 0.8        # a run may plan to use this much of the device's memory, no more
 RESUME_KEEPS = ("seq_len", "batch_size", "lr")  # a resumed run's, unless given anew
 FIXED_ON_RESUME = ("tokenizer", "vocab_size")   # with the model's shape: the checkpoint's
 
@@ -99,10 +102,12 @@ class TrainConfig:
         checks = [
             (self.tokenizer in TOKENIZERS,
              f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}"),
-            (self.seq_len is None or self.seq_len >= 1,
-             f"seq-len must be at least 1, got {self.seq_len}"),
-            (self.batch_size is None or self.batch_size >= 1,
-             f"batch-size must be at least 1, got {self.batch_size}"),
+            (self.seq_len is None or 1 <= self.seq_len <= MAX_SEQ_LEN,
+             f"seq-len must be between 1 and {MAX_SEQ_LEN:,}, got {self.seq_len}; gradients "
+             "through longer windows vanish or explode, and memory grows with them (50-200 is "
+             "usual)"),
+            (self.batch_size is None or 1 <= self.batch_size <= MAX_BATCH,
+             f"batch-size must be between 1 and {MAX_BATCH:,}, got {self.batch_size}"),
             (self.lr is None or (self.lr > 0 and math.isfinite(self.lr)),
              f"lr must be a positive number, got {self.lr}"),
             (0 <= self.min_lr <= (math.inf if self.lr is None else self.lr),
@@ -175,18 +180,6 @@ def _keep_resumed(cfg: TrainConfig, saved: dict, model: ModelConfig) -> TrainCon
 
 
 # --- 2. device and precision ---
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; try cpu, cuda or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda asked for, but this PyTorch sees no CUDA GPU")
-    return device
-
 
 def pick_precision(name: str, device: torch.device) -> str:
     """auto -> bf16 where the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), else fp32.
@@ -346,6 +339,27 @@ def budget_steps(cfg: TrainConfig) -> int | None:
     return cfg.max_steps
 
 
+def device_memory(device: torch.device) -> int:
+    """Bytes of memory on `device`: the GPU's, or the machine's RAM."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(m: ModelConfig, batch: int, seq_len: int, device: torch.device) -> None:
+    """Refuse, before anything is allocated, a model and batch that cannot fit: fp32 weights,
+    gradients and two AdamW moments, and the activations BPTT keeps for a batch."""
+    per_token = m.layers * (GATES[m.cell] + 2) * m.hidden + m.embed + 3 * m.vocab_size
+    acts = batch * seq_len * per_token
+    need, have = 4 * (4 * num_weights(m) + acts), device_memory(device)
+    if need > MEMORY_SHARE * have:
+        raise ValueError(f"a {m.layers}x{m.hidden} {m.cell.upper()} trained at batch {batch} x "
+                         f"{seq_len} needs about {need / 2**30:,.1f} GB (weights, gradients, "
+                         f"AdamW moments, activations), more than {device}'s "
+                         f"{have / 2**30:,.1f} GB allow; lower --hidden, --layers, --batch-size "
+                         "or --seq-len")
+
+
 @dataclass(frozen=True)
 class Budget:
     steps: int | None        # optimizer steps, or None for a time budget alone
@@ -394,6 +408,8 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
     if (B, T) != (cfg.batch_size, cfg.seq_len):
         notes.append(f"corpus is short ({n_tokens:,} training tokens): using batch-size {B}, "
                      f"seq-len {T}")
+    if resume is None:
+        check_memory(replace(cfg.model, vocab_size=vocab_size), B, T, device)
     steps = budget_steps(cfg)
     warmup = min(cfg.warmup_steps, steps // 10) if steps else cfg.warmup_steps
     return Resolved(cfg, device, B, T, Budget(steps, cfg.time_budget, warmup), notes, why)

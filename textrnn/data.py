@@ -29,6 +29,10 @@ _SNIFF = 1 << 16  # bytes looked at to tell a binary file
 def _read_file(path: Path, encoding: str) -> str:
     data = path.read_bytes()
     if b"\x00" in data[:_SNIFF] and "16" not in encoding and "32" not in encoding:
+        head = data[:_SNIFF]
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff") or head[1::2].count(0) > len(head) // 4 or \
+                head[0::2].count(0) > len(head) // 4:
+            raise ValueError(f"{path} looks like UTF-16 text; read it with --encoding utf-16")
         raise ValueError(f"{path} looks like a binary file (it holds NUL bytes), not text")
     if encoding.replace("-", "").replace("_", "").lower() == "utf8":
         encoding = "utf-8-sig"  # drop a byte-order mark if there is one

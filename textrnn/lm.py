@@ -12,6 +12,7 @@ character). Unknown characters in a prompt follow the tokenizer's policy (see to
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint
+from .model import pick_device
 from .sample import Generation, Settings
 
 EVAL_CHUNK = 1024  # tokens per forward pass in evaluation; the state is carried across chunks
@@ -149,6 +151,17 @@ class LM:
 
 
 def model_card(config: dict, num_params: int | None = None) -> str:
+    """The model card of a checkpoint's config. A field of the wrong type (a hand-edited or
+    hostile config.json) makes a shorter card that says so, never an exception."""
+    try:
+        return _card(config, num_params)
+    except (TypeError, ValueError, AttributeError):
+        return ("(this checkpoint's config.json has fields of the wrong type: its card cannot be "
+                "shown in full)\n" + json.dumps(config.get("model") if isinstance(config, dict)
+                                                else None))
+
+
+def _card(config: dict, num_params: int | None) -> str:
     m, t, tr = config.get("model", {}), config.get("tokenizer", {}), config.get("training", {})
     lines = [f"model      {m.get('layers')}-layer {m.get('cell', '?').upper()}, hidden "
              f"{m.get('hidden')}, embedding {m.get('embed')}, dropout {m.get('dropout')}"
@@ -181,5 +194,5 @@ def _hms(seconds: float) -> str:
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> LM:
     """Load a checkpoint folder (or a run folder: its best checkpoint) as an `LM`."""
-    model, tokenizer, config = checkpoint.load(path, device)
+    model, tokenizer, config = checkpoint.load(path, pick_device(str(device)))
     return LM(model, tokenizer, config)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}  # rows of W_ih and W_hh, per unit
+MAX_SIZE = {"embed": 65536, "hidden": 65536, "layers": 64}  # past these, a typo, not a model
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (h) or, for LSTM, (h, c)
 
@@ -47,6 +48,11 @@ class ModelConfig:
         for name in ("embed", "hidden", "layers"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+            if getattr(self, name) is not None and getattr(self, name) > MAX_SIZE[name]:
+                raise ValueError(f"{name} must be at most {MAX_SIZE[name]:,}, got "
+                                 f"{getattr(self, name):,}" + (
+                                     "; RNN stacks deeper than a few layers train badly (2-3 is "
+                                     "usual)" if name == "layers" else ""))
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.vocab_size < 0:
@@ -108,6 +114,24 @@ class RNNLM(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten().long())
         return logits, loss, state
+
+
+def pick_device(name: str) -> torch.device:
+    """A device from its name (auto: cuda where there is one, else cpu); ValueError for one
+    that is unknown or absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; try cpu, cuda or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda asked for, but this PyTorch sees no CUDA GPU")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"no GPU {device}: this machine has {torch.cuda.device_count()}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device mps asked for, but this PyTorch sees no Apple GPU")
+    return device
 
 
 def autocast(device: torch.device, bf16: bool):

@@ -45,6 +45,18 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
+def _scrub(text: str) -> str:
+    """`text` with each lone surrogate (a str can hold one; UTF-8 cannot) as U+FFFD."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _scrub(text).encode("utf-8")
+
+
 def token_dtype(vocab_size: int) -> torch.dtype:
     """The smallest signed integer dtype that holds every id: ids live in compact tensors."""
     return torch.int16 if vocab_size <= 2**15 else torch.int32
@@ -135,7 +147,7 @@ class ByteTokenizer:
         return cls()
 
     def encode(self, text: str) -> torch.Tensor:
-        data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        data = np.frombuffer(_utf8(text), dtype=np.uint8)
         return torch.from_numpy(data.astype(np.int16))
 
     def decode(self, ids) -> str:
@@ -206,7 +218,10 @@ class BPETokenizer:
         return len(self._bytes)
 
     def encode(self, text: str) -> torch.Tensor:
-        encodings = self.hf.encode_batch(_chunks(text), add_special_tokens=False)
+        try:
+            encodings = self.hf.encode_batch(_chunks(text), add_special_tokens=False)
+        except TypeError:  # a lone surrogate: not text, though a Python str can hold one
+            encodings = self.hf.encode_batch(_chunks(_scrub(text)), add_special_tokens=False)
         ids = np.concatenate([np.asarray(e.ids, dtype=np.int32) for e in encodings] or
                              [np.zeros(0, np.int32)])
         return torch.from_numpy(ids).to(token_dtype(self.vocab_size))
