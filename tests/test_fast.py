@@ -175,12 +175,46 @@ def test_turned_off_by_the_environment(monkeypatch):
 def test_a_build_is_cached_and_leaves_no_temporary_files(monkeypatch, tmp_path):
     monkeypatch.setenv("TEXTRNN_CACHE", str(tmp_path))
     fast._build()
-    built = list((tmp_path / "kernels").iterdir())
-    assert len(built) == 1 and built[0].suffix == ".so"
-    mtime = built[0].stat().st_mtime_ns
+    built = sorted((tmp_path / "kernels").iterdir())
+    assert [p.suffix for p in built] == [".sha256", ".so"]  # the library and its hash
+    mtime = built[1].stat().st_mtime_ns
     fast._build()
-    assert list((tmp_path / "kernels").iterdir()) == built
-    assert built[0].stat().st_mtime_ns == mtime  # reused, not rebuilt
+    assert sorted((tmp_path / "kernels").iterdir()) == built
+    assert built[1].stat().st_mtime_ns == mtime  # reused, not rebuilt
+
+
+PLANT = """
+#include <stdio.h>
+__attribute__((constructor)) static void planted(void) {
+    FILE *f = fopen(MARKER, "w"); if (f) { fputs("ran", f); fclose(f); }
+}
+"""
+
+
+def test_a_planted_library_is_never_loaded(monkeypatch, tmp_path):
+    import subprocess
+    monkeypatch.setenv("TEXTRNN_CACHE", str(tmp_path))
+    fast._build()
+    folder = tmp_path / "kernels"
+    assert (folder.stat().st_mode & 0o777) == 0o700
+    lib = next(folder.glob("*.so"))
+    marker, src = tmp_path / "ran", tmp_path / "plant.c"
+    src.write_text(PLANT.replace("MARKER", f'"{marker}"'))
+    subprocess.run(["cc", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
+    fast._build()  # its hash is not the one recorded: rebuilt, never loaded
+    assert not marker.exists()
+    assert fast._digest(lib) == lib.with_suffix(".sha256").read_text().strip()
+    lib.chmod(0o777)  # writable by anyone: refused whatever its hash
+    with pytest.raises(OSError, match="not private"):
+        fast._build()
+    lib.chmod(0o700)
+    folder.chmod(0o777)  # so is a folder others can write to
+    with pytest.raises(OSError, match="not private"):
+        fast._build()
+    monkeypatch.setattr(fast, "_lib", None)
+    monkeypatch.setattr(fast, "_why_not", None)
+    assert fast.kernel() is None and "not private" in fast.status()
+    assert not marker.exists()
 
 
 def test_packed_weights_are_reused_until_a_parameter_changes():

@@ -15,14 +15,16 @@ applies the same sampling rule as `sample.sample_next`. Its logits agree with Py
 distance of a boundary between two tokens' shares (about one draw in a few million), after which
 the two texts go their own ways. tests/test_fast.py checks both.
 
-The kernel is compiled with the system C compiler (`$CC`, else `cc`) on first use and cached
-under `$TEXTRNN_CACHE` (default `~/.cache/textrnn`), keyed by the source, the compiler and the
-CPU. At load it checks that the compiled struct's layout and constants are the ones `Net` below
-declares, and refuses a kernel that disagrees. Without a compiler, or with `TEXTRNN_KERNEL=0`,
-generation takes the plain PyTorch path, which gives the same text more slowly; `status()` says
-which path is in use and why. Only sample.py runs the kernel (bench.py times its packing):
-deleting this module and `_kernel.c`, and the one line in sample.py that asks for a Stepper,
-leaves the plain path, same text.
+The kernel is compiled with the system C compiler (`$CC`, else `cc`) on first use and cached under
+`$TEXTRNN_CACHE` (default `~/.cache/textrnn`), keyed by the source, the compiler and the CPU. The
+cache folder is made private (0700); a folder or library that another user owns or can write is
+refused, and a library is loaded only if its SHA-256 matches the one recorded when it was built. At
+load it checks that the compiled struct's layout and constants are the ones `Net` below declares,
+and refuses a kernel that disagrees. Without a compiler, or with `TEXTRNN_KERNEL=0`, generation
+takes the plain PyTorch path, which gives the same text more slowly; `status()` says which path is
+in use and why. Only sample.py runs the kernel (bench.py times its packing): deleting this module
+and `_kernel.c`, and the one line in sample.py that asks for a Stepper, leaves the plain path, same
+text.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -94,32 +97,66 @@ def _cache_dir() -> Path:
     return Path(root) / "kernels"
 
 
+def _private(path: Path) -> None:
+    """Refuse a cache folder or file that another user owns or can write: whatever is there is
+    loaded into this process and run."""
+    if not hasattr(os, "getuid"):  # not POSIX: no owners and modes to check
+        return
+    st = os.stat(path, follow_symlinks=False)
+    if st.st_uid != os.getuid() or st.st_mode & 0o022 or stat.S_ISLNK(st.st_mode):
+        raise OSError(f"{path} is not private to this user (owner {st.st_uid}, mode "
+                      f"{stat.S_IMODE(st.st_mode):o}); no kernel is loaded from it. Point "
+                      "TEXTRNN_CACHE at a folder of your own")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _compile(cc: str, flags: list[str], out: Path) -> str | None:
+    """Build the kernel into `out` and record its hash beside it; the compiler's last error
+    line if it fails."""
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.close(fd)
+    try:
+        proc = subprocess.run([cc, *flags, str(SOURCE), "-o", tmp, "-lm"],
+                              capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            return (proc.stderr.strip().splitlines() or ["?"])[-1]
+        os.chmod(tmp, 0o700)
+        out.with_suffix(".sha256").write_text(_digest(Path(tmp)) + "\n")
+        os.replace(tmp, out)  # atomic: a concurrent build never sees half a file
+        return None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def _build() -> ctypes.CDLL:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
         raise OSError("no C compiler found (set CC, or install gcc)")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True,
                              timeout=30).stdout
+    folder = _cache_dir()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _private(folder)
     errors = []
     for flags in _flag_sets():
         base = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-fPIC", "-shared", "-std=gnu11",
                 *flags]
         key = hashlib.sha256("\0".join(
             [SOURCE.read_text(), cc, version, " ".join(base), _cpu_name()]).encode()).hexdigest()
-        out = _cache_dir() / f"textrnn_kernel_{key[:16]}.so"
+        out = folder / f"textrnn_kernel_{key[:16]}.so"
+        recorded = out.with_suffix(".sha256")
+        if out.exists():
+            _private(out)
+            if not recorded.exists() or recorded.read_text().strip() != _digest(out):
+                out.unlink()  # not the file this build made (or made before hashes): rebuild
         if not out.exists():
-            out.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-            os.close(fd)
-            try:
-                proc = subprocess.run([cc, *base, str(SOURCE), "-o", tmp, "-lm"],
-                                      capture_output=True, text=True, timeout=300)
-                if proc.returncode != 0:
-                    errors.append((proc.stderr.strip().splitlines() or ["?"])[-1])
-                    continue
-                os.replace(tmp, out)  # atomic: a concurrent build never sees half a file
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+            error = _compile(cc, base, out)
+            if error is not None:
+                errors.append(error)
+                continue
         try:
             lib = ctypes.CDLL(str(out))
         except OSError as e:  # built, but this process cannot load it: try the next flags
