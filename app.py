@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,11 +24,16 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from
 
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 import textrnn  # noqa: E402
 
 MAX_NEW_CHARS = 3000      # per request; a 2x256 LSTM makes ~1-2k chars/s per CPU core
 MAX_PROMPT_CHARS = 2000   # longer prompts keep their end: the state only needs the recent past
+CONCURRENCY = 4           # generations run at once; more only share the same cores
+QUEUE_SIZE = 64           # requests waiting beyond those; past it a visitor is told "busy"
+MAX_REQUEST_BYTES = 256 * 1024  # any HTTP request body: a prompt is at most ~8 KB of JSON
+MAX_FILE_SIZE = "1mb"     # Gradio's upload route; the page itself takes no files
 MAX_TEMPERATURE = 2.0
 STREAM_EVERY_S = 0.03     # send the page at most ~30 updates a second; the first one at once
 HERE = Path(__file__).resolve().parent
@@ -125,33 +131,50 @@ def _seed(value) -> int:
         raise gr.Error(f"Seed must be a whole number, or blank for a random one; got {value!r}.")
 
 
+def refuse(message: str) -> gr.Error:
+    """A request turned away: one line in the server's log (no traceback), the message on the
+    page."""
+    print(f"textrnn app: refused: {message}", file=sys.stderr, flush=True)
+    return gr.Error(message, print_exception=False)
+
+
 def make_generate(catalog: Catalog):
     def generate(name, prompt, length, temperature, top_k, top_p, seed):
         """Stream (prompt + text so far, seed used); the seed reproduces the sample."""
-        lm = catalog.get(name)
-        prompt = str(prompt or "")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            gr.Warning(f"Prompt cut to its last {MAX_PROMPT_CHARS} characters.")
-            prompt = prompt[-MAX_PROMPT_CHARS:]
-        length = int(_clamp(length, 0, MAX_NEW_CHARS, 300))
-        temperature = _clamp(temperature, 0, MAX_TEMPERATURE, 0.8)
-        temperature = 0.0 if temperature < textrnn.MIN_TEMPERATURE else temperature
-        top_k = int(_clamp(top_k, 0, 10**6, 0)) or None          # 0 = off
-        top_p = _clamp(top_p, 0.01, 1.0, 1.0)
-        top_p = None if top_p >= 1 else top_p                   # 1 = off
-        seed = _seed(seed)
-        text, last = prompt, 0.0
-        yield text, seed
-        for piece in lm.stream(prompt, length, temperature=temperature, top_k=top_k,
-                               top_p=top_p, seed=seed):
-            text += piece
-            now = time.perf_counter()
-            if now - last >= STREAM_EVERY_S:
-                last = now
-                yield text, seed
-        yield text, seed
+        try:
+            yield from _generate(catalog, name, prompt, length, temperature, top_k, top_p, seed)
+        except gr.Error as e:
+            raise refuse(e.message) from None
+        except (ValueError, OSError, MemoryError) as e:
+            raise refuse(f"Could not generate: {e}") from None
 
     return generate
+
+
+def _generate(catalog: Catalog, name, prompt, length, temperature, top_k, top_p, seed):
+    """The generation behind `make_generate`: checks and clamps, then streams."""
+    lm = catalog.get(name)
+    prompt = str(prompt or "")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        gr.Warning(f"Prompt cut to its last {MAX_PROMPT_CHARS} characters.")
+        prompt = prompt[-MAX_PROMPT_CHARS:]
+    length = int(_clamp(length, 0, MAX_NEW_CHARS, 300))
+    temperature = _clamp(temperature, 0, MAX_TEMPERATURE, 0.8)
+    temperature = 0.0 if temperature < textrnn.MIN_TEMPERATURE else temperature
+    top_k = int(_clamp(top_k, 0, 10**6, 0)) or None          # 0 = off
+    top_p = _clamp(top_p, 0.01, 1.0, 1.0)
+    top_p = None if top_p >= 1 else top_p                   # 1 = off
+    seed = _seed(seed)
+    text, last = prompt, 0.0
+    yield text, seed
+    for piece in lm.stream(prompt, length, temperature=temperature, top_k=top_k,
+                           top_p=top_p, seed=seed):
+        text += piece
+        now = time.perf_counter()
+        if now - last >= STREAM_EVERY_S:
+            last = now
+            yield text, seed
+    yield text, seed
 
 
 def build(catalog: Catalog) -> gr.Blocks:
@@ -163,6 +186,7 @@ def build(catalog: Catalog) -> gr.Blocks:
             with gr.Column(scale=3):
                 model = gr.Dropdown(catalog.choices(), value=first, label="Model", elem_id="model")
                 prompt = gr.Textbox(label="Prompt", lines=3, elem_id="prompt",
+                                    max_length=MAX_PROMPT_CHARS,
                                     placeholder="Start the text here, or leave it empty")
                 examples = gr.Dataset(components=[prompt], label="Examples",
                                       samples=[[p] for p in catalog.examples(first)])
@@ -211,14 +235,67 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=None,
                         help="port (default 7860 or the next free one, or $GRADIO_SERVER_PORT)")
     parser.add_argument("--share", action="store_true", help="also open a public share link")
+    parser.add_argument("--queue-size", type=int, default=QUEUE_SIZE,
+                        help=f"requests that may wait while {CONCURRENCY} generate; past it a "
+                        f"visitor is told the app is busy ({QUEUE_SIZE})")
     args = parser.parse_args(argv)
+    if args.queue_size < 1:
+        parser.error(f"--queue-size must be at least 1, got {args.queue_size}")
     # Compile the generation kernel (once per machine, about a second; cached after) while the
     # page starts, rather than on the first click.
     threading.Thread(target=textrnn.kernel_status, daemon=True).start()
-    demo = build(Catalog(args.checkpoints))
-    demo.queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, share=args.share or None,
-        theme=gr.themes.Soft(), css=CSS)
+    serve(build(Catalog(args.checkpoints)), args.host, args.port, args.share,
+          queue_size=args.queue_size)
+
+
+class BodyLimit:
+    """ASGI middleware: a request whose body passes `limit` bytes gets 413 and one log line,
+    before the app parses any of it."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            if int(declared or 0) > self.limit:
+                raise _TooLarge
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            print(f"textrnn app: refused: a {scope.get('path')} request over {self.limit:,} "
+                  "bytes", file=sys.stderr, flush=True)
+            await send({"type": "http.response.start", "status": 413,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": json.dumps(
+                {"detail": f"request too large: at most {self.limit:,} bytes"}).encode()})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def serve(demo: gr.Blocks, host=None, port=None, share=False, queue_size: int = QUEUE_SIZE,
+          concurrency: int = CONCURRENCY, block: bool = True) -> gr.Blocks:
+    """Launch the page with its limits: `concurrency` generations at once, `queue_size` more
+    waiting (past that Gradio answers 503 and the page says the app is busy), request bodies
+    and uploads capped."""
+    demo.queue(default_concurrency_limit=concurrency, max_size=queue_size).launch(
+        server_name=host, server_port=port, share=share or None, theme=gr.themes.Soft(),
+        css=CSS, max_file_size=MAX_FILE_SIZE, prevent_thread_lock=not block, quiet=not block,
+        app_kwargs={"middleware": [Middleware(BodyLimit, limit=MAX_REQUEST_BYTES)]})
+    return demo
 
 
 if __name__ == "__main__":

@@ -137,10 +137,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(catalog):
-    demo = app.build(catalog).queue(default_concurrency_limit=4)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                quiet=True)
+    demo = app.serve(app.build(catalog), "127.0.0.1", port, block=False)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 
@@ -229,3 +227,37 @@ def test_no_checkpoint_however_broken_stops_the_app(checkpoints, tmp_path):
         catalog.curve(name)
     with pytest.raises(gr.Error):
         catalog.get("cell")  # and generating from it says why it cannot
+
+
+def _join(url, demo, session, **kw):
+    """POST a generation to the queue as the page does; the HTTP response."""
+    import httpx
+    fn = next(i for i, f in demo.fns.items() if f.api_name == "generate")
+    data = list(settings(**kw).values())
+    return httpx.post(url + "gradio_api/queue/join", timeout=30,
+                      json={"data": data, "fn_index": fn, "session_hash": session,
+                            "event_data": None, "trigger_id": None})
+
+
+@pytest.mark.slow
+def test_a_full_queue_says_busy_and_a_huge_request_is_refused_unread(catalog, monkeypatch,
+                                                                     capfd):
+    run = fast.Stepper.run
+    monkeypatch.setattr(fast.Stepper, "run", lambda *a: time.sleep(0.05) or run(*a))
+    port = free_port()
+    demo = app.serve(app.build(catalog), "127.0.0.1", port, queue_size=2, concurrency=1,
+                     block=False)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        codes = [_join(url, demo, f"s{i}", length=app.MAX_NEW_CHARS).status_code
+                 for i in range(6)]
+        assert codes.count(200) in (3, 4) and set(codes[4:]) == {503}, codes
+        huge = _join(url, demo, "big", prompt="x" * (app.MAX_REQUEST_BYTES + 1))
+        assert huge.status_code == 413 and "too large" in huge.json()["detail"]
+        capfd.readouterr()
+        with pytest.raises(gr.Error, match="whole number"):
+            run_all(catalog, seed="abc")
+        err = capfd.readouterr().err
+        assert "refused: Seed must be a whole number" in err and "Traceback" not in err
+    finally:
+        demo.close()
