@@ -39,6 +39,9 @@ typedef struct {
     double top_p;                        /* 1 = off */
     const int64_t *banned;
     int32_t n_banned;
+    const uint8_t *allowed;              /* S x V: token v may follow UTF-8 state s; or NULL */
+    const int8_t *next_state;            /* S x V: the UTF-8 state after token v from state s */
+    int32_t *state;                      /* B: each stream's UTF-8 state, updated in place */
     /* state and scratch, allocated by the caller */
     float *h, *h_alt, *c;                /* L x B x H each; c only for LSTM */
     float *gx, *gh;                      /* B x G*Hp */
@@ -211,20 +214,30 @@ static float kth_largest(const float *s, int n, int k, float *tmp) {
     return tmp[want];
 }
 
-static int64_t sample_row(const Net *net, const float *z, double u, float *s, double *e,
-                          Pair *pairs)
+/* Mask what may never be emitted: the banned ids, and (ok != NULL) the tokens whose bytes cannot
+ * continue valid UTF-8 from the stream's pending bytes. */
+static void mask(const Net *net, const uint8_t *ok, float *s)
+{
+    for (int i = 0; i < net->n_banned; i++) s[net->banned[i]] = -INFINITY;
+    if (ok)
+        for (int v = 0; v < net->vocab; v++)
+            if (!ok[v]) s[v] = -INFINITY;
+}
+
+static int64_t sample_row(const Net *net, const float *z, double u, const uint8_t *ok, float *s,
+                          double *e, Pair *pairs)
 {
     const int V = net->vocab;
-    if (net->temperature == 0.0f) {  /* argmax: the first of the largest, banned ids excluded */
+    if (net->temperature == 0.0f) {  /* argmax: the first of the largest, masked ids excluded */
         memcpy(s, z, sizeof(float) * V);
-        for (int i = 0; i < net->n_banned; i++) s[net->banned[i]] = -INFINITY;
+        mask(net, ok, s);
         int best = 0;
         for (int v = 1; v < V; v++)
             if (s[v] > s[best]) best = v;
         return best;
     }
     for (int v = 0; v < V; v++) s[v] = z[v];
-    for (int i = 0; i < net->n_banned; i++) s[net->banned[i]] = -INFINITY;
+    mask(net, ok, s);
     for (int v = 0; v < V; v++) s[v] = s[v] / net->temperature;
     if (net->top_k > 0 && net->top_k < V) {
         float kth = kth_largest(s, V, net->top_k, (float *)e);
@@ -299,9 +312,13 @@ int textrnn_run(Net *net, int steps, const double *u, int64_t *tokens)
         for (int step = 0; step < steps && !failed; step++) {
             float *cur = buf[step & 1], *nxt = buf[(step + 1) & 1];
             int64_t *tok = tokens + (size_t)step * B;
-            for (int b = t; b < B; b += nt)
-                tok[b] = sample_row(net, lg + (size_t)b * Vp, u[(size_t)step * B + b],
+            for (int b = t; b < B; b += nt) {
+                const uint8_t *ok = net->allowed ? net->allowed + (size_t)net->state[b] * V
+                                                 : NULL;
+                tok[b] = sample_row(net, lg + (size_t)b * Vp, u[(size_t)step * B + b], ok,
                                     s, e, pairs);
+                if (ok) net->state[b] = net->next_state[(size_t)net->state[b] * V + tok[b]];
+            }
 #pragma omp barrier
             for (int l = 0; l < L; l++) {
                 float *h_old = cur + (size_t)l * B * H, *h_new = nxt + (size_t)l * B * H;
@@ -352,7 +369,8 @@ int textrnn_layout(int64_t *out, int n)
         offsetof(Net, w_ih), offsetof(Net, w_hh), offsetof(Net, b_ih), offsetof(Net, b_hh),
         offsetof(Net, w_out), offsetof(Net, b_out), offsetof(Net, temperature),
         offsetof(Net, top_k), offsetof(Net, top_p), offsetof(Net, banned),
-        offsetof(Net, n_banned), offsetof(Net, h), offsetof(Net, h_alt), offsetof(Net, c),
+        offsetof(Net, n_banned), offsetof(Net, allowed), offsetof(Net, next_state),
+        offsetof(Net, state), offsetof(Net, h), offsetof(Net, h_alt), offsetof(Net, c),
         offsetof(Net, gx), offsetof(Net, gh), offsetof(Net, logits), offsetof(Net, logits_p),
     };
     const int count = (int)(sizeof v / sizeof v[0]);

@@ -62,6 +62,7 @@ class Net(ctypes.Structure):
         ("w_out", ctypes.c_void_p), ("b_out", ctypes.c_void_p),
         ("temperature", ctypes.c_float), ("top_k", ctypes.c_int32), ("top_p", ctypes.c_double),
         ("banned", ctypes.c_void_p), ("n_banned", ctypes.c_int32),
+        ("allowed", ctypes.c_void_p), ("next_state", ctypes.c_void_p), ("state", ctypes.c_void_p),
         ("h", ctypes.c_void_p), ("h_alt", ctypes.c_void_p), ("c", ctypes.c_void_p),
         ("gx", ctypes.c_void_p), ("gh", ctypes.c_void_p), ("logits", ctypes.c_void_p),
         ("logits_p", ctypes.c_void_p),
@@ -294,9 +295,12 @@ def weights(model) -> Weights:
 
 
 class Stepper:
-    """The kernel bound to one model, batch size and set of sampling settings."""
+    """The kernel bound to one model, batch size and set of sampling settings. With `guard`,
+    the (allowed, next state) tables of tokenizer.utf8_tables, and `states`, each stream's
+    UTF-8 state (int32, updated in place by `run`), no token that breaks UTF-8 is sampled."""
 
-    def __init__(self, lib, model, batch: int, settings, banned=(), threads: int | None = None):
+    def __init__(self, lib, model, batch: int, settings, banned=(), threads: int | None = None,
+                 guard=None, states: torch.Tensor | None = None):
         self.lib, self.batch, self.weights = lib, batch, weights(model)
         net = self.net = Net.from_buffer_copy(self.weights.net)
         L, H, V, G = net.layers, net.hidden, net.vocab, self.weights.gates
@@ -308,6 +312,17 @@ class Stepper:
             raise ValueError(f"banned ids must be in [0, {V}), got {sorted(banned)}")
         self.banned = torch.tensor(sorted(set(banned)), dtype=torch.int64)
         net.banned, net.n_banned = self.banned.data_ptr(), len(self.banned)
+        if guard is not None:  # UTF-8 validity: see tokenizer.utf8_tables
+            allowed, following = guard
+            if not (allowed.shape == following.shape == (allowed.size(0), V)
+                    and allowed.dtype == torch.uint8 and following.dtype == torch.int8
+                    and states is not None and states.shape == (batch,)
+                    and states.dtype == torch.int32 and states.is_contiguous()):
+                raise ValueError(f"a UTF-8 guard is (S, {V}) uint8 and int8 tables and a "
+                                 f"({batch},) int32 state")
+            self.guard = (allowed.contiguous(), following.contiguous(), states)
+            net.allowed, net.next_state = (t.data_ptr() for t in self.guard[:2])
+            net.state = states.data_ptr()
         self.h_alt = torch.empty(L, batch, H)
         self.gx = torch.empty(batch, G * net.hidden_p)
         self.gh = torch.empty(batch, G * net.hidden_p)
@@ -347,12 +362,13 @@ class Stepper:
         return tokens
 
 
-def stepper(model, batch: int, settings, banned=()) -> Stepper | None:
+def stepper(model, batch: int, settings, banned=(), guard=None,
+            states: torch.Tensor | None = None) -> Stepper | None:
     """A Stepper for `model` and `settings` (a sample.Settings), or None where the plain path
-    must run (see `status`)."""
+    must run (see `status`). `guard` and `states` as for `Stepper`."""
     if _unsupported(model) is not None:
         return None
     lib = kernel()
     if lib is None:
         return None
-    return Stepper(lib, model, batch, settings, banned)
+    return Stepper(lib, model, batch, settings, banned, guard=guard, states=states)

@@ -90,7 +90,8 @@ class LM:
             return
         tok = self.tokenizer
         gen = Generation(self.model, self._prompt_ids(prompt), settings, self._generator(seed),
-                         num_samples, banned=[] if tok.unk_id is None else [tok.unk_id])
+                         num_samples, banned=[] if tok.unk_id is None else [tok.unk_id],
+                         guard=tok.utf8_guard())
         # A byte or BPE token may end inside a character: each sample decodes through its own
         # stream decoder, which holds back incomplete characters, and stops at its length.
         decoders = [tok.stream_decoder().step for _ in range(num_samples)]

@@ -92,10 +92,15 @@ PRIME_CHUNK = 4096  # prompt tokens per forward pass while priming: memory flat 
 
 
 class Plain:
-    """The plain backend: one PyTorch forward per step, on any device."""
+    """The plain backend: one PyTorch forward per step, on any device. `guard` and `states` as
+    for fast.Stepper: no token that breaks UTF-8 is sampled."""
 
-    def __init__(self, model, settings: Settings, banned: Sequence[int]):
+    def __init__(self, model, settings: Settings, banned: Sequence[int], guard=None,
+                 states: torch.Tensor | None = None):
         self.model, self.settings, self.banned = model, settings, list(banned)
+        device = next(model.parameters()).device
+        self.allowed = None if guard is None else guard[0].to(device)        # (S, V)
+        self.following, self.states = (None, None) if guard is None else (guard[1], states)
 
     def run(self, logits: torch.Tensor, state, uniforms: torch.Tensor) -> torch.Tensor:
         """Sample len(uniforms) steps; `logits` (B, V) and `state` are updated in place, as
@@ -106,7 +111,12 @@ class Plain:
             if self.banned:
                 masked = logits.clone()
                 masked[:, self.banned] = float("-inf")
+            if self.allowed is not None:
+                allowed = self.allowed[self.states.to(logits.device).long()]      # (B, V)
+                masked = masked.masked_fill(allowed == 0, float("-inf"))
             nxt = sample_next(masked, s.temperature, s.top_k, s.top_p, uniforms=u)  # (B,)
+            if self.allowed is not None:
+                self.states.copy_(self.following[self.states.long(), nxt.cpu()])
             tokens.append(nxt)
             new_logits, _, new_state = _forward(self.model, nxt[:, None], state)
             logits.copy_(new_logits[:, -1])
@@ -122,14 +132,17 @@ class Generation:
     the last logits; then `take(n)` samples n more steps per stream, carrying the state: the
     prompt is never re-run. The steps run in the compiled kernel (fast.py) where it can, else
     (or with fast=False) in the plain backend; both draw the same uniforms from `generator` and
-    give the same tokens. `banned` ids are never emitted (the tokenizer's unknown id, for one).
-    `sizes()` says how many steps to take at a time.
+    give the same tokens. `banned` ids are never emitted (the tokenizer's unknown id, for one),
+    and with `guard` (a byte-level tokenizer's `utf8_guard()`) no token whose bytes would break
+    a UTF-8 character is either: each stream carries its UTF-8 state, starting between
+    characters, as the prompt (whole text) leaves it. `sizes()` says how many steps to take at
+    a time.
     """
 
     @torch.inference_mode()
     def __init__(self, model, prompt_ids: torch.Tensor, settings: Settings,
                  generator: torch.Generator | None = None, num_samples: int = 1,
-                 banned: Sequence[int] = (), fast: bool = True):
+                 banned: Sequence[int] = (), fast: bool = True, guard=None):
         assert prompt_ids.dim() == 1 and len(prompt_ids) > 0, "prompt needs at least one token"
         device = next(model.parameters()).device
         self.generator, self.num_samples, banned = generator, num_samples, list(banned)
@@ -143,8 +156,10 @@ class Generation:
         V = self.logits.size(-1)
         if any(not 0 <= i < V for i in banned):
             raise ValueError(f"banned ids must be in [0, {V}), got {banned}")
-        self.backend = fastpath.stepper(model, num_samples, settings, banned) if fast else None
-        self.backend = self.backend or Plain(model, settings, banned)
+        self.states = torch.zeros(num_samples, dtype=torch.int32)  # UTF-8: between characters
+        self.backend = (fastpath.stepper(model, num_samples, settings, banned, guard, self.states)
+                        if fast else None)
+        self.backend = self.backend or Plain(model, settings, banned, guard, self.states)
         # the plain backend gains nothing from runs of steps: it streams one at a time
         self.max_chunk = 1 if isinstance(self.backend, Plain) else MAX_CHUNK
 
@@ -167,12 +182,13 @@ class Generation:
 
 def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int | None, *,
              generator: torch.Generator | None = None, num_samples: int = 1,
-             banned: Sequence[int] = (), fast: bool = True, **settings) -> Iterator[torch.Tensor]:
+             banned: Sequence[int] = (), fast: bool = True, guard=None,
+             **settings) -> Iterator[torch.Tensor]:
     """Yield steps of new ids, each (num_samples,), continuing `prompt_ids` (T,);
     `max_new_tokens` steps, or without end if it is None. `settings` are those of `Settings`
     (temperature, top_k, top_p). A `Generation` underneath, taken a chunk at a time."""
     gen = Generation(model, prompt_ids, Settings(**settings), generator, num_samples, banned,
-                     fast)
+                     fast, guard)
     left = max_new_tokens
     for n in gen.sizes():
         if left is not None and left <= 0:

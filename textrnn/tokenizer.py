@@ -45,6 +45,47 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
+# UTF-8 as a small automaton over bytes: state 0 is "between characters"; the others say how
+# many continuation bytes are still due and which range the next one must fall in (RFC 3629:
+# no overlong forms, no surrogates, nothing past U+10FFFF).
+_UTF8_NEXT = [  # per state: the byte ranges that may come next, and the state each leads to
+    [(0x00, 0x7F, 0), (0xC2, 0xDF, 1), (0xE0, 0xE0, 4), (0xE1, 0xEC, 2), (0xED, 0xED, 5),
+     (0xEE, 0xEF, 2), (0xF0, 0xF0, 6), (0xF1, 0xF3, 3), (0xF4, 0xF4, 7)],
+    [(0x80, 0xBF, 0)], [(0x80, 0xBF, 1)], [(0x80, 0xBF, 2)],   # 1, 2 or 3 bytes still due
+    [(0xA0, 0xBF, 1)], [(0x80, 0x9F, 1)],                      # after E0, after ED
+    [(0x90, 0xBF, 2)], [(0x80, 0x8F, 2)],                      # after F0, after F4
+]
+
+
+def utf8_tables(token_bytes: list[bytes]) -> tuple[torch.Tensor, torch.Tensor]:
+    """For tokens that are byte strings: `allowed[s, v]` (uint8), whether token v's bytes may
+    follow UTF-8 state s without breaking a character, and `following[s, v]` (int8), the state
+    they leave. A sampler that masks the tokens not allowed from each stream's state can never
+    emit a broken character, however the model or the settings weigh them."""
+    step = np.full((len(_UTF8_NEXT), 256), -1, dtype=np.int8)
+    for state, ranges in enumerate(_UTF8_NEXT):
+        for lo, hi, nxt in ranges:
+            step[state, lo:hi + 1] = nxt
+    V = len(token_bytes)
+    states = np.tile(np.arange(len(_UTF8_NEXT), dtype=np.int8)[:, None], (1, V))  # (S, V)
+    longest = max((len(b) for b in token_bytes), default=0)
+    padded = np.full((V, longest), -1, dtype=np.int16)  # -1: the token has ended
+    for v, b in enumerate(token_bytes):
+        padded[v, :len(b)] = np.frombuffer(b, dtype=np.uint8)
+    for i in range(longest):  # feed every token's i-th byte to every state at once
+        byte = padded[:, i]
+        live = (byte >= 0) & (states >= 0)                              # (S, V)
+        states = np.where(live, step[np.maximum(states, 0), np.maximum(byte, 0)], states)
+    return torch.from_numpy((states >= 0).astype(np.uint8)), torch.from_numpy(states)
+
+
+def _guard(tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """A byte-level tokenizer's UTF-8 tables, made on first use and kept on it."""
+    if getattr(tokenizer, "_utf8", None) is None:
+        tokenizer._utf8 = utf8_tables(tokenizer._bytes)
+    return tokenizer._utf8
+
+
 def _scrub(text: str) -> str:
     """`text` with each lone surrogate (a str can hold one; UTF-8 cannot) as U+FFFD."""
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
@@ -123,6 +164,10 @@ class CharTokenizer:
     def stream_decoder(self) -> _CharStream:
         return _CharStream(self._table)
 
+    def utf8_guard(self) -> None:
+        """None: every token is a whole character, so any sequence is valid text."""
+        return None
+
     def to_json(self) -> str:
         return json.dumps({"kind": self.kind, "unk_id": UNK, "chars": "".join(self.chars)},
                           ensure_ascii=False)
@@ -157,6 +202,10 @@ class ByteTokenizer:
 
     def stream_decoder(self) -> _ByteStream:
         return _ByteStream(self._bytes)
+
+    def utf8_guard(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tables that keep sampled text valid UTF-8 (see `utf8_tables`)."""
+        return _guard(self)
 
     def to_json(self) -> str:
         return json.dumps({"kind": self.kind})
@@ -234,6 +283,10 @@ class BPETokenizer:
 
     def stream_decoder(self) -> _ByteStream:
         return _ByteStream(self._bytes)
+
+    def utf8_guard(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tables that keep sampled text valid UTF-8 (see `utf8_tables`)."""
+        return _guard(self)
 
     def to_json(self) -> str:
         return self.hf.to_str()
