@@ -237,6 +237,7 @@ def test_generation_benchmark_prints_a_row_beside_its_baseline(capsys):
     rows = bench_generate([("tiny", lm)], n1=20, n64=5, n_naive=5)
     out = capsys.readouterr().out
     assert "| tiny |" in out and "naive `nn.LSTM` per step" in out
+    assert "plain path (oneDNN off)" in out and rows[0]["plain"] > 0 and rows[0]["over_plain"] > 0
     assert all(rows[0][k] > 0 for k in ("naive", "batch1", "ratio", "read_GBps", "read_share",
                                         "batch64", "GFLOPs", "flop_share", "pack_ms",
                                         "extra_MB"))

@@ -2,6 +2,7 @@
 
     python -m textrnn.bench tokenizers --corpus ../shared/data/tinyshakespeare.txt --budget 120
     python -m textrnn.bench generate [--checkpoints checkpoints]
+    python -m textrnn.bench app [--concurrent 16,48,200]     (see loadtest.py)
 
 `tokenizers` trains a char, a byte and BPE models of a few vocabulary sizes for the same
 training time on the benchmark protocol (first 90% of the text to train, the last 10% read as
@@ -9,12 +10,14 @@ one stream to validate), every other setting at its default, one after another, 
 validation nats and bits per character beside training throughput. Run it on an otherwise idle
 machine: the runs share its cores with nothing else.
 
-`generate` times sampling for each shipped checkpoint and for random 2x256 GRU and vanilla RNN
-and 2x512 and 3x512 LSTM models: the naive baseline (`nn.LSTM` called once per character, batch
-1), textrnn's `LM.generate` at batch 1 and `LM.samples` with 64 streams. Beside them it prints
-what the hardware allows, measured in the same run: the rate at which batch 1 reads the weights
-(and the rate `torch.sum` reads as many bytes), the share of the fp32 matmul rate that 64 streams
-reach (FLOPs from the model's shapes), and the time and memory the kernel's weight packing costs.
+`generate` times sampling for each shipped checkpoint and for random 2x256 GRU and vanilla RNN and
+2x512 and 3x512 LSTM models: the naive baseline (`nn.LSTM` called once per character, batch 1), the
+plain path textrnn falls back to without its kernel (oneDNN off, the state carried, one PyTorch
+forward per token: the best plain-PyTorch step, so "over plain" says what the kernel itself adds),
+textrnn's `LM.generate` at batch 1 and `LM.samples` with 64 streams. Beside them it prints what the
+hardware allows, measured in the same run: the rate at which batch 1 reads the weights (and the
+rate `torch.sum` reads as many bytes), the share of the fp32 matmul rate that 64 streams reach
+(FLOPs from the model's shapes), and the time and memory the kernel's weight packing costs.
 """
 
 from __future__ import annotations
@@ -107,15 +110,29 @@ def _step_cost(model) -> tuple[int, int]:
 
 
 GENERATE_HEADER = (
-    "| model | naive `nn.LSTM` per step, batch 1 | textrnn, batch 1 | ratio | batch 1 reads "
-    "the weights at (share of `torch.sum`'s rate) | textrnn, 64 streams | 64 streams' "
-    "GFLOP/s (share of torch's matmul rate) | packing: time, memory |\n"
-    "|---|---|---|---|---|---|---|---|")
+    "| model | naive `nn.LSTM` per step, batch 1 | plain path (oneDNN off), batch 1 | textrnn, "
+    "batch 1 | over naive | over plain | batch 1 reads the weights at (share of `torch.sum`'s "
+    "rate) | textrnn, 64 streams | 64 streams' GFLOP/s (share of torch's matmul rate) | "
+    "packing: time, memory |\n"
+    "|---|---|---|---|---|---|---|---|---|---|")
+
+
+def _plain_path(lm, n: int) -> None:
+    """The best plain-PyTorch step there is, the kernel's own fallback: textrnn's generation
+    with the kernel turned off (oneDNN off, state carried, one forward per token), batch 1."""
+    from .sample import generate
+    tok = lm.tokenizer
+    steps = generate(lm.model, tok.encode("A"), n, generator=torch.Generator().manual_seed(0),
+                     fast=False, temperature=0.8, guard=tok.utf8_guard(),
+                     banned=[] if tok.unk_id is None else [tok.unk_id])
+    for _ in steps:
+        pass
 
 
 def bench_generate(names_and_lms, n1: int = 2000, n64: int = 200, n_naive: int = 300
                    ) -> list[dict]:
-    """Time each model's generation three ways and print a table row per model."""
+    """Time each model's generation four ways and print a table row per model. Every rate is
+    in characters per second (a BPE step writes `chars_per_token` of them)."""
     from . import fast
     flops = matmul_rate()
     print(f"machine: {flops / 1e9:.0f} GFLOP/s fp32 matmul (1024x1024), measured now\n")
@@ -127,16 +144,19 @@ def bench_generate(names_and_lms, n1: int = 2000, n64: int = 200, n_naive: int =
         cpt = lm.config.get("training", {}).get("chars_per_token", 1.0)  # BPE: >1 char a step
         pack_s = _median_time(lambda: fast.Weights(model))
         extra = fast.Weights(model).nbytes
-        naive = n_naive / _median_time(lambda: _naive_per_step(model, n_naive))
+        naive = n_naive * cpt / _median_time(lambda: _naive_per_step(model, n_naive))
+        plain = n_naive * cpt / _median_time(lambda: _plain_path(lm, n_naive))
         one = n1 / _median_time(lambda: lm.generate("A", n1, seed=0), 5)
         many = 64 * n64 / _median_time(lambda: lm.samples("A", n64, num_samples=64, seed=0))
         read, achieved = one / cpt * byte_cost, many / cpt * flop_cost
-        row = {"model": name, "naive": naive, "batch1": one, "ratio": one / naive,
+        row = {"model": name, "naive": naive, "plain": plain, "batch1": one,
+               "ratio": one / naive, "over_plain": one / plain,
                "read_GBps": read / 1e9, "read_share": read / read_bandwidth(byte_cost),
                "batch64": many, "GFLOPs": achieved / 1e9, "flop_share": achieved / flops,
                "pack_ms": pack_s * 1e3, "extra_MB": extra / 1e6}
         rows.append(row)
-        print(f"| {name} | {naive:,.0f} | {one:,.0f} | {one / naive:.1f}x | "
+        print(f"| {name} | {naive:,.0f} | {plain:,.0f} | {one:,.0f} | {one / naive:.1f}x | "
+              f"{one / plain:.1f}x | "
               f"{row['read_GBps']:.0f} GB/s ({row['read_share']:.0%}) | {many:,.0f} | "
               f"{row['GFLOPs']:.0f} ({row['flop_share']:.0%}) | "
               f"{row['pack_ms']:.1f} ms, {row['extra_MB']:.1f} MB |", flush=True)
@@ -238,7 +258,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoints", default="checkpoints", help="folder of checkpoints to time")
     p.add_argument("--chars", type=int, default=2000,
                    help="characters per batch-1 run (2000)")
+    p = sub.add_parser("app", help="the web app under a flood of concurrent requests")
+    p.add_argument("--app", default="app.py", help="the app script to start (app.py)")
+    p.add_argument("--checkpoints", help="its --checkpoints (default: the app's own)")
+    p.add_argument("--queue-size", help="its --queue-size (default: the app's own)")
+    p.add_argument("--concurrent", default="16,48,200", help="requests at once, per level "
+                   "(16,48,200)")
+    p.add_argument("--length", type=int, default=300, help="characters per request (300)")
+    p.add_argument("--model", default="shakespeare-char-lstm", help="checkpoint to generate "
+                   "from (shakespeare-char-lstm)")
     args = parser.parse_args(argv)
+    if args.command == "app":
+        from .loadtest import bench_app
+        flags = [f"--{k.replace('_', '-')}={getattr(args, k)}"
+                 for k in ("checkpoints", "queue_size") if getattr(args, k) is not None]
+        bench_app(args.app, [int(n) for n in args.concurrent.split(",") if n], args.length,
+                  args.model, flags)
+        return 0
     if args.command == "generate":
         return _main_generate(args)
     if args.command == "train":
