@@ -252,3 +252,17 @@ def test_a_lone_surrogate_in_a_prompt_is_a_replacement_character(tmp_path):
     assert byte.decode(byte.encode(text)) == text.replace("\ud800", "\ufffd")
     bpe = BPETokenizer.train("some text to learn merges from, over and over. " * 20, 300)
     assert bpe.decode(bpe.encode(text)) == text.replace("\ud800", "\ufffd")
+
+
+def test_the_kernel_running_out_of_memory_is_one_line(tmp_path, tiny_text, monkeypatch, capsys):
+    from textrnn import fast
+
+    def no_memory(*a):
+        raise MemoryError("the generation kernel could not allocate its scratch memory")
+
+    monkeypatch.setattr(fast.Stepper, "run", no_memory)
+    ck = tiny_checkpoint(tmp_path / "ck", tiny_text)
+    assert main(["sample", str(ck), "--length", "50", "--seed", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "out of memory (the generation kernel could not allocate" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

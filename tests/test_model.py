@@ -61,3 +61,14 @@ def test_a_model_is_built_only_from_a_config_that_leaves_nothing_open():
         RNNLM(open_config)
     closed = ModelConfig(vocab_size=10, hidden=16, layers=1, dropout=0.0)
     assert RNNLM(closed).config == closed
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layers, tied", [(1, False), (3, False), (2, True)])
+def test_shapes_worked_out_without_building_match_a_built_model(cell, layers, tied):
+    from textrnn.model import num_params, param_shapes
+    c = ModelConfig(vocab_size=11, cell=cell, embed=12, hidden=12 if tied else 7, layers=layers,
+                    dropout=0.0, tie_weights=tied)
+    model = RNNLM(c)
+    assert param_shapes(c) == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert num_params(c) == model.num_params()

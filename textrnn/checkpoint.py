@@ -33,7 +33,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .model import ModelConfig, RNNLM
+from .model import ModelConfig, RNNLM, param_shapes
 from .tokenizer import tokenizer_from_json
 
 FORMAT = "textrnn-checkpoint"
@@ -194,8 +194,9 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
     _check_same_save(path, config, meta, weights_file.name)
     try:
         cfg = ModelConfig(**config["model"])
-        with torch.device("meta"):  # sizes only: nothing allocated yet
-            expected = {k: tuple(v.shape) for k, v in RNNLM(cfg).state_dict().items()}
+        if cfg.open_fields():
+            raise ValueError(f"it leaves {', '.join(cfg.open_fields())} unset")
+        expected = param_shapes(cfg)  # sizes only: nothing allocated yet
     except (TypeError, KeyError, ValueError) as e:
         raise ValueError(f"{path / 'config.json'} has a bad model section: {e}") from None
     if cfg.vocab_size != tokenizer.vocab_size:

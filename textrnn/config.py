@@ -43,7 +43,7 @@ import torch
 
 from . import checkpoint
 from .data import fit_batch_shape
-from .model import GATES, ModelConfig, RNNLM, autocast, pick_device
+from .model import GATES, ModelConfig, RNNLM, autocast, num_params, pick_device
 from .tokenizer import KINDS as TOKENIZERS
 
 # --- every default, in one place ---
@@ -200,9 +200,8 @@ def pick_precision(name: str, device: torch.device) -> str:
 # --- 3. the adaptive defaults ---
 
 def num_weights(cfg: ModelConfig) -> int:
-    """Parameters of a model with this config (built on the meta device: no memory, no time)."""
-    with torch.device("meta"):
-        return RNNLM(cfg).num_params()
+    """Parameters of a model with this config (counted from its shapes: no memory, no time)."""
+    return num_params(cfg)
 
 
 def dropout_for(passes: float) -> float:

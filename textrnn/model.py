@@ -16,6 +16,7 @@ inside the cell, and anything that would stop PyTorch's fused RNN kernels from r
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -75,6 +76,27 @@ def recurrent(cell: str, inputs: int, hidden: int, layers: int, dropout: float =
     kind = {"lstm": nn.LSTM, "gru": nn.GRU}.get(cell, nn.RNN)
     extra = {"nonlinearity": cell[4:]} if cell.startswith("rnn_") else {}
     return kind(inputs, hidden, layers, batch_first=True, dropout=dropout, **extra)
+
+
+def param_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in the state_dict of `RNNLM(c)`, worked out without building
+    it (tests check the two agree): a checkpoint's weights are checked against these before
+    anything is allocated."""
+    G, H = GATES[c.cell], c.hidden
+    shapes = {"embed.weight": (c.vocab_size, c.embed)}
+    for l in range(c.layers):
+        shapes |= {f"rnn.weight_ih_l{l}": (G * H, c.embed if l == 0 else H),
+                   f"rnn.weight_hh_l{l}": (G * H, H),
+                   f"rnn.bias_ih_l{l}": (G * H,), f"rnn.bias_hh_l{l}": (G * H,)}
+    return shapes | {"head.weight": (c.vocab_size, H), "head.bias": (c.vocab_size,)}
+
+
+def num_params(c: ModelConfig) -> int:
+    """`RNNLM(c).num_params()`, without building it (tied weights count once)."""
+    shapes = param_shapes(c)
+    if c.tie_weights:
+        shapes.pop("head.weight")
+    return sum(math.prod(s) for s in shapes.values())
 
 
 class RNNLM(nn.Module):
