@@ -199,14 +199,11 @@ def test_nan_weights_and_duplicate_characters_are_refused(tmp_path, tiny_text):
         load(ck)
 
 
-def test_a_long_prompt_primes_in_chunks_with_flat_memory(monkeypatch):
+def test_a_long_prompt_primes_in_chunks_with_flat_memory():
     from textrnn import sample
     model = make_model(vocab=30).eval()
     lengths = []
-    real = sample._forward
-    monkeypatch.setattr(sample, "_forward",
-                        lambda m, idx, state=None: lengths.append(idx.size(1)) or
-                        real(m, idx, state))
+    model.rnn.register_forward_hook(lambda m, inp, out: lengths.append(inp[0].size(1)))
     ids = torch.randint(1, 30, (3 * sample.PRIME_CHUNK + 5,))
     chunked = sample.Generation(model, ids, sample.Settings(0.0), fast=False)
     assert lengths[:4] == [sample.PRIME_CHUNK] * 3 + [5]
