@@ -32,7 +32,8 @@ MAX_NEW_CHARS = 3000      # per request; a 2x256 LSTM makes ~1-2k chars/s per CP
 MAX_PROMPT_CHARS = 2000   # longer prompts keep their end: the state only needs the recent past
 CONCURRENCY = 4           # generations run at once; more only share the same cores
 QUEUE_SIZE = 64           # requests waiting beyond those; past it a visitor is told "busy"
-MAX_REQUEST_BYTES = 256 * 1024  # any HTTP request body: a prompt is at most ~8 KB of JSON
+MAX_REQUEST_BYTES = 2 * 2**20  # any HTTP request body: an upload (1 MB) and its framing; a
+                               # prompt is at most ~8 KB of JSON
 MAX_FILE_SIZE = "1mb"     # Gradio's upload route; the page itself takes no files
 MAX_TEMPERATURE = 2.0
 STREAM_EVERY_S = 0.03     # send the page at most ~30 updates a second; the first one at once
@@ -249,8 +250,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 class BodyLimit:
-    """ASGI middleware: a request whose body passes `limit` bytes gets 413 and one log line,
-    before the app parses any of it."""
+    """ASGI middleware: a request whose body passes `limit` bytes gets one log line and 413,
+    before the app parses any of it (or, for a body sent in chunks with no declared length, the
+    app's own error if it has answered already)."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
@@ -259,23 +261,33 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
-        seen = 0
+        seen, started = 0, False
 
-        async def counted():
+        def refused():
+            print(f"textrnn app: refused: a {scope.get('path')} request over {self.limit:,} "
+                  "bytes", file=sys.stderr, flush=True)
+            return _TooLarge()
+
+        async def counted():  # a body sent in chunks, with no length declared
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge
+                raise refused()
             return message
 
+        async def tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            if int(declared or 0) > self.limit:
-                raise _TooLarge
-            await self.app(scope, counted, send)
+            if not declared.isdigit() or int(declared) > self.limit:
+                raise refused()
+            await self.app(scope, counted, tracked)
         except _TooLarge:
-            print(f"textrnn app: refused: a {scope.get('path')} request over {self.limit:,} "
-                  "bytes", file=sys.stderr, flush=True)
+            if started:  # the app has answered already (it caught the error itself)
+                return
             await send({"type": "http.response.start", "status": 413,
                         "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": json.dumps(

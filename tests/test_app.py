@@ -252,9 +252,10 @@ def test_a_full_queue_says_busy_and_a_huge_request_is_refused_unread(catalog, mo
         codes = [_join(url, demo, f"s{i}", length=app.MAX_NEW_CHARS).status_code
                  for i in range(6)]
         assert codes.count(200) in (3, 4) and set(codes[4:]) == {503}, codes
+        capfd.readouterr()
         huge = _join(url, demo, "big", prompt="x" * (app.MAX_REQUEST_BYTES + 1))
         assert huge.status_code == 413 and "too large" in huge.json()["detail"]
-        capfd.readouterr()
+        assert "refused: a /gradio_api/queue/join request over" in capfd.readouterr().err
         with pytest.raises(gr.Error, match="whole number"):
             run_all(catalog, seed="abc")
         err = capfd.readouterr().err

@@ -6,6 +6,8 @@ plain one-forward-per-step path. Odd sizes (not whole panels of 16) and both way
 (the folded table and the embedding) are covered, as is the fallback when no kernel can be built.
 """
 
+import os
+
 import pytest
 import torch
 
@@ -204,16 +206,28 @@ def test_a_planted_library_is_never_loaded(monkeypatch, tmp_path):
     fast._build()  # its hash is not the one recorded: rebuilt, never loaded
     assert not marker.exists()
     assert fast._digest(lib) == lib.with_suffix(".sha256").read_text().strip()
-    lib.chmod(0o777)  # writable by anyone: refused whatever its hash
-    with pytest.raises(OSError, match="not private"):
-        fast._build()
-    lib.chmod(0o700)
-    folder.chmod(0o777)  # so is a folder others can write to
-    with pytest.raises(OSError, match="not private"):
+    subprocess.run(["cc", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
+    lib.with_suffix(".sha256").write_text(fast._digest(lib))  # its own hash, even
+    lib.chmod(0o777)  # but anyone could have written it: rebuilt, never loaded
+    fast._build()
+    assert not marker.exists() and (lib.stat().st_mode & 0o777) == 0o700
+    folder.chmod(0o775)  # a cache made under umask 002: made private again
+    fast._build()
+    assert (folder.stat().st_mode & 0o777) == 0o700
+    if os.geteuid() == 0:  # root can hand the library to another user, as an attacker would
+        os.chown(lib, 12345, -1)
+        with pytest.raises(OSError, match="not this user's"):
+            fast._build()
+        os.chown(lib, 0, -1)
+    open_to_all = tmp_path / "shared"
+    open_to_all.mkdir(mode=0o777)
+    open_to_all.chmod(0o777)  # no sticky bit: anyone may swap the cache folder
+    monkeypatch.setenv("TEXTRNN_CACHE", str(open_to_all / "cache"))
+    with pytest.raises(OSError, match="writable by anyone"):
         fast._build()
     monkeypatch.setattr(fast, "_lib", None)
     monkeypatch.setattr(fast, "_why_not", None)
-    assert fast.kernel() is None and "not private" in fast.status()
+    assert fast.kernel() is None and "writable by anyone" in fast.status()
     assert not marker.exists()
 
 

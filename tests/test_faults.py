@@ -76,24 +76,33 @@ def test_a_kill_at_any_point_of_a_save_leaves_no_mix_and_resume_ends_the_same(
     whole = train(config(corpus_file, tmp_path / "whole"), **quiet(on_step=mark))
     monkeypatch.undo()
     final, by_step = sha(whole / "last"), dict(ref.saved)
-    # the save at step 20: the best checkpoint at the top, then last/ as a unit
+    # the saves at steps 10 and 20: the best checkpoint at the top, then last/ as a unit
     first, second = marks
     assert second - first >= 10  # 3 files at the top, 5 in last/, 2 renames
-    for kill_at in range(first + 1, second + 1):
+    for kill_at in range(1, second + 1):
         run = tmp_path / f"k{kill_at}"
         Saves(monkeypatch, kill_at)
         with pytest.raises(Killed):
             train(config(corpus_file, run), **quiet())
         monkeypatch.undo()
         for folder in (run, checkpoint.last_dir(run)):  # consistent, or refused in one line
+            if not checkpoint.is_checkpoint(folder):
+                continue
             try:
                 model, _, cfg = checkpoint.load(folder)
             except ValueError as e:
                 assert folder == run and "parts of two saves" in str(e), e
                 continue
             assert sha(folder) == by_step[cfg["training"]["steps"]], (kill_at, folder)
-        resumed = train(config(corpus_file, run, resume=str(run)), **quiet())
-        assert sha(resumed / "last") == final, kill_at
+        if checkpoint.last_dir(run) != run:  # resume state: carry on to the same end
+            again = train(config(corpus_file, run, resume=str(run)), **quiet())
+        elif checkpoint.holds_run(run):  # only a best checkpoint: its first save was cut
+            with pytest.raises(FileNotFoundError, match="--overwrite"):
+                train(config(corpus_file, run, resume=str(run)), **quiet())
+            again = train(config(corpus_file, run, overwrite=True), **quiet())
+        else:  # nothing worth keeping: a plain rerun is not blocked
+            again = train(config(corpus_file, run), **quiet())
+        assert sha(again / "last") == final, kill_at
         assert not any(p.name.startswith(".") for p in run.iterdir()), list(run.iterdir())
 
 
@@ -226,6 +235,8 @@ def test_a_temperature_that_is_not_a_finite_number_is_refused(t):
     (["train", "{corpus}", "--hidden", "1000000", "--max-steps", "1"], "hidden must be at most"),
     (["train", "{corpus}", "--hidden", "60000", "--layers", "3", "--max-steps", "1"],
      "needs about"),
+    (["train", "{corpus}", "--hidden", "60000", "--layers", "3", "--time-budget", "5"],
+     "needs about"),  # refused before the timing of the budget builds it
     (["train", "{corpus}", "--layers", "100000"], "layers must be at most 64"),
     (["train", "{corpus}", "--seq-len", "1000000000"], "seq-len must be between 1 and 10,000"),
     (["train", "{utf16}", "--max-steps", "1"], "--encoding utf-16"),

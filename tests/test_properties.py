@@ -52,9 +52,9 @@ def test_char_round_trips_its_own_alphabet(text):
 @FAST
 @given(st.lists(st.binary(min_size=0, max_size=4), min_size=1, max_size=40))
 def test_utf8_tables_accept_exactly_the_sequences_that_decode(tokens):
-    allowed, following = utf8_tables(tokens)
+    allowed, following = utf8_tables([bytes([b]) for b in range(256)] + tokens)
     state, ok = 0, True
-    for v in range(len(tokens)):
+    for v in range(256, 256 + len(tokens)):
         if not allowed[state, v]:
             ok = False
             break
@@ -73,6 +73,11 @@ def test_utf8_tables_accept_exactly_the_sequences_that_decode(tokens):
 def untrained(tok):
     torch.manual_seed(0)
     return LM(make_model(vocab=tok.vocab_size, hidden=32, embed=16), tok)
+
+
+def test_a_vocabulary_that_cannot_finish_a_character_is_refused():
+    with pytest.raises(ValueError, match="cannot continue every UTF-8 character"):
+        utf8_tables([bytes([b]) for b in range(128)] + ["é".encode()])
 
 
 @pytest.mark.parametrize("tok", [ByteTokenizer(), BPE], ids=["byte", "bpe"])
@@ -113,3 +118,15 @@ def test_any_settings_give_valid_text_or_a_clear_error(temperature, top_k, top_p
 
 
 LMS = {"char": untrained(CHAR), "byte": untrained(ByteTokenizer()), "bpe": untrained(BPE)}
+
+
+def test_infinite_and_nan_logits_still_give_whole_characters(monkeypatch):
+    from textrnn import fast
+    lm = untrained(ByteTokenizer())
+    with torch.no_grad():
+        lm.model.head.weight.fill_(1e30)  # logits of +-inf, and NaN where they meet
+        lm.model.head.weight[::3].fill_(-1e30)
+    kernel = lm.generate("naïve ", 200, temperature=1.0, seed=1)
+    assert len(kernel) == 200 and "\ufffd" not in kernel
+    monkeypatch.setattr(fast, "stepper", lambda *a, **k: None)
+    assert lm.generate("naïve ", 200, temperature=1.0, seed=1) == kernel

@@ -317,7 +317,15 @@ int textrnn_run(Net *net, int steps, const double *u, int64_t *tokens)
                                                  : NULL;
                 tok[b] = sample_row(net, lg + (size_t)b * Vp, u[(size_t)step * B + b], ok,
                                     s, e, pairs);
-                if (ok) net->state[b] = net->next_state[(size_t)net->state[b] * V + tok[b]];
+                if (ok) {
+                    /* NaN or infinite logits can leave every weight 0: take the first token
+                     * the state allows (fast.py checks that every state allows one) */
+                    if (!ok[tok[b]])
+                        for (int v = 0; v < V; v++)
+                            if (ok[v]) { tok[b] = v; break; }
+                    int8_t next = net->next_state[(size_t)net->state[b] * V + tok[b]];
+                    net->state[b] = next >= 0 ? next : 0;
+                }
             }
 #pragma omp barrier
             for (int l = 0; l < L; l++) {

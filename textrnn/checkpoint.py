@@ -9,14 +9,18 @@ A checkpoint is a folder that rebuilds itself, with nothing else needed (no corp
 
 A training run folder holds the best-validation checkpoint at its top level, a full checkpoint of
 the latest step in `last/`, and `metrics.jsonl` (one JSON record a line: training loss every
-`log_every` steps, validation loss at each validation). `last/` also holds what resuming needs:
+`log_every` steps, validation loss at each validation). `last/` changes as one unit: it is
+written whole to `.last.new/`, then swapped in by two renames (`save_last`). It also holds what
+resuming needs:
 
     resume.safetensors optimizer moments, RNG state and the carried recurrent state (tensors)
     resume.json        step, epoch, position, time used, best validation, the training config
 
 Nothing is ever unpickled: tensors go through safetensors, everything else through JSON. Every
 file is written to a temporary name and renamed over the old one, so a crash mid-save leaves the
-previous file whole. Files are written resume state first and `config.json` last.
+previous file whole. Files are written resume state first and `config.json` last, and the files
+of one save carry one `save_id`: a folder mixing two saves is refused, not loaded. Loading checks
+every tensor's shape from the safetensors header before it allocates anything.
 """
 
 from __future__ import annotations
@@ -54,8 +58,8 @@ def _atomic_write(path: Path, write) -> None:
     except (OSError, SafetensorError) as e:
         Path(tmp).unlink(missing_ok=True)
         if getattr(e, "errno", None) == errno.ENOSPC or "No space left" in str(e):
-            raise OSError(f"no space left on the device while writing {path}; the previous "
-                          "file there is kept") from None
+            raise OSError(f"no space left on the device while writing {path}; nothing there "
+                          "was replaced") from None
         raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -327,6 +331,10 @@ def load_resume(run: str | Path) -> Resume:
     """The resume state of a run folder (or of its `last/` given directly)."""
     path = last_dir(run)
     if not (path / "resume.json").is_file():
+        if is_checkpoint(path):  # the best checkpoint of a first save that was cut short
+            raise FileNotFoundError(f"{path} holds a checkpoint but no resume state: its "
+                                    "first save was cut short. `textrnn sample` can use it; to "
+                                    "train, start the run again with --overwrite")
         raise FileNotFoundError(f"{path} holds no resume state (resume.json); pass the run "
                                 "folder that `textrnn train` wrote")
     try:
@@ -381,7 +389,7 @@ class MetricsLog:
         path = Path(run) / METRICS
         if upto is not None and path.exists():
             keep = [r for r in read_metrics(run, strict=True) if r.get("step", 0) <= upto]
-            path.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+            _write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
         self.file = open(path, "a", encoding="utf-8")
 
     def write(self, record: dict) -> None:

@@ -211,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, FloatingPointError) as e:
         print(f"textrnn: error: {e}", file=sys.stderr)
         return 1
-    except (MemoryError, torch.OutOfMemoryError) as e:
+    except (MemoryError, torch.OutOfMemoryError, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and not isinstance(e, torch.OutOfMemoryError) and \
+                "allocate" not in str(e):
+            raise  # a bug, not a size: the traceback is for whoever fixes it
         detail = (str(e).splitlines() or ["no detail"])[0]
         print(f"textrnn: error: out of memory ({detail}); try a smaller model, batch or prompt",
               file=sys.stderr)

@@ -281,6 +281,9 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
                        layers=LAYERS if m.layers is None else m.layers,
                        dropout=0.0 if m.dropout is None else m.dropout)
 
+    if m.hidden is not None:  # a width set by hand: refuse it before timing builds it
+        check_memory(candidate(m.hidden), batch, seq_len, device)
+
     # 1. width: the widest candidate that the budget and the corpus both afford
     if m.hidden is None:
         width = WIDTHS[0]

@@ -17,14 +17,16 @@ the two texts go their own ways. tests/test_fast.py checks both.
 
 The kernel is compiled with the system C compiler (`$CC`, else `cc`) on first use and cached under
 `$TEXTRNN_CACHE` (default `~/.cache/textrnn`), keyed by the source, the compiler and the CPU. The
-cache folder is made private (0700); a folder or library that another user owns or can write is
-refused, and a library is loaded only if its SHA-256 matches the one recorded when it was built. At
-load it checks that the compiled struct's layout and constants are the ones `Net` below declares,
-and refuses a kernel that disagrees. Without a compiler, or with `TEXTRNN_KERNEL=0`, generation
-takes the plain PyTorch path, which gives the same text more slowly; `status()` says which path is
-in use and why. Only sample.py runs the kernel (bench.py times its packing): deleting this module
-and `_kernel.c`, and the one line in sample.py that asks for a Stepper, leaves the plain path, same
-text.
+cache folder is made private (0700). A cache folder or library that another user owns, or one under
+a folder anyone may rename things in, is refused; a library that others could write, or whose
+SHA-256 is not the one recorded when it was built (a write cut short, a file copied in), is
+rebuilt, never loaded. (The hash file sits beside the library: it guards against accidents, and the
+ownership checks against other users.) At load it checks that the compiled struct's layout and
+constants are the ones `Net` below declares, and refuses a kernel that disagrees. Without a
+compiler, or with `TEXTRNN_KERNEL=0`, generation takes the plain PyTorch path, which gives the same
+text more slowly; `status()` says which path is in use and why. Only sample.py runs the kernel
+(bench.py times its packing): deleting this module and `_kernel.c`, and the one line in sample.py
+that asks for a Stepper, leaves the plain path, same text.
 """
 
 from __future__ import annotations
@@ -98,16 +100,31 @@ def _cache_dir() -> Path:
     return Path(root) / "kernels"
 
 
-def _private(path: Path) -> None:
-    """Refuse a cache folder or file that another user owns or can write: whatever is there is
-    loaded into this process and run."""
+def _trusted(path: Path) -> bool:
+    """Whether `path` (the cache folder, or a library in it) may be trusted: it is this user's
+    and no one else can write it. A folder of this user's that others could write (an old cache
+    made under umask 002) is made private; a library like that is not trusted, and is rebuilt.
+    Another user's, or a symbolic link, raises OSError: whatever is there would run in this
+    process."""
     if not hasattr(os, "getuid"):  # not POSIX: no owners and modes to check
-        return
+        return True
     st = os.stat(path, follow_symlinks=False)
-    if st.st_uid != os.getuid() or st.st_mode & 0o022 or stat.S_ISLNK(st.st_mode):
-        raise OSError(f"{path} is not private to this user (owner {st.st_uid}, mode "
-                      f"{stat.S_IMODE(st.st_mode):o}); no kernel is loaded from it. Point "
-                      "TEXTRNN_CACHE at a folder of your own")
+    if st.st_uid != os.getuid() or stat.S_ISLNK(st.st_mode):
+        raise OSError(f"{path} is not this user's (owner {st.st_uid}); no kernel is loaded "
+                      "from it. Point TEXTRNN_CACHE at a folder of your own")
+    if st.st_mode & 0o022 and stat.S_ISDIR(st.st_mode):
+        os.chmod(path, 0o700)
+    return not st.st_mode & 0o022 or stat.S_ISDIR(st.st_mode)
+
+
+def _safe_parents(folder: Path) -> None:
+    """Refuse a cache under a folder anyone may rename things in (world-writable, no sticky
+    bit): the cache folder itself could be swapped for another."""
+    for parent in folder.resolve().parents:
+        mode = os.stat(parent).st_mode
+        if mode & 0o002 and not mode & stat.S_ISVTX:
+            raise OSError(f"{parent} is writable by anyone, so the kernel cache under it could "
+                          "be swapped; point TEXTRNN_CACHE at a folder of your own")
 
 
 def _digest(path: Path) -> str:
@@ -115,9 +132,12 @@ def _digest(path: Path) -> str:
 
 
 def _compile(cc: str, flags: list[str], out: Path) -> str | None:
-    """Build the kernel into `out` and record its hash beside it; the compiler's last error
-    line if it fails."""
+    """Build the kernel into `out` and record its hash beside it, each swapped in whole (a
+    concurrent build replaces them, never removes them); the compiler's last error line if it
+    fails."""
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.close(fd)
+    fd, tmp_hash = tempfile.mkstemp(suffix=".sha256", dir=out.parent)
     os.close(fd)
     try:
         proc = subprocess.run([cc, *flags, str(SOURCE), "-o", tmp, "-lm"],
@@ -125,11 +145,13 @@ def _compile(cc: str, flags: list[str], out: Path) -> str | None:
         if proc.returncode != 0:
             return (proc.stderr.strip().splitlines() or ["?"])[-1]
         os.chmod(tmp, 0o700)
-        out.with_suffix(".sha256").write_text(_digest(Path(tmp)) + "\n")
+        Path(tmp_hash).write_text(_digest(Path(tmp)) + "\n")
+        os.replace(tmp_hash, out.with_suffix(".sha256"))
         os.replace(tmp, out)  # atomic: a concurrent build never sees half a file
         return None
     finally:
         Path(tmp).unlink(missing_ok=True)
+        Path(tmp_hash).unlink(missing_ok=True)
 
 
 def _build() -> ctypes.CDLL:
@@ -140,7 +162,8 @@ def _build() -> ctypes.CDLL:
                              timeout=30).stdout
     folder = _cache_dir()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _private(folder)
+    _safe_parents(folder)
+    _trusted(folder)
     errors = []
     for flags in _flag_sets():
         base = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-fPIC", "-shared", "-std=gnu11",
@@ -149,11 +172,9 @@ def _build() -> ctypes.CDLL:
             [SOURCE.read_text(), cc, version, " ".join(base), _cpu_name()]).encode()).hexdigest()
         out = folder / f"textrnn_kernel_{key[:16]}.so"
         recorded = out.with_suffix(".sha256")
-        if out.exists():
-            _private(out)
-            if not recorded.exists() or recorded.read_text().strip() != _digest(out):
-                out.unlink()  # not the file this build made (or made before hashes): rebuild
-        if not out.exists():
+        # a library is loaded only as this build made it: private, with the hash recorded then
+        if not (out.exists() and _trusted(out) and recorded.exists()
+                and recorded.read_text().strip() == _digest(out)):
             error = _compile(cc, base, out)
             if error is not None:
                 errors.append(error)

@@ -116,7 +116,11 @@ class Plain:
                 masked = masked.masked_fill(allowed == 0, float("-inf"))
             nxt = sample_next(masked, s.temperature, s.top_k, s.top_p, uniforms=u)  # (B,)
             if self.allowed is not None:
-                self.states.copy_(self.following[self.states.long(), nxt.cpu()])
+                # NaN or infinite logits can pick a masked token: take the first allowed one,
+                # as the kernel does
+                ok = allowed.gather(1, nxt[:, None])[:, 0].bool()
+                nxt = torch.where(ok, nxt, allowed.argmax(dim=1))
+                self.states.copy_(self.following[self.states.long(), nxt.cpu()].clamp(min=0))
             tokens.append(nxt)
             new_logits, _, new_state = _forward(self.model, nxt[:, None], state)
             logits.copy_(new_logits[:, -1])

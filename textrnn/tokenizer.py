@@ -76,7 +76,11 @@ def utf8_tables(token_bytes: list[bytes]) -> tuple[torch.Tensor, torch.Tensor]:
         byte = padded[:, i]
         live = (byte >= 0) & (states >= 0)                              # (S, V)
         states = np.where(live, step[np.maximum(states, 0), np.maximum(byte, 0)], states)
-    return torch.from_numpy((states >= 0).astype(np.uint8)), torch.from_numpy(states)
+    allowed = states >= 0
+    if not allowed.any(axis=1).all():  # a vocabulary that cannot finish some character
+        raise ValueError("this byte-level vocabulary cannot continue every UTF-8 character "
+                         "(it lacks the byte tokens); the tokenizer is broken")
+    return torch.from_numpy(allowed.astype(np.uint8)), torch.from_numpy(states)
 
 
 def _guard(tokenizer) -> tuple[torch.Tensor, torch.Tensor]:

@@ -185,7 +185,7 @@ def _prepare_out(cfg: TrainConfig) -> Path:
                                   "replace it with --overwrite, or pick another --out")
         if not checkpoint.leftovers_only(out):
             raise FileExistsError(f"{out} holds files that are not a textrnn run; pick another "
-                                  "--out (or write the run beside them with --overwrite)")
+                                  "--out")
         checkpoint.clear_run(out)  # what a run that never saved left behind
     return out
 
@@ -297,7 +297,8 @@ def train_step(run: Run, state: LoopState, carry):
             if run.cfg.grad_clip else torch.tensor(0.0))
     loss_value = loss.item()
     if not (math.isfinite(loss_value) and math.isfinite(float(norm))):
-        where = run.out / "last" if (run.out / "last").is_dir() else None
+        last = checkpoint.last_dir(run.out)
+        where = last if last != run.out else None
         raise FloatingPointError(
             f"loss became {loss_value} at step {state.step + 1}; training stopped. "
             + (f"The last good checkpoint is kept in {where}. " if where else
