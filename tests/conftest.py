@@ -1,7 +1,13 @@
 """Shared fixtures: tiny corpora and tiny, seeded, CPU-only models."""
 
+import os
+import tempfile
+
 import pytest
 import torch
+
+# Token files and the compiled kernel go to a cache of this session's own, not the user's.
+os.environ["TEXTRNN_CACHE"] = tempfile.mkdtemp(prefix="textrnn-test-cache-")
 
 from textrnn import CharTokenizer, ModelConfig, RNNLM
 

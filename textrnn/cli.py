@@ -44,6 +44,15 @@ def _train_parser(sub) -> None:
     x.add_argument("--val-fraction", type=float,
                    help=f"share of the corpus, from its end, kept for validation "
                    f"({d.val_fraction})")
+    g.add_argument("--max-val-chars", type=int, help="the validation split, taken from the end, "
+                   "holds at most this many characters (4 Mi: enough to measure a run to "
+                   "~0.001 nats/char on any corpus)")
+    g.add_argument("--val-streams", type=int, help="read validation as this many slices side "
+                   "by side; 1 reads it as one stream, exactly (auto: 1 up to 256k tokens, "
+                   f"else {config.VAL_STREAMS}, within ~0.001 nats/char of one stream)")
+    g.add_argument("--data-cache", metavar="DIR", help="where the token files of a prepared "
+                   "corpus are kept, so a second run and --resume skip the work "
+                   "(default $TEXTRNN_CACHE/corpora, else ~/.cache/textrnn/corpora)")
     g.add_argument("--encoding", help=f"text encoding of the files ({d.encoding})")
     g.add_argument("--tokenizer", choices=TOKENIZERS, help=f"char: one token per character; "
                    "bpe: byte-level BPE learnt from the training text; byte: the 256 UTF-8 byte "

@@ -19,21 +19,47 @@ Left out on purpose: shuffling of windows (it would break the carried state) and
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
-_SNIFF = 1 << 16  # bytes looked at to tell a binary file
+SNIFF = 1 << 16  # bytes looked at to tell a binary file
 
 
-def _read_file(path: Path, encoding: str) -> str:
-    data = path.read_bytes()
-    if b"\x00" in data[:_SNIFF] and "16" not in encoding and "32" not in encoding:
-        head = data[:_SNIFF]
+def cache_root() -> Path:
+    """Where textrnn keeps what it can make again (token files, the compiled kernel):
+    `$TEXTRNN_CACHE`, else ~/.cache/textrnn."""
+    return Path(os.environ.get("TEXTRNN_CACHE") or Path.home() / ".cache" / "textrnn")
+
+
+def check_not_binary(path: Path, head: bytes, encoding: str) -> None:
+    """Refuse a file whose first bytes hold NULs (unless the encoding expects them), naming
+    UTF-16 when it looks like it."""
+    if b"\x00" in head and "16" not in encoding and "32" not in encoding:
         if head[:2] in (b"\xff\xfe", b"\xfe\xff") or head[1::2].count(0) > len(head) // 4 or \
                 head[0::2].count(0) > len(head) // 4:
             raise ValueError(f"{path} looks like UTF-16 text; read it with --encoding utf-16")
         raise ValueError(f"{path} looks like a binary file (it holds NUL bytes), not text")
+
+
+def corpus_files(path: str | Path) -> list[Path]:
+    """The file, or the .txt files under the folder (sorted), that make up a corpus."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    if not path.is_dir():
+        return [path]
+    files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+    if not files:
+        raise ValueError(f"folder {path} holds no .txt files")
+    return files
+
+
+def _read_file(path: Path, encoding: str) -> str:
+    data = path.read_bytes()
+    check_not_binary(path, data[:SNIFF], encoding)
     if encoding.replace("-", "").replace("_", "").lower() == "utf8":
         encoding = "utf-8-sig"  # drop a byte-order mark if there is one
     try:
@@ -50,12 +76,8 @@ def _read_file(path: Path, encoding: str) -> str:
 def read_corpus(path: str | Path, encoding: str = "utf-8") -> str:
     """The text of a file, or of all `.txt` files under a folder. Raises on empty or bad input."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file or folder: {path}")
+    files = corpus_files(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
-        if not files:
-            raise ValueError(f"folder {path} holds no .txt files")
         parts = [_read_file(f, encoding) for f in files]
         text = "".join(p if p.endswith("\n") or not p else p + "\n" for p in parts)
     else:
@@ -95,10 +117,19 @@ def fit_batch_shape(n_tokens: int, batch_size: int, seq_len: int) -> tuple[int, 
     return batch_size, seq_len
 
 
+def as_ids(ids) -> torch.Tensor:
+    """Ids as an int64 tensor, from a tensor or a numpy array of any unsigned width."""
+    if isinstance(ids, np.ndarray):
+        return torch.from_numpy(ids.astype(np.int64))
+    return ids.long()
+
+
 class Batches:
     """B contiguous streams over `ids`, served `seq_len` tokens at a time (see module doc)."""
 
-    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, seed: int):
+    def __init__(self, ids, batch_size: int, seq_len: int, seed: int):
+        """`ids`: a tensor, or a numpy array (a memmap of a token file: only the windows a
+        step reads are read)."""
         assert (len(ids) - 1) >= batch_size * seq_len, "call fit_batch_shape first"
         self.ids, self.B, self.T, self.seed = ids, batch_size, seq_len, seed
         self.stream_len = (len(ids) - 1) // batch_size  # tokens per row, plus one for targets
@@ -118,5 +149,6 @@ class Batches:
         """Inputs and targets (B, T) for step i of an epoch; targets are inputs shifted by one."""
         starts = torch.arange(self.B) * self.stream_len + self.offset(epoch) + i * self.T
         pos = starts[:, None] + torch.arange(self.T + 1)  # (B, T+1)
-        chunk = self.ids[pos].long()
+        chunk = as_ids(self.ids[pos.numpy()] if isinstance(self.ids, np.ndarray)
+                       else self.ids[pos])
         return chunk[:, :-1], chunk[:, 1:]

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import torch
 
+from .data import cache_root
 from .model import CELLS as model_cells
 from .model import GATES
 
@@ -96,8 +97,7 @@ def _cpu_name() -> str:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("TEXTRNN_CACHE") or Path.home() / ".cache" / "textrnn"
-    return Path(root) / "kernels"
+    return cache_root() / "kernels"
 
 
 def _trusted(path: Path) -> bool:

@@ -18,14 +18,17 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import checkpoint
+from .data import as_ids
 from .model import pick_device
 from .sample import Generation, Settings
 
 EVAL_CHUNK = 1024  # tokens per forward pass in evaluation; the state is carried across chunks
+EVAL_WARMUP = 256  # tokens each later slice of a batched validation pass reads before scoring
 
 
 def new_seed() -> int:
@@ -34,17 +37,47 @@ def new_seed() -> int:
 
 
 @torch.inference_mode()
-def evaluate_ids(model, ids: torch.Tensor, chunk: int = EVAL_CHUNK) -> tuple[float, int]:
+def evaluate_ids(model, ids, chunk: int = EVAL_CHUNK, streams: int = 1,
+                 warmup: int = EVAL_WARMUP) -> tuple[float, int]:
     """Total nats and number of predictions over `ids` read as one stream, state carried.
 
-    Token i + 1 is predicted from tokens 0..i, so len(ids) - 1 predictions are scored.
+    Token i + 1 is predicted from tokens 0..i, so len(ids) - 1 predictions are scored. With
+    `streams` > 1 the text is read as that many contiguous slices side by side, in one batch:
+    slice s starts `warmup` tokens before the first token it scores, so that its state has
+    read some of the text before it (the first slice starts at the beginning, as one stream
+    would). Every prediction is scored once; only the first `warmup` predictions of each later
+    slice see less context than in one stream.
     """
+    n = len(ids) - 1
+    if streams <= 1 or n < 4 * streams * (warmup + 1):
+        return _evaluate_one(model, ids, chunk)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    L = -(-(n - warmup) // streams)                          # predictions per later slice
+    pos = torch.arange(streams)[:, None] * L + torch.arange(warmup + L + 1)  # (S, W+L+1)
+    scored = (pos[:, 1:] <= n) & ((torch.arange(streams)[:, None] == 0)
+                                  | (torch.arange(warmup + L) >= warmup))   # (S, W+L)
+    pos = pos.clamp(max=n)
+    total, state = 0.0, None
+    for t in range(0, warmup + L, chunk):
+        window = as_ids(ids[pos[:, t:t + chunk + 1].numpy()] if isinstance(ids, np.ndarray)
+                        else ids[pos[:, t:t + chunk + 1]]).to(device)      # (S, T+1)
+        logits, _, state = model(window[:, :-1], state=state)            # (S, T, V)
+        nats = F.cross_entropy(logits.flatten(0, 1).float(), window[:, 1:].flatten(),
+                               reduction="none")
+        total += (nats * scored[:, t:t + chunk].flatten().to(device)).sum().item()
+    model.train(was_training)
+    return total, n
+
+
+def _evaluate_one(model, ids, chunk: int) -> tuple[float, int]:
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     total, state = 0.0, None
     for i in range(0, len(ids) - 1, chunk):
-        piece = ids[i:i + chunk + 1].to(device).long()[None]           # (1, T+1)
+        piece = as_ids(ids[i:i + chunk + 1]).to(device)[None]         # (1, T+1)
         logits, _, state = model(piece[:, :-1], state=state)           # (1, T, V)
         total += F.cross_entropy(logits[0].float(), piece[0, 1:], reduction="sum").item()
     model.train(was_training)

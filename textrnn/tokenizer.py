@@ -40,7 +40,7 @@ BPE_MIN_VOCAB = 257  # the 256 byte values and at least one merge
 MAX_VOCAB = 2**18
 
 
-def _code_points(text: str) -> np.ndarray:
+def code_points(text: str) -> np.ndarray:
     """The Unicode code points of `text` as a uint32 array, without a Python loop."""
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
@@ -146,7 +146,7 @@ class CharTokenizer:
     @classmethod
     def train(cls, text: str) -> CharTokenizer:
         """Vocabulary = the distinct characters of `text`, in code point order."""
-        counts = np.bincount(_code_points(text), minlength=0)
+        counts = np.bincount(code_points(text), minlength=0)
         return cls([chr(cp) for cp in np.flatnonzero(counts)])
 
     @property
@@ -155,7 +155,7 @@ class CharTokenizer:
 
     def encode(self, text: str) -> torch.Tensor:
         """`text` -> 1-D tensor of ids (compact dtype); unseen characters become `<unk>`."""
-        ids = self._lookup[_code_points(text)]
+        ids = self._lookup[code_points(text)]
         return torch.from_numpy(ids).to(token_dtype(self.vocab_size))
 
     def decode(self, ids) -> str:
@@ -229,14 +229,14 @@ def _byte_to_unicode() -> dict[int, str]:
 
 
 # Cut only where byte-level pre-tokenization cuts anyway: after a newline, before a non-space.
-_SAFE_CUT = re.compile(r"(?<=\n)(?=\S)")
+SAFE_CUT = re.compile(r"(?<=\n)(?=\S)")
 
 
 def _chunks(text: str, size: int = 1 << 20) -> list[str]:
     """`text` in pieces of about `size` characters that encode exactly as the whole would."""
     out, start = [], 0
     while start < len(text):
-        m = _SAFE_CUT.search(text, min(start + size, len(text)))
+        m = SAFE_CUT.search(text, min(start + size, len(text)))
         end = m.start() if m else len(text)
         out.append(text[start:end])
         start = end
@@ -256,14 +256,18 @@ class BPETokenizer:
                        for i in range(hf.get_vocab_size())]
 
     @classmethod
-    def train(cls, text: str, vocab_size: int) -> BPETokenizer:
+    def train(cls, text, vocab_size: int) -> BPETokenizer:
+        """Merges learnt from `text`: a str, or an iterator of pieces (a bounded sample)."""
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
         hf = Tokenizer(models.BPE())
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         hf.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-        hf.train_from_iterator(_chunks(text, 1 << 16), trainer, length=len(text))
+        if isinstance(text, str):
+            hf.train_from_iterator(_chunks(text, 1 << 16), trainer, length=len(text))
+        else:
+            hf.train_from_iterator(text, trainer)
         return cls(hf)
 
     @property
@@ -271,10 +275,11 @@ class BPETokenizer:
         return len(self._bytes)
 
     def encode(self, text: str) -> torch.Tensor:
+        encode = getattr(self.hf, "encode_batch_fast", self.hf.encode_batch)  # no offsets
         try:
-            encodings = self.hf.encode_batch(_chunks(text), add_special_tokens=False)
+            encodings = encode(_chunks(text), add_special_tokens=False)
         except TypeError:  # a lone surrogate: not text, though a Python str can hold one
-            encodings = self.hf.encode_batch(_chunks(_scrub(text)), add_special_tokens=False)
+            encodings = encode(_chunks(_scrub(text)), add_special_tokens=False)
         ids = np.concatenate([np.asarray(e.ids, dtype=np.int32) for e in encodings] or
                              [np.zeros(0, np.int32)])
         return torch.from_numpy(ids).to(token_dtype(self.vocab_size))

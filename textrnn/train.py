@@ -29,7 +29,6 @@ with loss scaling, gradient accumulation and multi-GPU.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -42,10 +41,11 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .config import Budget, Resolved, TrainConfig, resolve
-from .data import Batches, corpus_name, read_corpus, split
-from .lm import evaluate_ids, predicted_chars
+from .corpus import Corpus
+from .corpus import prepare as prepare_corpus
+from .data import Batches, corpus_name
+from .lm import evaluate_ids
 from .model import RNNLM, autocast, detach_state
-from .tokenizer import build as build_tokenizer
 
 
 @dataclass
@@ -69,6 +69,9 @@ class Reporter:
 
     def log(self, message: str) -> None:
         """A line for a person: what was decided, a note, the end of the run."""
+
+    def preparing(self, what: str, done: int, total: int) -> None:
+        """How far a pass over the corpus has come ("reading", "encoding"), in bytes."""
 
     def begin(self, budget: Budget, state: LoopState) -> None:
         """The loop starts (at step `state.step` when resumed)."""
@@ -94,7 +97,20 @@ class Terminal(Reporter):
         self.log, self.progress, self.on_step = log, progress, on_step
         self.bar, self.budget = None, None
 
+    def preparing(self, what: str, done: int, total: int) -> None:
+        """A bar in MB/s for each pass over a corpus of more than a few MB."""
+        if total < 16 * 2**20 or not self.progress:
+            return
+        if self.bar is None or self.bar.desc != what:
+            self.end()
+            self.bar = tqdm(total=total, desc=what, unit="B", unit_scale=True,
+                            dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.end()
+
     def begin(self, budget: Budget, state: LoopState) -> None:
+        self.end()  # a preparation bar, if one is still open
         by_steps = budget.steps is not None
         self.budget = budget
         self.bar = tqdm(
@@ -124,18 +140,7 @@ class Terminal(Reporter):
     def end(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-@dataclass
-class Corpus:
-    """The text of a run as the loop needs it: ids, and what per-character figures need."""
-    chars: int                # characters in the corpus file(s)
-    sha256: str
-    train_ids: torch.Tensor
-    val_ids: torch.Tensor
-    val_chars: int            # characters a validation pass predicts
-    val_text_chars: int
-    chars_per_token: float    # training characters per token, to report per character
+            self.bar = None
 
 
 @dataclass
@@ -190,26 +195,6 @@ def _prepare_out(cfg: TrainConfig) -> Path:
     return out
 
 
-def _read(cfg: TrainConfig, tokenizer, log) -> tuple[Corpus, object]:
-    """Text -> train/val text -> ids; a new tokenizer learns from the training text only."""
-    text = read_corpus(cfg.corpus, cfg.encoding)
-    if cfg.val_file:
-        train_text, val_text = text, read_corpus(cfg.val_file, cfg.encoding)
-    else:
-        train_text, val_text = split(text, cfg.val_fraction)
-    if tokenizer is None:
-        tokenizer = build_tokenizer(cfg.tokenizer, train_text, cfg.vocab_size, log)
-    train_ids, val_ids = tokenizer.encode(train_text), tokenizer.encode(val_text)
-    if len(val_ids) < 2:
-        raise ValueError(f"validation text too short ({len(val_text)} characters)")
-    corpus = Corpus(chars=len(text), sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-                    train_ids=train_ids, val_ids=val_ids,
-                    val_chars=predicted_chars(tokenizer, val_text, val_ids),
-                    val_text_chars=len(val_text),
-                    chars_per_token=len(train_text) / max(len(train_ids), 1))
-    return corpus, tokenizer
-
-
 def prepare(cfg: TrainConfig, reporter: Reporter,
             command: str | None = None) -> tuple[Run, LoopState, object]:
     """Everything a run needs before its first step, fresh or resumed: (run, state, carry)."""
@@ -220,9 +205,11 @@ def prepare(cfg: TrainConfig, reporter: Reporter,
         model, tokenizer, _ = checkpoint.load(checkpoint.last_dir(cfg.resume))
         resume = checkpoint.load_resume(cfg.resume)
     # 2. the data, then everything the config leaves open
-    corpus, tokenizer = _read(cfg, tokenizer, reporter.log)
+    corpus = prepare_corpus(cfg, tokenizer, reporter.log, reporter.preparing)
+    tokenizer = corpus.tokenizer
     settings = resolve(cfg, len(corpus.train_ids), tokenizer.vocab_size,
-                       None if resume is None else (resume.info["train_config"], model.config))
+                       None if resume is None else (resume.info["train_config"], model.config),
+                       n_val=len(corpus.val_ids))
     cfg, device = settings.cfg, settings.device
     for note in settings.notes:
         reporter.log(note)
@@ -360,13 +347,18 @@ def evals_due(progress: float, evals: int) -> int:
 
 
 def validate(run: Run, state: LoopState) -> dict:
-    """A pass over the whole validation text, read as one stream (see LM.evaluate)."""
-    nats = evaluate_ids(run.model, run.corpus.val_ids)[0]
-    val = nats / run.corpus.val_chars  # nats per character
+    """A pass over the validation text: as one stream (see LM.evaluate), or, for a big one, in
+    slices side by side (`evaluate_ids`) under the run's precision."""
+    s, c = run.settings, run.corpus
+    ids = c.val_ids[:s.val_tokens]
+    with autocast(s.device, s.val_streams > 1 and run.cfg.precision == "bf16"):
+        nats = evaluate_ids(run.model, ids, streams=s.val_streams)[0]
+    chars = c.val_chars if len(ids) == len(c.val_ids) else (len(ids) - 1) * c.chars_per_token
+    val = nats / chars  # nats per character
     state.last_val, state.last_val_step = val, state.step
     return {"step": state.step, "val_loss": round(val, 5),
             "val_bpc": round(val / math.log(2), 5),
-            "val_nats_per_token": round(nats / (len(run.corpus.val_ids) - 1), 5),
+            "val_nats_per_token": round(nats / (len(ids) - 1), 5),
             "train_time": round(state.train_time, 3)}
 
 

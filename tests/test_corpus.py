@@ -1,0 +1,157 @@
+"""Token files: a corpus read in blocks gives the ids the whole text gives, is cached by its
+content and settings, and is read by training through a memmap with bounded memory."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY, make_model
+from textrnn import TrainConfig, corpus, train
+from textrnn.data import read_corpus, split
+from textrnn.lm import evaluate_ids
+from textrnn.tokenizer import build
+
+TEXT = ("\ufeff" + TINY.replace("\n", "\r\n") + "naïve café 日本語 🙂\r\n" * 30
+        + "Ünïcödé ëvërÿwhërë\r\n" * 20)
+
+
+def _folder(cfg) -> str:
+    return corpus.prepare(cfg, log=lambda m: None).cache.name
+
+
+def prepared(tmp_path, kind, text=TEXT, **kw):
+    path = tmp_path / "c.txt"
+    if not path.exists():
+        path.write_bytes(text.encode("utf-8"))
+    cfg = TrainConfig(corpus=str(path), tokenizer=kind, data_cache=str(tmp_path / "cache"),
+                      vocab_size=300 if kind == "bpe" else None, **kw)
+    return cfg, corpus.prepare(cfg, log=lambda m: None)
+
+
+@pytest.mark.parametrize("kind", ["char", "byte", "bpe"])
+def test_blocks_give_the_ids_of_the_whole_text(tmp_path, kind, monkeypatch):
+    monkeypatch.setattr(corpus, "BLOCK", 97)  # blocks end inside characters and inside "\r\n"
+    cfg, c = prepared(tmp_path, kind)
+    text = read_corpus(cfg.corpus)
+    train_text, val_text = split(text, 0.1)
+    tok = build(kind, train_text, cfg.vocab_size, log=lambda m: None)
+    assert c.tokenizer.to_json() == tok.to_json()
+    assert np.array_equal(c.train_ids, tok.encode(train_text).numpy())
+    assert np.array_equal(c.val_ids, tok.encode(val_text).numpy())
+    assert c.chars == len(text) and c.val_text_chars == len(val_text)
+    assert c.train_ids.dtype == (np.uint16 if kind == "bpe" else np.uint8)
+    assert c.tokenizer.decode(c.train_ids.tolist()) + c.tokenizer.decode(
+        c.val_ids.tolist()) == text
+
+
+def test_a_folder_reads_as_read_corpus_reads_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "BLOCK", 50)
+    folder = tmp_path / "books"
+    (folder / "b").mkdir(parents=True)
+    (folder / "a.txt").write_text("first file, no newline at its end")
+    (folder / "b" / "c.txt").write_text("second\r\nfile\n")
+    (folder / "skip.md").write_text("not a .txt file")
+    cfg = TrainConfig(corpus=str(folder), data_cache=str(tmp_path / "cache"), val_fraction=0.2)
+    c = corpus.prepare(cfg, log=lambda m: None)
+    text = read_corpus(folder)
+    assert c.tokenizer.decode(c.train_ids.tolist() + c.val_ids.tolist()) == text
+
+
+def test_the_cache_serves_a_second_run_and_a_changed_corpus_makes_new_files(tmp_path,
+                                                                          monkeypatch):
+    cfg, first = prepared(tmp_path, "char")
+    monkeypatch.setattr(corpus, "read_blocks", lambda *a: pytest.fail("read again"))
+    again = corpus.prepare(cfg, log=lambda m: None)
+    assert again.cache == first.cache and np.array_equal(again.train_ids, first.train_ids)
+    monkeypatch.undo()
+    other = corpus.prepare(TrainConfig(**{**cfg.__dict__, "val_fraction": 0.2}),
+                           log=lambda m: None)
+    assert other.cache != first.cache  # another split, other files
+    with open(cfg.corpus, "a", encoding="utf-8") as f:
+        f.write("one more line\n")
+    changed = corpus.prepare(cfg, log=lambda m: None)
+    assert changed.cache not in (first.cache, other.cache) and changed.chars == first.chars + 14
+    assert sorted(p.name for p in changed.cache.iterdir()) == [
+        "meta.json", "tokenizer.json", "train.bin", "val.bin"]
+    assert not [p for p in changed.cache.parent.iterdir() if p.name.startswith(".")]
+    expected = np.array(changed.train_ids)
+    del changed
+    with open(other.cache.parent / _folder(cfg) / "train.bin", "r+b") as f:
+        f.truncate(10)  # a damaged cache is made again, not read
+    assert np.array_equal(corpus.prepare(cfg, log=lambda m: None).train_ids, expected)
+
+
+def test_the_validation_split_is_capped_for_a_big_corpus(tmp_path):
+    cfg, c = prepared(tmp_path, "char", max_val_chars=100)
+    assert c.val_text_chars == 100 and c.chars - 100 == len(c.train_ids)
+
+
+def test_bpe_learns_from_a_bounded_sample_of_a_big_corpus(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "BPE_SAMPLE", 64 * 20)  # 64 stretches of 20 characters
+    said = []
+    cfg = TrainConfig(corpus=str(tmp_path / "c.txt"), tokenizer="bpe", vocab_size=280,
+                      data_cache=str(tmp_path / "cache"))
+    (tmp_path / "c.txt").write_text(TEXT, encoding="utf-8")
+    c = corpus.prepare(cfg, log=said.append)
+    assert any("BPE learns its merges from 1,280 of the" in m for m in said)
+    text = read_corpus(cfg.corpus)
+    assert c.tokenizer.decode(c.train_ids.tolist() + c.val_ids.tolist()) == text
+
+
+def test_training_resumes_on_the_cached_token_files(tmp_path, corpus_file):
+    cache = tmp_path / "cache"
+    cfg = dict(corpus=str(corpus_file), seq_len=16, batch_size=4, lr=1e-2, evals=2,
+               precision="fp32", data_cache=str(cache),
+               model=dict(hidden=16, embed=8, layers=1, dropout=0.0))
+    run = train(TrainConfig(out=str(tmp_path / "r"), max_steps=10, **cfg), log=lambda m: None,
+                progress=False)
+    folders = sorted(cache.iterdir())
+    train(TrainConfig(out=str(run), resume=str(run), max_steps=20, **cfg), log=lambda m: None,
+          progress=False)
+    assert sorted(cache.iterdir()) == folders and len(folders) == 1  # served, not made again
+
+
+def test_preparing_holds_no_corpus_sized_object(tmp_path):
+    big = tmp_path / "big.txt"
+    line = "".join(chr(97 + i % 26) for i in range(99)) + "\n"
+    with open(big, "w") as f:
+        for _ in range(64 * 2**20 // len(line)):  # 64 MB
+            f.write(line)
+    code = ("import resource, sys, textrnn\n"
+            "from textrnn import corpus\n"
+            "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "c = corpus.prepare(textrnn.TrainConfig(corpus=sys.argv[1], tokenizer='byte', "
+            "data_cache=sys.argv[2]), log=lambda m: None)\n"
+            "print(len(c.train_ids), base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, str(big), str(tmp_path / "cache")],
+                         capture_output=True, text=True, check=True).stdout.split()
+    n, base, peak = map(int, out)
+    assert n > 59 * 2**20  # all but the 4 Mi characters of validation
+    assert (peak - base) / 1024 < 120, f"{(peak - base) / 1024:.0f} MB for a 64 MB corpus"
+
+
+def test_a_batched_validation_pass_scores_every_prediction_once():
+    torch.manual_seed(0)
+    model = make_model(vocab=30, layers=1).eval()
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.zero_()  # no memory: slices can read exactly what one stream reads
+    ids = torch.randint(1, 30, (5000,))
+    one, n = evaluate_ids(model, ids)
+    for streams, warmup in [(4, 0), (7, 16), (16, 100)]:
+        many, m = evaluate_ids(model, ids.numpy().astype(np.uint8), chunk=333, streams=streams,
+                               warmup=warmup)
+        assert m == n == 4999 and many == pytest.approx(one, rel=1e-5)
+    model = make_model(vocab=30).eval()  # with memory, close: slices warm up first
+    one, _ = evaluate_ids(model, ids)
+    assert evaluate_ids(model, ids, streams=8, warmup=64)[0] == pytest.approx(one, rel=2e-3)
+
+
+def test_meta_records_what_a_run_reports(tmp_path):
+    _, c = prepared(tmp_path, "bpe")
+    meta = json.loads((c.cache / "meta.json").read_text())
+    assert meta["train_tokens"] == len(c.train_ids) and meta["val_tokens"] == len(c.val_ids)
+    assert 1 < meta["chars_per_token"] < 5 and meta["dtype"] == "uint16"

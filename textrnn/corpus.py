@@ -1,0 +1,347 @@
+"""Corpora of any size: read in blocks, tokenized once into token files on disk, trained on
+through a memmap.
+
+    corpus = prepare(cfg)            # a Corpus: train and val ids (memmaps), tokenizer, counts
+
+Preparing reads the text a block at a time and never holds it whole:
+  1. a pass that hashes the files' bytes: with the tokenizer's settings and the split, the key of
+     a cache folder (`$TEXTRNN_CACHE/corpora/KEY`, default `~/.cache/textrnn`); a hit skips the
+     rest, so a second run and `--resume` start at once;
+  2. a pass that decodes, checks (binary, wrong encoding, empty) and counts the characters, so
+     that validation can be the end of the text: `val_fraction` of it, at most `max_val_chars`;
+  3. the tokenizer: the characters of the training part (char), nothing (byte), or merges learnt
+     from at most `BPE_SAMPLE` characters of it, spread evenly over it (bpe);
+  4. a pass that encodes the training and validation parts into `train.bin` and `val.bin`, the
+     narrowest unsigned integers the vocabulary allows, block by block.
+A text file is read the way `data.read_corpus` reads it (BOM dropped, "\\r\\n" -> "\\n", a folder's
+.txt files in sorted order, each ending in a newline), and gives the same ids.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import SNIFF, cache_root, check_not_binary, corpus_files
+from .tokenizer import SAFE_CUT, tokenizer_from_json
+from .tokenizer import build as build_tokenizer
+
+BLOCK = 8 * 2**20         # bytes read at a time
+MAX_VAL_CHARS = 4 * 2**20  # validation text past this is not needed to measure a run
+BPE_SAMPLE = 64 * 2**20   # characters BPE learns its merges from, at most
+FORMAT = 1                # of the cache folders; a change makes new keys
+
+
+@dataclass
+class Corpus:
+    """The text of a run as the loop needs it: ids, and what per-character figures need."""
+    chars: int                # characters in the corpus file(s)
+    sha256: str               # of the corpus text (UTF-8, normalised), to tell corpora apart
+    train_ids: np.ndarray     # token ids, a read-only memmap of the training part
+    val_ids: np.ndarray       # ... and of the validation text
+    val_chars: int            # characters a validation pass predicts
+    val_text_chars: int       # characters of the validation text
+    chars_per_token: float    # training characters per token, to report per character
+    tokenizer: object
+    cache: Path               # the folder the token files live in
+
+
+# --- reading in blocks ---
+
+def _blocks(path: Path, encoding: str) -> Iterator[tuple[str, int]]:
+    """The text of one file, a block at a time, as `data.read_corpus` reads it: (text, bytes
+    read so far)."""
+    codec = "utf-8-sig" if encoding.replace("-", "").replace("_", "").lower() == "utf8" \
+        else encoding
+    try:
+        decoder = codecs.getincrementaldecoder(codec)("strict")
+    except LookupError:
+        raise ValueError(f"unknown text encoding {encoding!r}") from None
+    done, held_cr = 0, False
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(BLOCK)
+            if done == 0:
+                check_not_binary(path, data[:SNIFF], encoding)
+            try:
+                text = decoder.decode(data, final=not data)
+            except UnicodeDecodeError as e:
+                at = done + e.start - len(decoder.getstate()[0])
+                raise ValueError(
+                    f"{path} is not valid {e.encoding} (at byte offset about {at:,}); if it "
+                    "uses another encoding, say which, e.g. --encoding latin-1") from None
+            done += len(data)
+            text = ("\r" if held_cr else "") + text
+            held_cr = text.endswith("\r") and bool(data)
+            if held_cr:
+                text = text[:-1]
+            yield text.replace("\r\n", "\n"), done
+            if not data:
+                return
+
+
+def read_blocks(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[str, int]]:
+    """The corpus text (a file, or a folder's .txt files each ending in a newline), a block at
+    a time: (text, bytes read so far in all)."""
+    offset = 0
+    for file in corpus_files(path):
+        last = ""
+        for text, done in _blocks(file, encoding):
+            if text:
+                last = text
+                yield text, offset + done
+        if last and not last.endswith("\n") and Path(path).is_dir():
+            yield "\n", offset + done
+        offset += file.stat().st_size
+
+
+def _pieces(path, encoding, start: int, stop: int) -> Iterator[str]:
+    """The characters [start, stop) of the corpus text, in blocks."""
+    at = 0
+    for text, _ in read_blocks(path, encoding):
+        lo, hi = max(start - at, 0), min(stop - at, len(text))
+        if lo < hi:
+            yield text[lo:hi]
+        at += len(text)
+        if at >= stop:
+            return
+
+
+class _Writer:
+    """Token ids into a file as text comes. For BPE the text is re-cut where its pre-tokenizer
+    would cut anyway (a newline before a non-space), so that the ids are the whole text's; a
+    stretch of 32 MB with no such point is cut where it ends."""
+
+    def __init__(self, file: Path, tokenizer, dtype):
+        self.out, self.tokenizer, self.dtype = open(file, "wb"), tokenizer, dtype
+        self.bpe, self.carry, self.n = tokenizer.kind == "bpe", "", 0
+
+    def add(self, text: str) -> None:
+        if not self.bpe:
+            return self._encode(text)
+        text = self.carry + text
+        cut = max((m.start() for m in SAFE_CUT.finditer(text, len(self.carry))), default=0)
+        if cut == 0 and len(text) < 4 * BLOCK:
+            self.carry = text
+            return
+        cut = cut or len(text)
+        self.carry = text[cut:]
+        self._encode(text[:cut])
+
+    def _encode(self, text: str) -> None:
+        ids = self.tokenizer.encode(text).numpy().astype(self.dtype)
+        self.out.write(ids.tobytes())
+        self.n += len(ids)
+
+    def close(self) -> int:
+        if self.carry:
+            self._encode(self.carry)
+            self.carry = ""
+        self.out.close()
+        return self.n
+
+
+# --- the token files and their cache ---
+
+def _digest(cfg) -> tuple[str, int]:
+    """SHA-256 of the corpus files' names and bytes, and their size."""
+    h, size = hashlib.sha256(), 0
+    for file in corpus_files(cfg.corpus):
+        h.update(str(file.relative_to(cfg.corpus) if Path(cfg.corpus).is_dir() else "").encode()
+                 + b"\0")
+        with open(file, "rb") as f:
+            while data := f.read(BLOCK):
+                h.update(data)
+                size += len(data)
+    return h.hexdigest(), size
+
+
+def _key(digest: str, cfg, tokenizer) -> str:
+    """The cache folder of a corpus, split and tokenized as `cfg` says: by a tokenizer of its
+    kind learnt from the text (None), or by `tokenizer` itself (a resumed run's)."""
+    how = {"format": FORMAT, "corpus": digest, "encoding": cfg.encoding,
+           "val_fraction": cfg.val_fraction, "max_val_chars": cfg.max_val_chars,
+           "val_file": _file_hash(cfg.val_file),
+           "tokenizer": tokenizer.to_json() if tokenizer else [cfg.tokenizer, cfg.vocab_size]}
+    return hashlib.sha256(json.dumps(how, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _file_hash(path) -> str | None:
+    if not path:
+        return None
+    h = hashlib.sha256()
+    for file in corpus_files(path):
+        h.update(file.read_bytes())
+    return h.hexdigest()
+
+
+def _dtype(vocab_size: int) -> np.dtype:
+    """The narrowest unsigned integer that holds every id."""
+    return np.dtype(np.uint8 if vocab_size <= 2**8 else
+                    np.uint16 if vocab_size <= 2**16 else np.uint32)
+
+
+def _memmap(file: Path, dtype, n: int) -> np.ndarray:
+    if n == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(file, dtype=dtype, mode="r", shape=(n,))
+
+
+def _whole(folder: Path) -> bool:
+    """Whether a cache folder holds what its meta.json says (a damaged one is made again)."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        size = np.dtype(meta["dtype"]).itemsize
+        return ((folder / "train.bin").stat().st_size == size * meta["train_tokens"] and
+                (folder / "val.bin").stat().st_size == size * meta["val_tokens"] and
+                (folder / "tokenizer.json").is_file())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _load(folder: Path) -> Corpus:
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    tokenizer = tokenizer_from_json((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    dtype = np.dtype(meta["dtype"])
+    return Corpus(chars=meta["chars"], sha256=meta["sha256"],
+                  train_ids=_memmap(folder / "train.bin", dtype, meta["train_tokens"]),
+                  val_ids=_memmap(folder / "val.bin", dtype, meta["val_tokens"]),
+                  val_chars=meta["val_chars"], val_text_chars=meta["val_text_chars"],
+                  chars_per_token=meta["chars_per_token"], tokenizer=tokenizer, cache=folder)
+
+
+def prepare(cfg, tokenizer=None, log: Callable[[str], None] = print,
+            progress: Callable[[str, int, int], None] | None = None) -> Corpus:
+    """The token files of `cfg.corpus` as `cfg` splits and tokenizes it, from the cache or made
+    now. `tokenizer`: a resumed run's own (else one is built from the training text).
+    `progress(what, done, total)` hears how far each pass has come, in bytes."""
+    progress = progress or (lambda *a: None)
+    digest, size = _digest(cfg)
+    root = Path(cfg.data_cache) if cfg.data_cache else cache_root() / "corpora"
+    folder = root / _key(digest, cfg, None)
+    if _whole(folder) and (tokenizer is None or tokenizer.to_json() == (
+            folder / "tokenizer.json").read_text(encoding="utf-8")):
+        return _load(folder)  # made by an earlier run (or the one now resumed): served as is
+    if tokenizer is not None:
+        folder = root / _key(digest, cfg, tokenizer)
+        if _whole(folder):
+            return _load(folder)
+    shutil.rmtree(folder, ignore_errors=True)  # damaged, if anything: made again
+    key = folder.name
+    # pass 2: check, count and hash the text
+    chars, sha, dark = 0, hashlib.sha256(), True
+    for text, done in read_blocks(cfg.corpus, cfg.encoding):
+        chars += len(text)
+        sha.update(text.encode("utf-8", "surrogatepass"))
+        dark = dark and not text.strip()
+        progress("reading", done, size)
+    if dark:
+        path = Path(cfg.corpus)
+        raise ValueError(f"{path} is empty" if chars == 0 else f"{path} holds only whitespace")
+    if cfg.val_file:
+        train_span = (0, chars)
+        val_text_chars = sum(len(t) for t, _ in read_blocks(cfg.val_file, cfg.encoding))
+    else:
+        val_text_chars = _val_chars(chars, cfg.val_fraction, cfg.max_val_chars)
+        train_span = (0, chars - val_text_chars)
+    if val_text_chars < 2:
+        raise ValueError(f"validation text too short ({val_text_chars} characters)")
+    # 3. the tokenizer, from the training part only
+    if tokenizer is None:
+        tokenizer = _learn(cfg, train_span, log)
+    # 4. encode, into a fresh folder swapped in whole
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
+    try:
+        dtype = _dtype(tokenizer.vocab_size)
+        train = _Writer(tmp / "train.bin", tokenizer, dtype)
+        val_out = _Writer(tmp / "val.bin", tokenizer, dtype)
+        at, boundary = 0, train_span[1]
+        for text, done in read_blocks(cfg.corpus, cfg.encoding):  # one pass: both parts
+            cut = min(max(boundary - at, 0), len(text))
+            train.add(text[:cut])
+            if not cfg.val_file:
+                val_out.add(text[cut:])
+            at += len(text)
+            progress("encoding", done, size)
+        if cfg.val_file:
+            for text, _ in read_blocks(cfg.val_file, cfg.encoding):
+                val_out.add(text)
+        n_train, n_val = train.close(), val_out.close()
+        if n_val < 2:
+            raise ValueError(f"validation text too short ({val_text_chars} characters)")
+        first = _memmap(tmp / "val.bin", dtype, n_val)[:1]
+        meta = {"chars": chars, "sha256": sha.hexdigest(), "dtype": dtype.name,
+                "train_tokens": n_train, "val_tokens": n_val, "val_text_chars": val_text_chars,
+                "val_chars": max(val_text_chars - len(tokenizer.decode(first.tolist())), 1),
+                "chars_per_token": (train_span[1] - train_span[0]) / max(n_train, 1)}
+        (tmp / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another run made the same folder meanwhile: theirs serves as well
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _load(folder)
+
+
+def _val_chars(chars: int, fraction: float, most: int | None) -> int:
+    if not 0 < fraction < 1:
+        raise ValueError(f"--val-fraction must be between 0 and 1, got {fraction}")
+    n_val = min(int(chars * fraction), MAX_VAL_CHARS if most is None else most)
+    if n_val < 2 or chars - n_val < 2:
+        raise ValueError(f"corpus too short to split ({chars} characters): give at least a "
+                         "few hundred characters, or a separate --val-file")
+    return n_val
+
+
+def _learn(cfg, span: tuple[int, int], log):
+    """A tokenizer built from the training part: all of it, or BPE's evenly spread sample."""
+    start, stop = span
+    if cfg.tokenizer == "byte":
+        return build_tokenizer("byte", "", cfg.vocab_size, log)
+    if cfg.tokenizer == "char":
+        from .tokenizer import CharTokenizer, code_points
+        seen = np.zeros(0x110000, dtype=bool)
+        for piece in _pieces(cfg.corpus, cfg.encoding, start, stop):
+            seen[code_points(piece)] = True
+        return CharTokenizer([chr(c) for c in np.flatnonzero(seen)])
+    n = stop - start
+    if n <= BPE_SAMPLE:
+        return build_tokenizer("bpe", "".join(_pieces(cfg.corpus, cfg.encoding, start, stop)),
+                               cfg.vocab_size, log)
+    width = BPE_SAMPLE // 64  # 64 evenly spaced stretches of the training text, read in one pass
+    starts = [start + i * (n - width) // 63 for i in range(64)]
+    log(f"BPE learns its merges from {64 * width:,} of the {n:,} training characters (64 "
+        f"evenly spaced stretches of {width:,})")
+    return build_tokenizer("bpe", _stretches(cfg, starts, width), cfg.vocab_size, log)
+
+
+def _stretches(cfg, starts: list[int], width: int) -> Iterator[str]:
+    """The text of [a, a + width) for each a in `starts` (sorted), in one pass over the corpus."""
+    at, i = 0, 0
+    for text, _ in read_blocks(cfg.corpus, cfg.encoding):
+        while i < len(starts):
+            lo, hi = max(starts[i] - at, 0), min(starts[i] + width - at, len(text))
+            if lo >= len(text):
+                break
+            if lo < hi:
+                yield text[lo:hi]
+            if starts[i] + width <= at + len(text):
+                i += 1
+            else:
+                break
+        at += len(text)
+
+
