@@ -241,3 +241,14 @@ def test_generation_benchmark_prints_a_row_beside_its_baseline(capsys):
     assert all(rows[0][k] > 0 for k in ("naive", "batch1", "ratio", "read_GBps", "read_share",
                                         "batch64", "GFLOPs", "flop_share", "pack_ms",
                                         "extra_MB"))
+
+
+@pytest.mark.slow
+def test_data_benchmark_prepares_and_prints_its_table(capsys, tmp_path):
+    from textrnn.bench import main as bench
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("The sea is grey, and so am I.\nCARL: the road is long.\n" * 200)
+    assert bench(["data", "--size", "0.3", "--sources", str(src), "--tokenizers", "char,bpe"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| now |")]
+    assert len(rows) == 2 and all("failed" not in r for r in rows), rows

@@ -3,6 +3,7 @@
     python -m textrnn.bench tokenizers --corpus ../shared/data/tinyshakespeare.txt --budget 120
     python -m textrnn.bench generate [--checkpoints checkpoints]
     python -m textrnn.bench app [--concurrent 16,48,200]     (see loadtest.py)
+    python -m textrnn.bench data [--size 1000]              (see prepbench.py)
 
 `tokenizers` trains a char, a byte and BPE models of a few vocabulary sizes for the same
 training time on the benchmark protocol (first 90% of the text to train, the last 10% read as
@@ -258,6 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoints", default="checkpoints", help="folder of checkpoints to time")
     p.add_argument("--chars", type=int, default=2000,
                    help="characters per batch-1 run (2000)")
+    p = sub.add_parser("data", help="preparing a big corpus: MB/s, peak RSS, first step")
+    p.add_argument("--size", type=float, default=1000, help="corpus size in MB (1000)")
+    p.add_argument("--sources", default="corpora", help="folder of .txt files to build it from")
+    p.add_argument("--before", metavar="DIR", help="a checkout of older textrnn code to time "
+                   "beside this one")
+    p.add_argument("--before-size", type=float, default=50, help="MB for that comparison (50)")
+    p.add_argument("--tokenizers", default="char,byte,bpe")
     p = sub.add_parser("app", help="the web app under a flood of concurrent requests")
     p.add_argument("--app", default="app.py", help="the app script to start (app.py)")
     p.add_argument("--checkpoints", help="its --checkpoints (default: the app's own)")
@@ -268,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="shakespeare-char-lstm", help="checkpoint to generate "
                    "from (shakespeare-char-lstm)")
     args = parser.parse_args(argv)
+    if args.command == "data":
+        from .prepbench import bench_data
+        bench_data(args.size, sorted(Path(args.sources).glob("*.txt")), args.before,
+                   args.before_size, args.tokenizers.split(","))
+        return 0
     if args.command == "app":
         from .loadtest import bench_app
         flags = [f"--{k.replace('_', '-')}={getattr(args, k)}"
