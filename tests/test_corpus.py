@@ -155,3 +155,42 @@ def test_meta_records_what_a_run_reports(tmp_path):
     meta = json.loads((c.cache / "meta.json").read_text())
     assert meta["train_tokens"] == len(c.train_ids) and meta["val_tokens"] == len(c.val_ids)
     assert 1 < meta["chars_per_token"] < 5 and meta["dtype"] == "uint16"
+
+
+def test_bpe_blocks_cut_only_where_the_whole_text_would(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "BLOCK", 97)
+    monkeypatch.setattr("textrnn.data.BLOCK", 97)
+    text = ("a line\n\nafter a blank line \nafter trailing spaces  \n\n\n  indented\n" * 40
+            + "no newline for a long while " * 40 + "\n" + TINY)
+    cfg, c = prepared(tmp_path, "bpe", text=text)
+    train_text, val_text = split(read_corpus(cfg.corpus), 0.1)
+    hf = c.tokenizer.hf  # the whole text in one call: no cuts at all
+    assert c.train_ids.tolist() == hf.encode(train_text, add_special_tokens=False).ids
+    assert c.val_ids.tolist() == hf.encode(val_text, add_special_tokens=False).ids
+
+
+def test_mistakes_in_a_prepared_corpus_are_one_clear_line(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text(TINY)
+    with pytest.raises(ValueError, match="--vocab-size applies to --tokenizer bpe"):
+        corpus.prepare(TrainConfig(corpus=str(path), vocab_size=500,
+                                   data_cache=str(tmp_path / "cache")), log=lambda m: None)
+    blank = tmp_path / "blank.txt"
+    blank.write_text("  \n\n ")
+    with pytest.raises(ValueError, match="holds only whitespace"):
+        corpus.prepare(TrainConfig(corpus=str(path), val_file=str(blank),
+                                   data_cache=str(tmp_path / "cache")), log=lambda m: None)
+    cfg = TrainConfig(corpus=str(path), data_cache=str(tmp_path / "cache"))
+    made = corpus.prepare(cfg, log=lambda m: None)
+    (made.cache / "tokenizer.json").write_text("{ not json")  # damaged: made again
+    assert corpus.prepare(cfg, log=lambda m: None).tokenizer.to_json() == made.tokenizer.to_json()
+
+
+def test_a_resumed_run_validates_on_as_many_tokens_as_it_started_with():
+    from textrnn import ModelConfig
+    from textrnn.config import resolve
+    model = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0)
+    cfg = TrainConfig(time_budget=60, val_streams=16, precision="fp32", device="cpu")
+    saved = {"seq_len": 16, "batch_size": 4, "lr": 0.01, "val_tokens": 300_000}
+    r = resolve(cfg, 10**6, 30, resume=(saved, model), n_val=10**6)
+    assert r.val_tokens == 300_000 and r.val_streams == 16

@@ -60,6 +60,7 @@ MAX_DROPOUT = 0.3         # dropout grows with the passes over the corpus, up to
 WEIGHT_DECAY, WEIGHT_DECAY_PASSES, MAX_WEIGHT_DECAY = 0.1, 7, 0.3  # AdamW decay, see above
 MAX_SEQ_LEN, MAX_BATCH = 10_000, 65_536  # past these, a typo: refused with advice
 MEMORY_SHARE = 0.8        # a run may plan to use this much of the device's memory, no more
+MAX_VAL_CHARS = 4 * 2**20  # the validation split's default size limit, in characters
 SINGLE_STREAM_TOKENS = 256 * 1024  # validation up to this is read as one stream, exactly
 VAL_STREAMS = 16          # beyond it, in this many slices at once: 2.7x faster (5x in bf16),
                           # within 0.001 nats/char of one stream on tiny-shakespeare
@@ -75,8 +76,8 @@ class TrainConfig:
     out: str | None = None         # run folder; the CLI defaults it to checkpoints/<corpus name>
     val_file: str | None = None    # validation text; if unset, the end of the corpus is used
     val_fraction: float = 0.1      # share of the corpus kept for validation (taken from the end)
-    max_val_chars: int | None = None  # ... but at most this many characters; None: 4 Mi, which
-                                   # measures a run to ~0.001 nats/char, whatever the corpus
+    max_val_chars: int | None = MAX_VAL_CHARS  # ... but at most this many characters (4 Mi
+                                   # measure a run to ~0.001 nats/char); None: no limit
     encoding: str = "utf-8"        # text encoding of the corpus and validation files
     tokenizer: str = "char"        # char (one token per character), bpe or byte
     vocab_size: int | None = None  # BPE vocabulary (default 1024); char and byte fix their own
@@ -176,7 +177,8 @@ def from_flags(given: dict) -> TrainConfig:
         flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
         raise ValueError(f"the model's shape and tokenizer come from the checkpoint in "
                          f"{run}; drop {flags}")
-    cfg = replace(TrainConfig.from_dict(checkpoint.load_resume(run).info["train_config"]),
+    saved = {"max_val_chars": None, **checkpoint.load_resume(run).info["train_config"]}
+    cfg = replace(TrainConfig.from_dict(saved),  # (runs from before the limit had none)
                   **{"out": run, **train, "overwrite": False})
     if "time_budget" in train and "max_steps" not in train:
         cfg = replace(cfg, max_steps=None)
@@ -188,6 +190,7 @@ def from_flags(given: dict) -> TrainConfig:
 def _keep_resumed(cfg: TrainConfig, saved: dict, model: ModelConfig) -> TrainConfig:
     """A resumed run's model, and what it chose, where `cfg` leaves a choice open."""
     keep = {k: saved[k] for k in RESUME_KEEPS if getattr(cfg, k) is None}
+    keep["max_val_chars"] = saved.get("max_val_chars")  # the run's split, not today's default
     if cfg.precision == "auto":  # the run's own; runs from before --precision were fp32
         keep["precision"] = saved.get("precision", "fp32")
     return replace(cfg, model=model, **keep)
@@ -433,13 +436,16 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
     warmup = min(cfg.warmup_steps, steps // 10) if steps else cfg.warmup_steps
     streams = cfg.val_streams or (1 if n_val <= SINGLE_STREAM_TOKENS else VAL_STREAMS)
     val_tokens = n_val
-    if streams > 1 and cfg.time_budget:  # validation: a known, small share of the budget
+    if resume is not None and resume[0].get("val_tokens"):  # the run's own, so passes compare
+        val_tokens = min(n_val, resume[0]["val_tokens"])
+    elif streams > 1 and cfg.time_budget:  # validation: a known, small share of the budget
         model = replace(cfg.model, vocab_size=vocab_size)
         rate = EVAL_SPEEDUP * train_speed(model, B, T, device, cfg.precision == "bf16")
-        val_tokens = min(n_val, max(SINGLE_STREAM_TOKENS, int(
-            VAL_SHARE * cfg.time_budget * rate / cfg.evals)))
+        affordable = VAL_SHARE * cfg.time_budget * rate / cfg.evals
+        val_tokens = min(n_val, max(SINGLE_STREAM_TOKENS, 2 ** int(math.log2(affordable))))
         notes.append(f"validating on {val_tokens:,} of the {n_val:,} validation tokens in "
                      f"{streams} streams: about {val_tokens / rate:.0f} s a pass, "
-                     f"{cfg.evals} passes")
+                     f"{cfg.evals} passes, {cfg.evals * val_tokens / rate / cfg.time_budget:.0%}"
+                     " of the budget")
     return Resolved(cfg, device, B, T, Budget(steps, cfg.time_budget, warmup), streams,
                     val_tokens, notes, why)

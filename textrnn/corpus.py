@@ -5,8 +5,9 @@ through a memmap.
 
 Preparing reads the text a block at a time and never holds it whole:
   1. a pass that hashes the files' bytes: with the tokenizer's settings and the split, the key of
-     a cache folder (`$TEXTRNN_CACHE/corpora/KEY`, default `~/.cache/textrnn`); a hit skips the
-     rest, so a second run and `--resume` start at once;
+     a cache folder (`$TEXTRNN_CACHE/corpora/KEY`, default `~/.cache/textrnn/corpora/KEY`); a
+     hit skips the rest, so a second run and `--resume` start at once. Folders are kept until
+     removed by hand (each says its size when made);
   2. a pass that decodes, checks (binary, wrong encoding, empty) and counts the characters, so
      that validation can be the end of the text: `val_fraction` of it, at most `max_val_chars`;
   3. the tokenizer: the characters of the training part (char), nothing (byte), or merges learnt
@@ -19,7 +20,7 @@ A text file is read the way `data.read_corpus` reads it (BOM dropped, "\\r\\n" -
 
 from __future__ import annotations
 
-import codecs
+import contextlib
 import hashlib
 import json
 import os
@@ -31,12 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import SNIFF, cache_root, check_not_binary, corpus_files
-from .tokenizer import SAFE_CUT, tokenizer_from_json
+from .data import (BLOCK, SNIFF, cache_root, check_not_binary, check_not_empty, corpus_files,
+                   read_blocks, val_size)
+from .tokenizer import SAFE_CUT, WORD_CUT, tokenizer_from_json
 from .tokenizer import build as build_tokenizer
 
-BLOCK = 8 * 2**20         # bytes read at a time
-MAX_VAL_CHARS = 4 * 2**20  # validation text past this is not needed to measure a run
 BPE_SAMPLE = 64 * 2**20   # characters BPE learns its merges from, at most
 FORMAT = 1                # of the cache folders; a change makes new keys
 
@@ -55,55 +55,6 @@ class Corpus:
     cache: Path               # the folder the token files live in
 
 
-# --- reading in blocks ---
-
-def _blocks(path: Path, encoding: str) -> Iterator[tuple[str, int]]:
-    """The text of one file, a block at a time, as `data.read_corpus` reads it: (text, bytes
-    read so far)."""
-    codec = "utf-8-sig" if encoding.replace("-", "").replace("_", "").lower() == "utf8" \
-        else encoding
-    try:
-        decoder = codecs.getincrementaldecoder(codec)("strict")
-    except LookupError:
-        raise ValueError(f"unknown text encoding {encoding!r}") from None
-    done, held_cr = 0, False
-    with open(path, "rb") as f:
-        while True:
-            data = f.read(BLOCK)
-            if done == 0:
-                check_not_binary(path, data[:SNIFF], encoding)
-            try:
-                text = decoder.decode(data, final=not data)
-            except UnicodeDecodeError as e:
-                at = done + e.start - len(decoder.getstate()[0])
-                raise ValueError(
-                    f"{path} is not valid {e.encoding} (at byte offset about {at:,}); if it "
-                    "uses another encoding, say which, e.g. --encoding latin-1") from None
-            done += len(data)
-            text = ("\r" if held_cr else "") + text
-            held_cr = text.endswith("\r") and bool(data)
-            if held_cr:
-                text = text[:-1]
-            yield text.replace("\r\n", "\n"), done
-            if not data:
-                return
-
-
-def read_blocks(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[str, int]]:
-    """The corpus text (a file, or a folder's .txt files each ending in a newline), a block at
-    a time: (text, bytes read so far in all)."""
-    offset = 0
-    for file in corpus_files(path):
-        last = ""
-        for text, done in _blocks(file, encoding):
-            if text:
-                last = text
-                yield text, offset + done
-        if last and not last.endswith("\n") and Path(path).is_dir():
-            yield "\n", offset + done
-        offset += file.stat().st_size
-
-
 def _pieces(path, encoding, start: int, stop: int) -> Iterator[str]:
     """The characters [start, stop) of the corpus text, in blocks."""
     at = 0
@@ -118,8 +69,9 @@ def _pieces(path, encoding, start: int, stop: int) -> Iterator[str]:
 
 class _Writer:
     """Token ids into a file as text comes. For BPE the text is re-cut where its pre-tokenizer
-    would cut anyway (a newline before a non-space), so that the ids are the whole text's; a
-    stretch of 32 MB with no such point is cut where it ends."""
+    would cut anyway (tokenizer.SAFE_CUT), so that the ids are the whole text's; a stretch of
+    32 Mi characters with no such point is cut before a word (" x"), which a pre-tokenizer
+    also starts a new piece at."""
 
     def __init__(self, file: Path, tokenizer, dtype):
         self.out, self.tokenizer, self.dtype = open(file, "wb"), tokenizer, dtype
@@ -133,7 +85,7 @@ class _Writer:
         if cut == 0 and len(text) < 4 * BLOCK:
             self.carry = text
             return
-        cut = cut or len(text)
+        cut = cut or max((m.start() for m in WORD_CUT.finditer(text)), default=0) or len(text)
         self.carry = text[cut:]
         self._encode(text[:cut])
 
@@ -152,14 +104,19 @@ class _Writer:
 
 # --- the token files and their cache ---
 
-def _digest(cfg) -> tuple[str, int]:
-    """SHA-256 of the corpus files' names and bytes, and their size."""
+def _digest(path, encoding: str = "utf-8") -> tuple[str, int]:
+    """SHA-256 of a corpus's file names, sizes and bytes, and its size; a binary file is refused
+    at its first block, before the rest is read."""
     h, size = hashlib.sha256(), 0
-    for file in corpus_files(cfg.corpus):
-        h.update(str(file.relative_to(cfg.corpus) if Path(cfg.corpus).is_dir() else "").encode()
-                 + b"\0")
+    for file in corpus_files(path):
+        name = str(file.relative_to(path)) if Path(path).is_dir() else ""
+        h.update(f"{len(name)}:{name}:{file.stat().st_size}:".encode())
         with open(file, "rb") as f:
+            first = True
             while data := f.read(BLOCK):
+                if first:
+                    check_not_binary(file, data[:SNIFF], encoding)
+                    first = False
                 h.update(data)
                 size += len(data)
     return h.hexdigest(), size
@@ -170,18 +127,16 @@ def _key(digest: str, cfg, tokenizer) -> str:
     kind learnt from the text (None), or by `tokenizer` itself (a resumed run's)."""
     how = {"format": FORMAT, "corpus": digest, "encoding": cfg.encoding,
            "val_fraction": cfg.val_fraction, "max_val_chars": cfg.max_val_chars,
-           "val_file": _file_hash(cfg.val_file),
+           "val_file": _file_hash(cfg.val_file), "bpe_sample": BPE_SAMPLE,
            "tokenizer": tokenizer.to_json() if tokenizer else [cfg.tokenizer, cfg.vocab_size]}
+    if cfg.tokenizer == "bpe":
+        import tokenizers
+        how["tokenizers"] = tokenizers.__version__  # its merges may change with it
     return hashlib.sha256(json.dumps(how, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def _file_hash(path) -> str | None:
-    if not path:
-        return None
-    h = hashlib.sha256()
-    for file in corpus_files(path):
-        h.update(file.read_bytes())
-    return h.hexdigest()
+    return _digest(path)[0] if path else None
 
 
 def _dtype(vocab_size: int) -> np.dtype:
@@ -201,11 +156,26 @@ def _whole(folder: Path) -> bool:
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         size = np.dtype(meta["dtype"]).itemsize
-        return ((folder / "train.bin").stat().st_size == size * meta["train_tokens"] and
-                (folder / "val.bin").stat().st_size == size * meta["val_tokens"] and
-                (folder / "tokenizer.json").is_file())
+        if not ((folder / "train.bin").stat().st_size == size * meta["train_tokens"] and
+                (folder / "val.bin").stat().st_size == size * meta["val_tokens"]):
+            return False
+        _load(folder)  # every file parses
+        return True
     except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+def _size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.iterdir())
+
+
+def _prune(root: Path, hours: float = 24) -> None:
+    """Remove the temporary folders of preparations killed part-way (older than `hours`)."""
+    import time
+    for tmp in root.glob(".*.*") if root.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if tmp.is_dir() and time.time() - tmp.stat().st_mtime > hours * 3600:
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _load(folder: Path) -> Corpus:
@@ -225,7 +195,10 @@ def prepare(cfg, tokenizer=None, log: Callable[[str], None] = print,
     now. `tokenizer`: a resumed run's own (else one is built from the training text).
     `progress(what, done, total)` hears how far each pass has come, in bytes."""
     progress = progress or (lambda *a: None)
-    digest, size = _digest(cfg)
+    if cfg.tokenizer != "bpe" and cfg.vocab_size is not None:
+        build_tokenizer(cfg.tokenizer, "", cfg.vocab_size)  # refuses it, with the reason
+    digest, size = _digest(cfg.corpus, cfg.encoding)
+    stamp = [(f.stat().st_size, f.stat().st_mtime_ns) for f in corpus_files(cfg.corpus)]
     root = Path(cfg.data_cache) if cfg.data_cache else cache_root() / "corpora"
     folder = root / _key(digest, cfg, None)
     if _whole(folder) and (tokenizer is None or tokenizer.to_json() == (
@@ -235,6 +208,7 @@ def prepare(cfg, tokenizer=None, log: Callable[[str], None] = print,
         folder = root / _key(digest, cfg, tokenizer)
         if _whole(folder):
             return _load(folder)
+    _prune(root)
     shutil.rmtree(folder, ignore_errors=True)  # damaged, if anything: made again
     key = folder.name
     # pass 2: check, count and hash the text
@@ -245,13 +219,15 @@ def prepare(cfg, tokenizer=None, log: Callable[[str], None] = print,
         dark = dark and not text.strip()
         progress("reading", done, size)
     if dark:
-        path = Path(cfg.corpus)
-        raise ValueError(f"{path} is empty" if chars == 0 else f"{path} holds only whitespace")
+        check_not_empty(cfg.corpus, "" if chars == 0 else " ")
     if cfg.val_file:
         train_span = (0, chars)
-        val_text_chars = sum(len(t) for t, _ in read_blocks(cfg.val_file, cfg.encoding))
+        val_text = [(len(t), bool(t.strip())) for t, _ in read_blocks(cfg.val_file, cfg.encoding)]
+        val_text_chars = sum(n for n, _ in val_text)
+        if not any(w for _, w in val_text):
+            check_not_empty(cfg.val_file, "" if val_text_chars == 0 else " ")
     else:
-        val_text_chars = _val_chars(chars, cfg.val_fraction, cfg.max_val_chars)
+        val_text_chars = val_size(chars, cfg.val_fraction, cfg.max_val_chars)
         train_span = (0, chars - val_text_chars)
     if val_text_chars < 2:
         raise ValueError(f"validation text too short ({val_text_chars} characters)")
@@ -286,24 +262,18 @@ def prepare(cfg, tokenizer=None, log: Callable[[str], None] = print,
                 "chars_per_token": (train_span[1] - train_span[0]) / max(n_train, 1)}
         (tmp / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+        if stamp != [(f.stat().st_size, f.stat().st_mtime_ns) for f in corpus_files(cfg.corpus)]:
+            raise ValueError(f"{cfg.corpus} changed while it was being prepared; run again")
         try:
             os.rename(tmp, folder)
         except OSError:  # another run made the same folder meanwhile: theirs serves as well
             shutil.rmtree(tmp, ignore_errors=True)
+        log(f"token files: {folder} ({_size(folder) / 2**20:,.1f} MB; remove it, or the whole "
+            "folder, to free the space: it is made again when needed)")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return _load(folder)
-
-
-def _val_chars(chars: int, fraction: float, most: int | None) -> int:
-    if not 0 < fraction < 1:
-        raise ValueError(f"--val-fraction must be between 0 and 1, got {fraction}")
-    n_val = min(int(chars * fraction), MAX_VAL_CHARS if most is None else most)
-    if n_val < 2 or chars - n_val < 2:
-        raise ValueError(f"corpus too short to split ({chars} characters): give at least a "
-                         "few hundred characters, or a separate --val-file")
-    return n_val
 
 
 def _learn(cfg, span: tuple[int, int], log):

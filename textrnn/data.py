@@ -1,9 +1,11 @@
 """Corpus files -> text -> token ids, the train/validation split, and batches for truncated BPTT.
 
 Reading: a UTF-8 text file, or a folder whose `.txt` files (searched recursively, in sorted path
-order) are joined, each ending in a newline. A byte-order mark is dropped and Windows line
-endings become "\\n". Empty, binary (NUL bytes) and wrongly-encoded files are refused with a
-message that says what to do.
+order) are joined, each ending in a newline, a block at a time (`read_blocks`; `read_corpus`
+joins them). A byte-order mark is dropped and Windows line endings become "\\n". Empty, binary
+(NUL bytes) and wrongly-encoded files are refused with a message that says what to do.
+Splitting: validation is the end of the text (`val_size`). corpus.py turns a corpus into token
+files from these blocks.
 
 Batches follow the classic char-rnn scheme. The training ids are cut into B contiguous streams,
 one per batch row; step i feeds each row the next `seq_len` tokens of its stream, and the
@@ -19,13 +21,16 @@ Left out on purpose: shuffling of windows (it would break the carried state) and
 
 from __future__ import annotations
 
+import codecs
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 SNIFF = 1 << 16  # bytes looked at to tell a binary file
+BLOCK = 8 * 2**20  # bytes read at a time
 
 
 def cache_root() -> Path:
@@ -57,34 +62,65 @@ def corpus_files(path: str | Path) -> list[Path]:
     return files
 
 
-def _read_file(path: Path, encoding: str) -> str:
-    data = path.read_bytes()
-    check_not_binary(path, data[:SNIFF], encoding)
-    if encoding.replace("-", "").replace("_", "").lower() == "utf8":
-        encoding = "utf-8-sig"  # drop a byte-order mark if there is one
+def _blocks(path: Path, encoding: str) -> Iterator[tuple[str, int]]:
+    """The text of one file, a block at a time: BOM dropped, "\\r\\n" -> "\\n", refused if
+    binary or not in `encoding`: (text, bytes read so far)."""
+    codec = "utf-8-sig" if encoding.replace("-", "").replace("_", "").lower() == "utf8" \
+        else encoding
     try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as e:
-        raise ValueError(
-            f"{path} is not valid {e.encoding} (byte 0x{data[e.start]:02x} at offset {e.start}); "
-            "if it uses another encoding, say which, e.g. --encoding latin-1") from None
+        decoder = codecs.getincrementaldecoder(codec)("strict")
     except LookupError:
         raise ValueError(f"unknown text encoding {encoding!r}") from None
-    return text.replace("\r\n", "\n")
+    done, held_cr = 0, False
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(BLOCK)
+            if done == 0:
+                check_not_binary(path, data[:SNIFF], encoding)
+            try:
+                text = decoder.decode(data, final=not data)
+            except UnicodeDecodeError as e:
+                at = done + e.start - len(decoder.getstate()[0])
+                raise ValueError(
+                    f"{path} is not valid {e.encoding} (byte 0x{e.object[e.start]:02x} at "
+                    f"offset about {at:,}); if it uses another encoding, say which, e.g. "
+                    "--encoding latin-1") from None
+            done += len(data)
+            text = ("\r" if held_cr else "") + text
+            held_cr = text.endswith("\r") and bool(data)
+            if held_cr:
+                text = text[:-1]
+            yield text.replace("\r\n", "\n"), done
+            if not data:
+                return
+
+
+def read_blocks(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[str, int]]:
+    """The corpus text (a file, or a folder's .txt files each ending in a newline), a block at
+    a time, never whole: (text, bytes read so far in all)."""
+    offset, folder = 0, Path(path).is_dir()
+    for file in corpus_files(path):
+        last, done = "", 0
+        for text, done in _blocks(file, encoding):
+            if text:
+                last = text
+                yield text, offset + done
+        if folder and last and not last.endswith("\n"):
+            yield "\n", offset + done
+        offset += done
 
 
 def read_corpus(path: str | Path, encoding: str = "utf-8") -> str:
-    """The text of a file, or of all `.txt` files under a folder. Raises on empty or bad input."""
-    path = Path(path)
-    files = corpus_files(path)
-    if path.is_dir():
-        parts = [_read_file(f, encoding) for f in files]
-        text = "".join(p if p.endswith("\n") or not p else p + "\n" for p in parts)
-    else:
-        text = _read_file(path, encoding)
+    """The text of a file, or of all `.txt` files under a folder (`read_blocks`, joined).
+    Raises on empty or bad input."""
+    text = "".join(t for t, _ in read_blocks(path, encoding))
+    check_not_empty(path, text)
+    return text
+
+
+def check_not_empty(path, text: str) -> None:
     if not text.strip():
         raise ValueError(f"{path} is empty" if not text else f"{path} holds only whitespace")
-    return text
 
 
 def corpus_name(path: str | Path) -> str:
@@ -93,14 +129,21 @@ def corpus_name(path: str | Path) -> str:
     return (path.stem if path.is_file() else path.name) or "corpus"
 
 
-def split(text, val_fraction: float):
-    """Train on the first (1 - val_fraction) of a text (or ids), validate on the rest (the end)."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
-    n_val = int(len(text) * val_fraction)
-    if n_val < 2 or len(text) - n_val < 2:
-        raise ValueError(f"corpus too short to split ({len(text)} characters): give at least a "
+def val_size(n: int, fraction: float, most: int | None = None) -> int:
+    """How much of a text of `n` characters (or ids) is kept for validation: `fraction` of it,
+    at most `most`, from its end."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"--val-fraction must be between 0 and 1, got {fraction}")
+    n_val = min(int(n * fraction), n if most is None else most)
+    if n_val < 2 or n - n_val < 2:
+        raise ValueError(f"corpus too short to split ({n} characters): give at least a "
                          "few hundred characters, or a separate --val-file")
+    return n_val
+
+
+def split(text, val_fraction: float, most: int | None = None):
+    """Train on the first part of a text (or ids), validate on the rest (the end)."""
+    n_val = val_size(len(text), val_fraction, most)
     return text[:-n_val], text[-n_val:]
 
 

@@ -55,18 +55,19 @@ def evaluate_ids(model, ids, chunk: int = EVAL_CHUNK, streams: int = 1,
     model.eval()
     device = next(model.parameters()).device
     L = -(-(n - warmup) // streams)                          # predictions per later slice
-    pos = torch.arange(streams)[:, None] * L + torch.arange(warmup + L + 1)  # (S, W+L+1)
-    scored = (pos[:, 1:] <= n) & ((torch.arange(streams)[:, None] == 0)
-                                  | (torch.arange(warmup + L) >= warmup))   # (S, W+L)
-    pos = pos.clamp(max=n)
+    starts = torch.arange(streams)[:, None] * L              # slice s reads from s * L
     total, state = 0.0, None
-    for t in range(0, warmup + L, chunk):
-        window = as_ids(ids[pos[:, t:t + chunk + 1].numpy()] if isinstance(ids, np.ndarray)
-                        else ids[pos[:, t:t + chunk + 1]]).to(device)      # (S, T+1)
+    for t in range(0, warmup + L, chunk):                    # positions built a chunk at a time
+        steps = torch.arange(t, min(t + chunk, warmup + L) + 1)
+        pos = starts + steps                                                # (S, T+1)
+        scored = (pos[:, 1:] <= n) & ((starts == 0) | (steps[None, :-1] >= warmup))
+        pos = pos.clamp(max=n)
+        window = as_ids(ids[pos.numpy()] if isinstance(ids, np.ndarray) else ids[pos])
+        window = window.to(device)                                         # (S, T+1)
         logits, _, state = model(window[:, :-1], state=state)            # (S, T, V)
         nats = F.cross_entropy(logits.flatten(0, 1).float(), window[:, 1:].flatten(),
                                reduction="none")
-        total += (nats * scored[:, t:t + chunk].flatten().to(device)).sum().item()
+        total += nats[scored.flatten().to(device)].sum().item()
     model.train(was_training)
     return total, n
 

@@ -228,8 +228,10 @@ def _byte_to_unicode() -> dict[int, str]:
     return {**{b: chr(b) for b in keep}, **{b: chr(256 + i) for i, b in enumerate(moved)}}
 
 
-# Cut only where byte-level pre-tokenization cuts anyway: after a newline, before a non-space.
-SAFE_CUT = re.compile(r"(?<=\n)(?=\S)")
+# Cut only where byte-level pre-tokenization cuts anyway: after a non-space and a newline,
+# before a non-space ("a\n\nb" and "a \nb" are not cut: the spaces before a cut would merge).
+SAFE_CUT = re.compile(r"(?<=\S\n)(?=\S)")
+WORD_CUT = re.compile(r"(?<=\S)(?= \S)")  # before a word: where no newline allows a cut
 
 
 def _chunks(text: str, size: int = 1 << 20) -> list[str]:

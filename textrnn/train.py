@@ -156,6 +156,8 @@ class Run:
     opt: torch.optim.AdamW
     metrics: checkpoint.MetricsLog
     summary: dict             # the card's training section, less what changes as it trains
+    val_ids: object           # what a validation pass reads: the text, or its first tokens
+    val_chars: int            # ... and the characters it predicts
 
     def progress(self, state: LoopState) -> float:
         """The fraction of the budget used."""
@@ -247,7 +249,14 @@ def prepare(cfg: TrainConfig, reporter: Reporter,
         "precision": cfg.precision, "torch_version": torch.__version__,
         "train_config": cfg.record(),
     }
-    run = Run(cfg, settings, out, corpus, tokenizer, batches, model, opt, metrics, summary)
+    val_ids, val_chars = corpus.val_ids, corpus.val_chars
+    if settings.val_tokens < len(val_ids):  # a prefix: count the characters it predicts
+        val_ids = val_ids[:settings.val_tokens]
+        val_chars = max(len(tokenizer.decode(val_ids.tolist())) -
+                        len(tokenizer.decode(val_ids[:1].tolist())), 1)
+    summary["val_chars"] = val_chars + len(tokenizer.decode(val_ids[:1].tolist()))
+    run = Run(cfg, settings, out, corpus, tokenizer, batches, model, opt, metrics, summary,
+              val_ids, val_chars)
     _say_what_was_decided(run, state, resumed=resume is not None, log=reporter.log)
     return run, state, carry
 
@@ -334,7 +343,8 @@ def summary(run: Run, state: LoopState, val_loss: float | None, at_step: int | N
 def save_last(run: Run, state: LoopState, carry, rng_state: torch.Tensor) -> None:
     """The latest step, with what resuming needs, to `last/`."""
     info = {"step": state.step, "loop": asdict(state), "corpus_sha256": run.corpus.sha256,
-            "train_config": run.summary["train_config"]}
+            "train_config": {**run.summary["train_config"],
+                             "val_tokens": run.settings.val_tokens}}
     checkpoint.save_last(run.out, run.model, run.tokenizer,
                          summary(run, state, state.last_val, state.last_val_step),
                          run.opt, carry, rng_state, info)
@@ -349,12 +359,10 @@ def evals_due(progress: float, evals: int) -> int:
 def validate(run: Run, state: LoopState) -> dict:
     """A pass over the validation text: as one stream (see LM.evaluate), or, for a big one, in
     slices side by side (`evaluate_ids`) under the run's precision."""
-    s, c = run.settings, run.corpus
-    ids = c.val_ids[:s.val_tokens]
+    s, ids = run.settings, run.val_ids
     with autocast(s.device, s.val_streams > 1 and run.cfg.precision == "bf16"):
         nats = evaluate_ids(run.model, ids, streams=s.val_streams)[0]
-    chars = c.val_chars if len(ids) == len(c.val_ids) else (len(ids) - 1) * c.chars_per_token
-    val = nats / chars  # nats per character
+    val = nats / run.val_chars  # nats per character
     state.last_val, state.last_val_step = val, state.step
     return {"step": state.step, "val_loss": round(val, 5),
             "val_bpc": round(val / math.log(2), 5),
