@@ -156,3 +156,14 @@ def test_train_says_what_it_chose_and_records_the_values(corpus_file, tmp_path):
     assert tc["lr"] == lr and tc["batch_size"] >= 1 and tc["seq_len"] >= 1
     assert tc["weight_decay"] is not None and f"weight-decay {tc['weight_decay']:g}" in chose[0]
     assert saved["training"]["precision"] == "fp32"
+
+
+def test_a_large_alphabet_does_not_shrink_the_recurrent_core():
+    from textrnn.model import core_params
+    c = ModelConfig(vocab_size=6000, hidden=256, layers=2, dropout=0.0)
+    assert core_params(c) == 4 * 256 * (64 + 256 + 2) + 4 * 256 * (256 + 256 + 2)
+    speed = flops_speed(150e9)  # the softmax of 6,000 still slows every step, as timed
+    small, _ = pick(n_tokens=1_000_000, vocab=65, speed=speed, time_budget=120)
+    large, why = pick(n_tokens=1_000_000, vocab=6000, speed=speed, time_budget=120)
+    assert large.model.hidden >= 192 and "per recurrent weight" in why
+    assert small.model.hidden >= large.model.hidden

@@ -48,7 +48,7 @@ def _train_parser(sub) -> None:
                    "holds at most this many characters (4 Mi: enough to measure a run to "
                    "~0.001 nats/char on any corpus)")
     g.add_argument("--val-streams", type=int, help="read validation as this many slices side "
-                   "by side; 1 reads it as one stream, exactly (auto: 1 up to 256k tokens, "
+                   "by side; 1 reads it as one stream, exactly (auto: 1 up to 32k tokens, "
                    f"else {config.VAL_STREAMS}, within ~0.001 nats/char of one stream)")
     g.add_argument("--data-cache", metavar="DIR", help="where the token files of a prepared "
                    "corpus are kept, so a second run and --resume skip the work "

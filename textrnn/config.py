@@ -14,7 +14,10 @@ candidate model at (timed in a few steps at the start) times the seconds. Then, 
 sweep in docs/training.md:
 
 - width: the widest of `WIDTHS` (two layers) that still gets `TOKENS_PER_WEIGHT` training tokens
-  per weight, and has at most `WEIGHTS_PER_TOKEN` weights per corpus token. A wider model that
+  per recurrent weight, and has at most `WEIGHTS_PER_TOKEN` of them per corpus token. The
+  embedding and the softmax are not counted: each of their rows is trained by its own token's
+  occurrences, and what they cost a step is in the timed speed. (Counting them, a Chinese text
+  of 6,000 distinct characters got a 2x64 core for its 120 s, 0.10 nats/char behind 2x256.) A wider model that
   cannot see enough text in the budget is still learning when time runs out, and the narrower one
   that converged wins; a model much larger than its corpus memorises it.
 - dropout: none while the run reads the corpus only a few times; more as the number of passes
@@ -43,7 +46,7 @@ import torch
 
 from . import checkpoint
 from .data import fit_batch_shape
-from .model import GATES, ModelConfig, RNNLM, autocast, num_params, pick_device
+from .model import GATES, ModelConfig, RNNLM, autocast, core_params, num_params, pick_device
 from .tokenizer import KINDS as TOKENIZERS
 
 # --- every default, in one place ---
@@ -51,8 +54,8 @@ DEFAULT_STEPS = 2000      # the budget when neither max_steps nor time_budget is
 PRECISIONS = ("auto", "fp32", "bf16")
 WIDTHS = (64, 96, 128, 192, 256, 384, 512, 768, 1024)  # hidden sizes the width rule picks from
 LAYERS = 2                # a third layer lost at 300 s (docs/training.md)
-TOKENS_PER_WEIGHT = 2.0   # training tokens each weight needs before a wider model pays
-WEIGHTS_PER_TOKEN = 4.0   # at most this many weights per training token of corpus
+TOKENS_PER_WEIGHT = 2.0   # training tokens each recurrent weight needs before a wider model pays
+WEIGHTS_PER_TOKEN = 4.0   # at most this many recurrent weights per training token of corpus
 BASE_LR, BASE_WIDTH = 1e-2, 256  # the peak lr at width 256; wider models take less
 BATCH, SEQ_LEN = 64, 50   # streams x BPTT tokens: 64 streams keep two cores' matmuls busy
 MIN_STEPS, MIN_BATCH = 500, 8  # a short time budget halves the batch down to 8 for 500 steps
@@ -61,9 +64,11 @@ WEIGHT_DECAY, WEIGHT_DECAY_PASSES, MAX_WEIGHT_DECAY = 0.1, 7, 0.3  # AdamW decay
 MAX_SEQ_LEN, MAX_BATCH = 10_000, 65_536  # past these, a typo: refused with advice
 MEMORY_SHARE = 0.8        # a run may plan to use this much of the device's memory, no more
 MAX_VAL_CHARS = 4 * 2**20  # the validation split's default size limit, in characters
-SINGLE_STREAM_TOKENS = 256 * 1024  # validation up to this is read as one stream, exactly
-VAL_STREAMS = 16          # beyond it, in this many slices at once: 2.7x faster (5x in bf16),
-                          # within 0.001 nats/char of one stream on tiny-shakespeare
+SINGLE_STREAM_TOKENS = 32 * 1024  # validation up to this is read as one stream, exactly
+VAL_STREAMS = 16          # beyond it, in this many slices at once: 2.7x faster (5x in bf16; far
+                          # more with a large vocabulary), within 0.001 nats/char of one stream
+                          # on tiny-shakespeare
+MIN_VAL_TOKENS = 256 * 1024  # a time budget never cuts validation below this
 VAL_SHARE = 0.06          # with a time budget, validation passes take at most this share of it
 EVAL_SPEEDUP = 4.0        # a batched validation token costs about 1/4 of a training token
 RESUME_KEEPS = ("seq_len", "batch_size", "lr")  # a resumed run's, unless given anew
@@ -104,7 +109,7 @@ class TrainConfig:
     resume: str | None = None      # a run folder to continue (its last/ checkpoint)
     data_cache: str | None = None  # token files are kept here; None: $TEXTRNN_CACHE/corpora
     val_streams: int | None = None  # validation read as this many slices side by side; 1 reads
-                                   # one stream, exactly; None: 1 up to 256k tokens, else 16
+                                   # one stream, exactly; None: 1 up to 32k tokens, else 16
     overwrite: bool = False        # replace an existing run in `out`
 
     def __post_init__(self):
@@ -306,7 +311,7 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
         width = WIDTHS[0]
         for w in WIDTHS:
             mc = candidate(w)
-            p = num_weights(mc)
+            p = core_params(mc)
             if p > WEIGHTS_PER_TOKEN * n_tokens or tokens(mc, batch) < TOKENS_PER_WEIGHT * p:
                 break
             width = w
@@ -326,7 +331,7 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
     timed = cfg.time_budget and (not steps or d < steps * batch * seq_len)
     why = [f"{d / 1e6:.3g}M tokens in the budget"
            + (f" at {d / cfg.time_budget:,.0f} tokens/s" if timed else ""),
-           f"{d / num_weights(m):.3g} per weight"]
+           f"{d / core_params(m):.3g} per recurrent weight"]
 
     # 3. dropout from the passes over the corpus, lr from the width
     passes = d / max(n_tokens, 1)
@@ -442,7 +447,7 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
         model = replace(cfg.model, vocab_size=vocab_size)
         rate = EVAL_SPEEDUP * train_speed(model, B, T, device, cfg.precision == "bf16")
         affordable = VAL_SHARE * cfg.time_budget * rate / cfg.evals
-        val_tokens = min(n_val, max(SINGLE_STREAM_TOKENS, 2 ** int(math.log2(affordable))))
+        val_tokens = min(n_val, max(MIN_VAL_TOKENS, 2 ** int(math.log2(affordable))))
         notes.append(f"validating on {val_tokens:,} of the {n_val:,} validation tokens in "
                      f"{streams} streams: about {val_tokens / rate:.0f} s a pass, "
                      f"{cfg.evals} passes, {cfg.evals * val_tokens / rate / cfg.time_budget:.0%}"

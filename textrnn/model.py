@@ -91,6 +91,12 @@ def param_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes | {"head.weight": (c.vocab_size, H), "head.bias": (c.vocab_size,)}
 
 
+def core_params(c: ModelConfig) -> int:
+    """The recurrent layers' weights: what every token trains (an embedding or softmax row is
+    trained mostly by its own token's occurrences)."""
+    return sum(math.prod(s) for k, s in param_shapes(c).items() if k.startswith("rnn."))
+
+
 def num_params(c: ModelConfig) -> int:
     """`RNNLM(c).num_params()`, without building it (tied weights count once)."""
     shapes = param_shapes(c)
