@@ -57,14 +57,7 @@ class Corpus:
 
 def _pieces(path, encoding, start: int, stop: int) -> Iterator[str]:
     """The characters [start, stop) of the corpus text, in blocks."""
-    at = 0
-    for text, _ in read_blocks(path, encoding):
-        lo, hi = max(start - at, 0), min(stop - at, len(text))
-        if lo < hi:
-            yield text[lo:hi]
-        at += len(text)
-        if at >= stop:
-            return
+    return _stretches(path, encoding, [start], stop - start)
 
 
 class _Writer:
@@ -295,13 +288,15 @@ def _learn(cfg, span: tuple[int, int], log):
     starts = [start + i * (n - width) // 63 for i in range(64)]
     log(f"BPE learns its merges from {64 * width:,} of the {n:,} training characters (64 "
         f"evenly spaced stretches of {width:,})")
-    return build_tokenizer("bpe", _stretches(cfg, starts, width), cfg.vocab_size, log)
+    return build_tokenizer("bpe", _stretches(cfg.corpus, cfg.encoding, starts, width),
+                           cfg.vocab_size, log)
 
 
-def _stretches(cfg, starts: list[int], width: int) -> Iterator[str]:
-    """The text of [a, a + width) for each a in `starts` (sorted), in one pass over the corpus."""
+def _stretches(path, encoding, starts: list[int], width: int) -> Iterator[str]:
+    """The text of [a, a + width) for each a in `starts` (sorted), in one pass over the corpus
+    that ends with the last stretch."""
     at, i = 0, 0
-    for text, _ in read_blocks(cfg.corpus, cfg.encoding):
+    for text, _ in read_blocks(path, encoding):
         while i < len(starts):
             lo, hi = max(starts[i] - at, 0), min(starts[i] + width - at, len(text))
             if lo >= len(text):
@@ -312,6 +307,6 @@ def _stretches(cfg, starts: list[int], width: int) -> Iterator[str]:
                 i += 1
             else:
                 break
+        if i == len(starts):
+            return
         at += len(text)
-
-
