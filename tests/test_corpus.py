@@ -19,6 +19,12 @@ TEXT = ("\ufeff" + TINY.replace("\n", "\r\n") + "naïve café 日本語 🙂\r\n
         + "Ünïcödé ëvërÿwhërë\r\n" * 20)
 
 
+def small_blocks(monkeypatch, n: int) -> None:
+    """Files read `n` bytes at a time (data.BLOCK), and BPE's carry sized to match."""
+    monkeypatch.setattr("textrnn.data.BLOCK", n)
+    monkeypatch.setattr(corpus, "BLOCK", n)
+
+
 def _folder(cfg) -> str:
     return corpus.prepare(cfg, log=lambda m: None).cache.name
 
@@ -34,7 +40,7 @@ def prepared(tmp_path, kind, text=TEXT, **kw):
 
 @pytest.mark.parametrize("kind", ["char", "byte", "bpe"])
 def test_blocks_give_the_ids_of_the_whole_text(tmp_path, kind, monkeypatch):
-    monkeypatch.setattr(corpus, "BLOCK", 97)  # blocks end inside characters and inside "\r\n"
+    small_blocks(monkeypatch, 97)  # blocks end inside characters and inside "\r\n"
     cfg, c = prepared(tmp_path, kind)
     text = read_corpus(cfg.corpus)
     train_text, val_text = split(text, 0.1)
@@ -49,7 +55,7 @@ def test_blocks_give_the_ids_of_the_whole_text(tmp_path, kind, monkeypatch):
 
 
 def test_a_folder_reads_as_read_corpus_reads_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus, "BLOCK", 50)
+    small_blocks(monkeypatch, 50)
     folder = tmp_path / "books"
     (folder / "b").mkdir(parents=True)
     (folder / "a.txt").write_text("first file, no newline at its end")
@@ -115,23 +121,38 @@ def test_training_resumes_on_the_cached_token_files(tmp_path, corpus_file):
     assert sorted(cache.iterdir()) == folders and len(folders) == 1  # served, not made again
 
 
+LINE = "".join(chr(97 + i % 26) for i in range(99)) + "\n"
+
+
+def _big(path, mb: int):
+    """A file of `mb` MB of LINE, and its size in characters."""
+    lines = mb * 2**20 // len(LINE)
+    with open(path, "w") as f:
+        for _ in range(lines):
+            f.write(LINE)
+    return path, lines * len(LINE)
+
+
+def _peak(code: str, *args) -> tuple[int, float]:
+    """Run `code`, which prints a figure, its own peak RSS before the step measured and after;
+    -> (the figure, MB the step added to the peak)."""
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                         text=True, check=True).stdout.split()
+    n, base, peak = map(int, out)
+    return n, (peak - base) / 1024
+
+
 def test_preparing_holds_no_corpus_sized_object(tmp_path):
-    big = tmp_path / "big.txt"
-    line = "".join(chr(97 + i % 26) for i in range(99)) + "\n"
-    with open(big, "w") as f:
-        for _ in range(64 * 2**20 // len(line)):  # 64 MB
-            f.write(line)
+    big, _ = _big(tmp_path / "big.txt", 64)
     code = ("import resource, sys, textrnn\n"
             "from textrnn import corpus\n"
             "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
             "c = corpus.prepare(textrnn.TrainConfig(corpus=sys.argv[1], tokenizer='byte', "
             "data_cache=sys.argv[2]), log=lambda m: None)\n"
             "print(len(c.train_ids), base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", code, str(big), str(tmp_path / "cache")],
-                         capture_output=True, text=True, check=True).stdout.split()
-    n, base, peak = map(int, out)
+    n, mb = _peak(code, big, tmp_path / "cache")
     assert n > 59 * 2**20  # all but the 4 Mi characters of validation
-    assert (peak - base) / 1024 < 120, f"{(peak - base) / 1024:.0f} MB for a 64 MB corpus"
+    assert mb < 120, f"{mb:.0f} MB for a 64 MB corpus"
 
 
 def test_a_batched_validation_pass_scores_every_prediction_once():
@@ -158,8 +179,7 @@ def test_meta_records_what_a_run_reports(tmp_path):
 
 
 def test_bpe_blocks_cut_only_where_the_whole_text_would(tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus, "BLOCK", 97)
-    monkeypatch.setattr("textrnn.data.BLOCK", 97)
+    small_blocks(monkeypatch, 97)
     text = ("a line\n\nafter a blank line \nafter trailing spaces  \n\n\n  indented\n" * 40
             + "no newline for a long while " * 40 + "\n" + TINY)
     cfg, c = prepared(tmp_path, "bpe", text=text)
@@ -194,3 +214,75 @@ def test_a_resumed_run_validates_on_as_many_tokens_as_it_started_with():
     saved = {"seq_len": 16, "batch_size": 4, "lr": 0.01, "val_tokens": 300_000}
     r = resolve(cfg, 10**6, 30, resume=(saved, model), n_val=10**6)
     assert r.val_tokens == 300_000 and r.val_streams == 16
+
+
+def _lm(kind: str, text: str = TEXT):
+    from textrnn.lm import LM
+    tok = build(kind, text, 300 if kind == "bpe" else None, log=lambda m: None)
+    return LM(make_model(vocab=tok.vocab_size, hidden=16), tok)
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe"])
+def test_evaluating_a_file_reads_it_in_blocks_and_scores_what_evaluate_scores(
+        tmp_path, kind, monkeypatch):
+    small_blocks(monkeypatch, 97)
+    path = tmp_path / "c.txt"
+    path.write_bytes(TEXT.encode("utf-8"))
+    lm = _lm(kind)
+    whole = lm.evaluate(read_corpus(path))
+    assert lm.evaluate_file(path, streams=1) == whole
+    many = lm.evaluate_file(path, streams=4)
+    assert many["streams"] == 4 and many["tokens"] == whole["tokens"]
+    assert many["loss"] == pytest.approx(whole["loss"], rel=0.02)
+    heard = []
+    lm.evaluate_file(path, progress=lambda *a: heard.append(a))
+    assert heard[-1][0] == "evaluating" and heard[-1][1] == heard[-1][2] == whole["tokens"]
+    assert {what for what, *_ in heard} == {"encoding", "evaluating"}
+
+
+def test_evaluating_a_folder_is_evaluating_its_text(tmp_path):
+    folder = tmp_path / "books"
+    folder.mkdir()
+    (folder / "a.txt").write_text(TINY[:500])
+    (folder / "b.txt").write_text(TINY[500:1200])
+    lm = _lm("char", TINY)
+    assert lm.evaluate_file(folder) == lm.evaluate(read_corpus(folder))
+
+
+def test_evaluating_a_file_leaves_no_token_file_behind(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTRNN_CACHE", str(tmp_path / "cache"))
+    small_blocks(monkeypatch, 97)
+    lm = _lm("char")
+    good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
+    good.write_text(TEXT)
+    bad.write_bytes(TEXT.encode("utf-8") + b"\xff" + TEXT.encode("utf-8"))  # not UTF-8, late
+    lm.evaluate_file(good)
+    with pytest.raises(ValueError, match="not valid utf-8"):
+        lm.evaluate_file(bad)
+    for wrong, message in [(tmp_path / "empty.txt", "is empty"), (good, "at least 1")]:
+        wrong.touch()
+        with pytest.raises(ValueError, match=message):
+            lm.evaluate_file(wrong, streams=0 if wrong == good else None)
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+
+
+def test_evaluating_a_big_file_holds_no_file_sized_object(tmp_path):
+    big, chars = _big(tmp_path / "big.txt", 24)
+    code = ("import resource, sys, torch, textrnn\n"
+            "from textrnn import CharTokenizer, ModelConfig, RNNLM\n"
+            "from textrnn.lm import LM\n"
+            "torch.manual_seed(0)\n"
+            "tok = CharTokenizer.train('abcdefghijklmnopqrstuvwxyz\\n')\n"
+            "lm = LM(RNNLM(ModelConfig(vocab_size=tok.vocab_size, hidden=8, layers=1, "
+            "embed=4, dropout=0.0)), tok)\n"
+            "lm.evaluate_file(sys.argv[1], streams=1)  # warm: the libraries' own memory\n"
+            "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "r = lm.evaluate_file(sys.argv[2], streams=64)\n"
+            "print(r['tokens'], base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    small = tmp_path / "small.txt"
+    small.write_text(LINE * 100)
+    n, mb = _peak(code, small, big)
+    assert n == chars - 1
+    # the token file's 24 MB of mapped pages count here; the whole text would be 24 MB as a
+    # str, and 96 MB more as code points, before its ids
+    assert mb < 100, f"{mb:.0f} MB for a 24 MB file"

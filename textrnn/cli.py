@@ -19,10 +19,11 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from . import __version__, checkpoint, config
 from .config import TrainConfig
-from .data import corpus_name, read_corpus
+from .data import corpus_name
 from .lm import load, new_seed
 from .model import CELLS, ModelConfig
 from .tokenizer import KINDS as TOKENIZERS
@@ -129,7 +130,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a checkpoint or run folder")
     p.add_argument("file", help="a text file or folder of .txt files")
     p.add_argument("--encoding", default="utf-8", help="text encoding of the file (utf-8)")
+    p.add_argument("--streams", type=int, help="read the text as this many slices side by "
+                   f"side (default: 1 up to {config.SINGLE_STREAM_TOKENS:,} tokens, else "
+                   f"{config.VAL_STREAMS}, within ~0.001 nats/char of one stream)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (cpu)")
 
     p = sub.add_parser("info", help="print a checkpoint's model card")
@@ -183,12 +188,32 @@ def _cmd_sample(args) -> int:
 
 def _cmd_eval(args) -> int:
     lm = load(args.checkpoint, device=args.device)
-    result = lm.evaluate(read_corpus(args.file, args.encoding))
+    bar, phase = None, None
+
+    def progress(what, done, total):
+        nonlocal bar, phase
+        if args.no_progress:
+            return
+        if what != phase:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=total, desc=what, unit="B" if what == "encoding" else "tok",
+                       unit_scale=True, leave=False, file=sys.stderr, disable=None)
+            phase = what
+        bar.update(done - bar.n)
+
+    try:
+        result = lm.evaluate_file(args.file, args.encoding, args.streams, progress)
+    finally:
+        if bar is not None:
+            bar.close()
     if args.json:
         print(json.dumps(result))
         return 0
     print(f"{args.file}: {result['chars']:,} chars predicted, {result['loss']:.4f} nats/char, "
-          f"{result['bpc']:.4f} bits/char, perplexity {result['perplexity']:.3f}")
+          f"{result['bpc']:.4f} bits/char, perplexity {result['perplexity']:.3f}"
+          + (f" (read as {result['streams']} slices side by side)" if result["streams"] > 1
+             else ""))
     if result["unknown"]:
         print(f"note: {result['unknown']:,} characters were never seen in training "
               "(counted as <unk>)", file=sys.stderr)

@@ -401,6 +401,11 @@ class Budget:
                            ([f"{self.seconds:g} s"] if self.seconds else []))
 
 
+def val_streams(n_tokens: int) -> int:
+    """Slices a validation pass over `n_tokens` reads side by side, by default."""
+    return 1 if n_tokens <= SINGLE_STREAM_TOKENS else VAL_STREAMS
+
+
 @dataclass(frozen=True)
 class Resolved:
     """A run's settings with nothing left open: what the training loop reads."""
@@ -439,7 +444,7 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
         check_memory(replace(cfg.model, vocab_size=vocab_size), B, T, device)
     steps = budget_steps(cfg)
     warmup = min(cfg.warmup_steps, steps // 10) if steps else cfg.warmup_steps
-    streams = cfg.val_streams or (1 if n_val <= SINGLE_STREAM_TOKENS else VAL_STREAMS)
+    streams = cfg.val_streams or val_streams(n_val)
     val_tokens = n_val
     if resume is not None and resume[0].get("val_tokens"):  # the run's own, so passes compare
         val_tokens = min(n_val, resume[0]["val_tokens"])

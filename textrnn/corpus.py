@@ -38,6 +38,7 @@ from .tokenizer import SAFE_CUT, WORD_CUT, tokenizer_from_json
 from .tokenizer import build as build_tokenizer
 
 BPE_SAMPLE = 64 * 2**20   # characters BPE learns its merges from, at most
+ENCODE_CHARS = 2**20      # char and byte encode this many characters at a time, to bound memory
 FORMAT = 1                # of the cache folders; a change makes new keys
 
 
@@ -83,9 +84,11 @@ class _Writer:
         self._encode(text[:cut])
 
     def _encode(self, text: str) -> None:
-        ids = self.tokenizer.encode(text).numpy().astype(self.dtype)
-        self.out.write(ids.tobytes())
-        self.n += len(ids)
+        step = len(text) if self.bpe else ENCODE_CHARS  # BPE's pieces are its own cuts
+        for i in range(0, len(text), step):
+            ids = self.tokenizer.encode(text[i:i + step]).numpy().astype(self.dtype)
+            self.out.write(ids.tobytes())
+            self.n += len(ids)
 
     def close(self) -> int:
         if self.carry:
@@ -93,6 +96,26 @@ class _Writer:
             self.carry = ""
         self.out.close()
         return self.n
+
+
+def encode_file(path, tokenizer, file: Path, encoding: str = "utf-8",
+                progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, int]:
+    """The text of `path` (a file, or a folder of .txt files, read as training reads it)
+    encoded by `tokenizer` into `file` a block at a time: (its ids as a read-only memmap,
+    characters read). `progress(bytes done, bytes in all)` hears how far it has come."""
+    size = sum(f.stat().st_size for f in corpus_files(path))
+    dtype, chars = _dtype(tokenizer.vocab_size), 0
+    out = _Writer(file, tokenizer, dtype)
+    try:
+        for text, done in read_blocks(path, encoding):
+            out.add(text)
+            chars += len(text)
+            if progress:
+                progress(done, size)
+    except BaseException:
+        out.out.close()
+        raise
+    return _memmap(file, dtype, out.close()), chars
 
 
 # --- the token files and their cache ---

@@ -4,6 +4,7 @@
     lm.generate("ROMEO:", max_new_chars=500, temperature=0.8, seed=1)   # -> str
     for piece in lm.stream("ROMEO:"): print(piece, end="")
     lm.evaluate(text)   # -> {"loss": nats/char, "bpc": bits/char, "chars": n, ...}
+    lm.evaluate_file("held_out.txt")   # the same over a file or folder of any size, streamed
 
 Generated text is the continuation only; the prompt is not repeated. An empty prompt starts the
 model as if it had just read a newline (or, with no newline in the vocabulary, its first
@@ -15,7 +16,8 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint
-from .data import as_ids
+from .config import val_streams
+from .corpus import encode_file
+from .data import as_ids, cache_root
 from .model import pick_device
 from .sample import Generation, Settings
 
@@ -38,7 +42,8 @@ def new_seed() -> int:
 
 @torch.inference_mode()
 def evaluate_ids(model, ids, chunk: int = EVAL_CHUNK, streams: int = 1,
-                 warmup: int = EVAL_WARMUP) -> tuple[float, int]:
+                 warmup: int = EVAL_WARMUP,
+                 progress: Callable[[int, int], None] | None = None) -> tuple[float, int]:
     """Total nats and number of predictions over `ids` read as one stream, state carried.
 
     Token i + 1 is predicted from tokens 0..i, so len(ids) - 1 predictions are scored. With
@@ -46,11 +51,12 @@ def evaluate_ids(model, ids, chunk: int = EVAL_CHUNK, streams: int = 1,
     slice s starts `warmup` tokens before the first token it scores, so that its state has
     read some of the text before it (the first slice starts at the beginning, as one stream
     would). Every prediction is scored once; only the first `warmup` predictions of each later
-    slice see less context than in one stream.
+    slice see less context than in one stream. `progress(done, total)` hears how far the pass
+    has come, in predictions.
     """
     n = len(ids) - 1
     if streams <= 1 or n < 4 * streams * (warmup + 1):
-        return _evaluate_one(model, ids, chunk)
+        return _evaluate_one(model, ids, chunk, progress)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -68,11 +74,13 @@ def evaluate_ids(model, ids, chunk: int = EVAL_CHUNK, streams: int = 1,
         nats = F.cross_entropy(logits.flatten(0, 1).float(), window[:, 1:].flatten(),
                                reduction="none")
         total += nats[scored.flatten().to(device)].sum().item()
+        if progress:
+            progress(n * min(t + chunk, warmup + L) // (warmup + L), n)
     model.train(was_training)
     return total, n
 
 
-def _evaluate_one(model, ids, chunk: int) -> tuple[float, int]:
+def _evaluate_one(model, ids, chunk: int, progress=None) -> tuple[float, int]:
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -81,6 +89,8 @@ def _evaluate_one(model, ids, chunk: int) -> tuple[float, int]:
         piece = as_ids(ids[i:i + chunk + 1]).to(device)[None]         # (1, T+1)
         logits, _, state = model(piece[:, :-1], state=state)           # (1, T, V)
         total += F.cross_entropy(logits[0].float(), piece[0, 1:], reduction="sum").item()
+        if progress:
+            progress(min(i + chunk, len(ids) - 1), len(ids) - 1)
     model.train(was_training)
     return total, max(len(ids) - 1, 0)
 
@@ -171,18 +181,52 @@ class LM:
         if len(ids) < 2:
             raise ValueError("text to evaluate needs at least 2 tokens")
         nats, n_tokens = evaluate_ids(self.model, ids)
-        chars = predicted_chars(tok, text, ids)
-        loss = nats / chars
         unknown = 0 if tok.unk_id is None else int((ids == tok.unk_id).sum())
-        return {"loss": loss, "bpc": loss / math.log(2), "perplexity": math.exp(loss),
-                "chars": chars, "tokens": n_tokens, "nats_per_token": nats / n_tokens,
-                "unknown": unknown}
+        return _figures(nats, n_tokens, predicted_chars(tok, text, ids), unknown, 1)
+
+    def evaluate_file(self, path: str | Path, encoding: str = "utf-8", streams: int | None = None,
+                      progress: Callable[[str, int, int], None] | None = None) -> dict:
+        """`evaluate` over a file or a folder of .txt files (read as training reads a corpus),
+        in memory that does not grow with it: the text is encoded a block at a time into a
+        temporary token file under the cache folder, then read from there. Beyond
+        SINGLE_STREAM_TOKENS it is read as VAL_STREAMS slices side by side, as training's
+        validation is (within ~0.001 nats/char of one stream); `streams=1` reads it as one
+        stream, as `evaluate` does. `progress(what, done, total)` hears how far each pass has
+        come ("encoding" in bytes, "evaluating" in tokens)."""
+        if streams is not None and streams < 1:
+            raise ValueError(f"streams must be at least 1, got {streams}")
+        tok, progress = self.tokenizer, progress or (lambda *a: None)
+        root = cache_root()
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=root, prefix=".eval-") as tmp:
+            ids, chars = encode_file(path, tok, Path(tmp) / "ids.bin", encoding,
+                                     lambda done, total: progress("encoding", done, total))
+            if chars == 0:
+                raise ValueError(f"{path} is empty")
+            if len(ids) < 2:
+                raise ValueError(f"{path} is too short to evaluate (it needs at least 2 tokens)")
+            streams = streams or val_streams(len(ids))
+            nats, n_tokens = evaluate_ids(
+                self.model, ids, streams=streams,
+                progress=lambda done, total: progress("evaluating", done, total))
+            unknown = 0 if tok.unk_id is None else sum(
+                int((ids[i:i + 2**22] == tok.unk_id).sum()) for i in range(0, len(ids), 2**22))
+            first = len(tok.decode(ids[:1].tolist()))
+            del ids
+        return _figures(nats, n_tokens, max(chars - first, 1), unknown, streams)
 
     # --- description ---
 
     def card(self) -> str:
         """The model card: what this model is and how it was made, as plain text."""
         return model_card(self.config, self.model.num_params())
+
+
+def _figures(nats: float, n_tokens: int, chars: int, unknown: int, streams: int) -> dict:
+    loss = nats / chars
+    return {"loss": loss, "bpc": loss / math.log(2), "perplexity": math.exp(loss),
+            "chars": chars, "tokens": n_tokens, "nats_per_token": nats / n_tokens,
+            "unknown": unknown, "streams": streams}
 
 
 def model_card(config: dict, num_params: int | None = None) -> str:
