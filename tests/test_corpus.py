@@ -12,7 +12,7 @@ import torch
 from conftest import TINY, make_model
 from textrnn import TrainConfig, corpus, train
 from textrnn.data import read_corpus, split
-from textrnn.lm import evaluate_ids
+from textrnn.evaluate import evaluate_ids
 from textrnn.tokenizer import build
 
 TEXT = ("\ufeff" + TINY.replace("\n", "\r\n") + "naïve café 日本語 🙂\r\n" * 30
@@ -214,6 +214,30 @@ def test_a_resumed_run_validates_on_as_many_tokens_as_it_started_with():
     saved = {"seq_len": 16, "batch_size": 4, "lr": 0.01, "val_tokens": 300_000}
     r = resolve(cfg, 10**6, 30, resume=(saved, model), n_val=10**6)
     assert r.val_tokens == 300_000 and r.val_streams == 16
+
+
+@pytest.mark.parametrize("rate, budget, expect", [
+    (50_000, 600, 262_144),    # 6% of 600 s over 5 passes buys 360k tokens: 256k, a power of 2
+    (50_000, 60, 65_536),      # 36k would do: the floor, 64k, and the note says what it costs
+    (10**7, 600, 10**6)])      # more than there is: all of it
+def test_a_time_budget_validates_on_a_share_of_it(monkeypatch, rate, budget, expect):
+    from textrnn import ModelConfig, config
+    monkeypatch.setattr(config, "eval_speed", lambda *a: rate)
+    cfg = TrainConfig(time_budget=budget, precision="fp32", device="cpu", lr=0.01,
+                      batch_size=4, seq_len=16,
+                      model=ModelConfig(hidden=16, layers=1, dropout=0.0))
+    r = config.resolve(cfg, 10**6, 30, n_val=10**6)
+    assert r.val_streams == 16 and r.val_tokens == expect
+    share = f"{cfg.evals * expect / rate / budget:.0%} of the budget"
+    assert any(share in note for note in r.notes) or expect == 10**6
+
+
+def test_eval_speed_times_a_real_pass():
+    from textrnn import ModelConfig
+    from textrnn.evaluate import eval_speed
+    mc = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0)
+    speed = eval_speed(mc, 4, torch.device("cpu"), bf16=False)
+    assert np.isfinite(speed) and speed > 0
 
 
 def _lm(kind: str, text: str = TEXT):

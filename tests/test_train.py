@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from textrnn import ModelConfig, TrainConfig, load, train
-from textrnn.lm import evaluate_ids
+from textrnn.evaluate import evaluate_ids
 
 
 def tiny_config(corpus, out, **kw):
@@ -132,15 +132,22 @@ def test_validation_file_and_short_corpus(tmp_path, tiny_text):
     assert run.exists()
 
 
-def test_evaluation_in_chunks_equals_one_pass(tiny_text):
+def test_evaluation_in_chunks_equals_one_pass(tiny_text, monkeypatch):
     from conftest import make_model
+    from textrnn import evaluate
     from textrnn.tokenizer import CharTokenizer
     tok = CharTokenizer.train(tiny_text)
-    model = make_model(vocab=tok.vocab_size)
+    model = make_model(vocab=tok.vocab_size).eval()
     ids = tok.encode(tiny_text[:500])
+    with torch.no_grad():
+        logits, _, _ = model(ids[None, :-1])
+    exact = torch.nn.functional.cross_entropy(logits[0], ids[1:].long(), reduction="sum").item()
     whole, n = evaluate_ids(model, ids, chunk=10_000)
     chunked, m = evaluate_ids(model, ids, chunk=7)
-    assert n == m == 499 and math.isclose(whole, chunked, rel_tol=1e-5)
+    monkeypatch.setattr(evaluate, "EVAL_LOGITS", 3 * tok.vocab_size)  # the head 3 rows at a time
+    sliced, k = evaluate_ids(model, ids, chunk=10_000)
+    assert n == m == k == 499
+    assert all(math.isclose(x, exact, rel_tol=1e-5) for x in (whole, chunked, sliced))
 
 
 def test_last_checkpoint_names_the_step_its_validation_came_from(corpus_file, tmp_path):

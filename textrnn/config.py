@@ -46,6 +46,7 @@ import torch
 
 from . import checkpoint
 from .data import fit_batch_shape
+from .evaluate import eval_speed
 from .model import GATES, ModelConfig, RNNLM, autocast, core_params, num_params, pick_device
 from .tokenizer import KINDS as TOKENIZERS
 
@@ -68,9 +69,8 @@ SINGLE_STREAM_TOKENS = 32 * 1024  # validation up to this is read as one stream,
 VAL_STREAMS = 16          # beyond it, in this many slices at once: 2.7x faster (5x in bf16; far
                           # more with a large vocabulary), within 0.001 nats/char of one stream
                           # on tiny-shakespeare
-MIN_VAL_TOKENS = 256 * 1024  # a time budget never cuts validation below this
+MIN_VAL_TOKENS = 64 * 1024  # a time budget never cuts validation below this
 VAL_SHARE = 0.06          # with a time budget, validation passes take at most this share of it
-EVAL_SPEEDUP = 4.0        # a batched validation token costs about 1/4 of a training token
 RESUME_KEEPS = ("seq_len", "batch_size", "lr")  # a resumed run's, unless given anew
 FIXED_ON_RESUME = ("tokenizer", "vocab_size")   # with the model's shape: the checkpoint's
 
@@ -450,7 +450,7 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
         val_tokens = min(n_val, resume[0]["val_tokens"])
     elif streams > 1 and cfg.time_budget:  # validation: a known, small share of the budget
         model = replace(cfg.model, vocab_size=vocab_size)
-        rate = EVAL_SPEEDUP * train_speed(model, B, T, device, cfg.precision == "bf16")
+        rate = eval_speed(model, streams, device, cfg.precision == "bf16")
         affordable = VAL_SHARE * cfg.time_budget * rate / cfg.evals
         val_tokens = min(n_val, max(MIN_VAL_TOKENS, 2 ** int(math.log2(affordable))))
         notes.append(f"validating on {val_tokens:,} of the {n_val:,} validation tokens in "

@@ -20,79 +20,19 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import checkpoint
 from .config import val_streams
 from .corpus import encode_file
-from .data import as_ids, cache_root
+from .data import cache_root
+from .evaluate import evaluate_ids
 from .model import pick_device
 from .sample import Generation, Settings
-
-EVAL_CHUNK = 1024  # tokens per forward pass in evaluation; the state is carried across chunks
-EVAL_WARMUP = 256  # tokens each later slice of a batched validation pass reads before scoring
-
 
 def new_seed() -> int:
     """A fresh random seed, for callers that want to show the seed they used."""
     return secrets.randbelow(2**31)
-
-
-@torch.inference_mode()
-def evaluate_ids(model, ids, chunk: int = EVAL_CHUNK, streams: int = 1,
-                 warmup: int = EVAL_WARMUP,
-                 progress: Callable[[int, int], None] | None = None) -> tuple[float, int]:
-    """Total nats and number of predictions over `ids` read as one stream, state carried.
-
-    Token i + 1 is predicted from tokens 0..i, so len(ids) - 1 predictions are scored. With
-    `streams` > 1 the text is read as that many contiguous slices side by side, in one batch:
-    slice s starts `warmup` tokens before the first token it scores, so that its state has
-    read some of the text before it (the first slice starts at the beginning, as one stream
-    would). Every prediction is scored once; only the first `warmup` predictions of each later
-    slice see less context than in one stream. `progress(done, total)` hears how far the pass
-    has come, in predictions.
-    """
-    n = len(ids) - 1
-    if streams <= 1 or n < 4 * streams * (warmup + 1):
-        return _evaluate_one(model, ids, chunk, progress)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    L = -(-(n - warmup) // streams)                          # predictions per later slice
-    starts = torch.arange(streams)[:, None] * L              # slice s reads from s * L
-    total, state = 0.0, None
-    for t in range(0, warmup + L, chunk):                    # positions built a chunk at a time
-        steps = torch.arange(t, min(t + chunk, warmup + L) + 1)
-        pos = starts + steps                                                # (S, T+1)
-        scored = (pos[:, 1:] <= n) & ((starts == 0) | (steps[None, :-1] >= warmup))
-        pos = pos.clamp(max=n)
-        window = as_ids(ids[pos.numpy()] if isinstance(ids, np.ndarray) else ids[pos])
-        window = window.to(device)                                         # (S, T+1)
-        logits, _, state = model(window[:, :-1], state=state)            # (S, T, V)
-        nats = F.cross_entropy(logits.flatten(0, 1).float(), window[:, 1:].flatten(),
-                               reduction="none")
-        total += nats[scored.flatten().to(device)].sum().item()
-        if progress:
-            progress(n * min(t + chunk, warmup + L) // (warmup + L), n)
-    model.train(was_training)
-    return total, n
-
-
-def _evaluate_one(model, ids, chunk: int, progress=None) -> tuple[float, int]:
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total, state = 0.0, None
-    for i in range(0, len(ids) - 1, chunk):
-        piece = as_ids(ids[i:i + chunk + 1]).to(device)[None]         # (1, T+1)
-        logits, _, state = model(piece[:, :-1], state=state)           # (1, T, V)
-        total += F.cross_entropy(logits[0].float(), piece[0, 1:], reduction="sum").item()
-        if progress:
-            progress(min(i + chunk, len(ids) - 1), len(ids) - 1)
-    model.train(was_training)
-    return total, max(len(ids) - 1, 0)
 
 
 def predicted_chars(tokenizer, text: str, ids: torch.Tensor) -> int:

@@ -133,10 +133,14 @@ class RNNLM(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def features(self, idx: torch.Tensor, state: State | None = None):
+        """The top layer's outputs (B, T, H) and the new state: the model short of its head."""
+        x = self.drop(self.embed(idx.long()))              # (B, T, E)
+        return self.rnn(x, state)                          # (B, T, H); state (L, B, H)
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 state: State | None = None):
-        x = self.drop(self.embed(idx.long()))              # (B, T, E)
-        out, state = self.rnn(x, state)                    # (B, T, H); state (L, B, H)
+        out, state = self.features(idx, state)
         logits = self.head(self.drop(out))                 # (B, T, V)
         loss = None
         if targets is not None:

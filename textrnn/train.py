@@ -44,7 +44,7 @@ from .config import Budget, Resolved, TrainConfig, resolve
 from .corpus import Corpus
 from .corpus import prepare as prepare_corpus
 from .data import Batches, corpus_name
-from .lm import evaluate_ids
+from .evaluate import evaluate_ids
 from .model import RNNLM, autocast, detach_state
 
 
