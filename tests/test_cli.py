@@ -211,11 +211,19 @@ def test_training_benchmark_runs_the_protocol_and_prints_a_median(corpus_file, c
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 3 and all("2x16 LSTM" in r for r in rows[1:])
-    assert "| weight decay |" in rows[0] and all(r.count("|") == 13 for r in rows)
+    assert "| weight decay |" in rows[0] and all(r.count("|") == 14 for r in rows)
     assert "--time-budget 1 --hidden 16" in out and "median of 2: val" in out
     curves = [line for line in out.splitlines() if ": val nats/char " in line]
-    assert [c.split(":")[0] for c in curves] == ["run 1", "run 2"]
+    assert [c.split(" (")[0] for c in curves] == ["run 1", "run 2"]
     assert all(c.count(" at ") == 1 for c in curves)  # --evals 1: one point, at the end
+    # --nproc 2: the same run again on 2 processes of 1 thread under torchrun, same model
+    assert bench.main(["train", "--corpus", str(corpus_file), "--budget", "1", "--nproc", "2",
+                       "--", "--hidden", "16", "--embed", "8", "--evals", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split(" | ") for line in out.splitlines()
+            if line.startswith("| 1 |") and "---" not in line]
+    assert [r[1] for r in rows][1:] == ["2 x 1"] and rows[0][2:8] == rows[1][2:8]
+    assert "2 x 1, median of 1: val" in out
 
 
 def test_protocol_split_is_the_first_90_and_last_10_percent(tmp_path, tiny_text):

@@ -21,7 +21,7 @@ def no_timing(*_):
 
 
 def pick(n_tokens=1_000_000, vocab=65, speed=None, **kw):
-    cfg, why = config.choose(TrainConfig(**kw), n_tokens, vocab, CPU, False, speed=speed)
+    cfg, why = config.choose(TrainConfig(**kw), n_tokens, vocab, CPU, "fp32", speed=speed)
     return cfg, why
 
 
@@ -116,7 +116,7 @@ def test_many_passes_get_more_weight_decay_and_a_hand_set_one_is_kept():
 
 def test_train_speed_times_a_real_model():
     mc = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0)
-    speed = config.train_speed(mc, 4, 10, CPU, bf16=False)
+    speed = config.train_speed(mc, 4, 10, CPU, "fp32")
     assert math.isfinite(speed) and speed > 0
 
 

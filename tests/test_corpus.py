@@ -168,7 +168,15 @@ def test_a_batched_validation_pass_scores_every_prediction_once():
         assert m == n == 4999 and many == pytest.approx(one, rel=1e-5)
     model = make_model(vocab=30).eval()  # with memory, close: slices warm up first
     one, _ = evaluate_ids(model, ids)
-    assert evaluate_ids(model, ids, streams=8, warmup=64)[0] == pytest.approx(one, rel=2e-3)
+    many = evaluate_ids(model, ids, streams=8, warmup=64)[0]
+    assert many == pytest.approx(one, rel=2e-3)
+    for m in (2, 3, 8, 11):  # the shares of m processes add up to the whole pass
+        parts = [evaluate_ids(model, ids, streams=8, warmup=64, part=(k, m)) for k in range(m)]
+        assert sum(p[0] for p in parts) == pytest.approx(many, rel=1e-6)
+        assert all(p[1] == 4999 for p in parts)
+    short = ids[:100]  # one stream: process 0 reads it all
+    assert evaluate_ids(model, short, streams=8, part=(1, 2)) == (0.0, 99)
+    assert evaluate_ids(model, short, streams=8, part=(0, 2)) == evaluate_ids(model, short)
 
 
 def test_meta_records_what_a_run_reports(tmp_path):
@@ -236,7 +244,7 @@ def test_eval_speed_times_a_real_pass():
     from textrnn import ModelConfig
     from textrnn.evaluate import eval_speed
     mc = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0)
-    speed = eval_speed(mc, 4, torch.device("cpu"), bf16=False)
+    speed = eval_speed(mc, 4, torch.device("cpu"), "fp32")
     assert np.isfinite(speed) and speed > 0
 
 

@@ -1,6 +1,8 @@
 """Benchmarks that print their figures: `python -m textrnn.bench COMMAND ...`.
 
     python -m textrnn.bench tokenizers --corpus ../shared/data/tinyshakespeare.txt --budget 120
+    python -m textrnn.bench train --corpus ../shared/data/tinyshakespeare.txt [--nproc 2]
+    python -m textrnn.bench comm [--nproc 2]              (data-parallel cost model)
     python -m textrnn.bench generate [--checkpoints checkpoints]
     python -m textrnn.bench app [--concurrent 16,48,200]     (see loadtest.py)
     python -m textrnn.bench data [--size 1000]              (see prepbench.py)
@@ -182,14 +184,17 @@ def train_flops_per_token(model) -> int:
     return 6 * _matmul_weights(model)
 
 
-TRAIN_HEADER = ("| run | model | dropout | weight decay | batch x seq | lr | precision | steps | "
-                "val nats/char | val bits/char | training chars/s | "
-                "GFLOP/s (share of fp32 matmul rate) |\n" + "|---" * 12 + "|")
+TRAIN_HEADER = ("| run | processes x threads | model | dropout | weight decay | batch x seq | lr "
+                "| precision | steps | val nats/char | val bits/char | training chars/s | "
+                "GFLOP/s (share of fp32 matmul rate) |\n" + "|---" * 13 + "|")
 
 
-def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()) -> list[dict]:
+def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = (),
+                nproc: int = 1) -> list[dict]:
     """`textrnn train train.txt --val-file val.txt --time-budget BUDGET [flags]` on the
-    protocol split, `runs` times; prints a row per run and the medians."""
+    protocol split, `runs` times; prints a row per run and the medians. With `nproc` > 1, each
+    run is followed by the same run under `torchrun` on `nproc` processes of one thread each,
+    with the model, batch and lr the first one chose (rank 0 would time models on one thread)."""
     from .cli import train_config
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,37 +203,144 @@ def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()
             flops = matmul_rate()
             seed = [] if "--seed" in flags else ["--seed", str(1337 + i)]  # a new draw per run
             argv = [str(train_path), "--val-file", str(val_path), "--time-budget",
-                    f"{budget:g}", "--out", str(Path(tmp) / f"run{i}"), "--no-progress",
-                    *seed, *flags]
-            cfg = train_config(argv)
+                    f"{budget:g}", "--no-progress", *seed, *flags]
             said = []
-            out = train(cfg, log=said.append, progress=False)
-            model, _, config = checkpoint.load(out / "last")
-            summary = config["training"]
-            vals = [m for m in checkpoint.read_metrics(out) if "val_loss" in m]
-            val = vals[-1]  # at the end of the budget
-            tokens_per_s = summary["tokens_seen"] / summary["train_time_s"]
-            achieved = train_flops_per_token(model) * tokens_per_s
-            m, tc = model.config, summary["train_config"]
-            row = {"run": i + 1, "model": f"{m.layers}x{m.hidden} {m.cell.upper()}",
-                   "dropout": m.dropout, "weight_decay": tc["weight_decay"],
-                   "precision": summary["precision"],
-                   "batch": tc["batch_size"], "seq_len": tc["seq_len"], "lr": tc["lr"],
-                   "steps": summary["steps"], "val_nats_per_char": val["val_loss"],
-                   "val_bpc": val["val_bpc"],
-                   "chars_per_s": summary["chars_seen"] / summary["train_time_s"],
-                   "GFLOPs": achieved / 1e9, "matmul_GFLOPs": flops / 1e9,
-                   "chose": next((m for m in said if m.startswith("chose")), ""),
-                   "val_curve": [(m["step"], m["val_loss"]) for m in vals]}
-            rows.append(row)
-            print(f"| {i + 1} | {row['model']} | {row['dropout']:g} | {row['weight_decay']:g} | "
-                  f"{row['batch']} x "
-                  f"{row['seq_len']} | {row['lr']:g} | {row['precision']} | {row['steps']:,} | "
-                  f"{row['val_nats_per_char']:.4f} | "
-                  f"{row['val_bpc']:.4f} | {row['chars_per_s']:,.0f} | {row['GFLOPs']:.0f} "
-                  f"({row['GFLOPs'] / row['matmul_GFLOPs']:.0%} of {row['matmul_GFLOPs']:.0f}) |",
-                  flush=True)
+            out = train(train_config([*argv, "--out", str(Path(tmp) / f"run{i}")]),
+                        log=said.append, progress=False)
+            rows.append(_train_row(out, i + 1, flops, said, f"1 x {torch.get_num_threads()}"))
+            if nproc > 1:
+                out = Path(tmp) / f"run{i}-ddp"
+                _torchrun(nproc, [*argv, *_chosen(rows[-1]), "--out", str(out)])
+                rows.append(_train_row(out, i + 1, flops, [], f"{nproc} x 1"))
     return rows
+
+
+def _chosen(row: dict) -> list[str]:
+    """Flags that fix what a run's adaptive defaults chose, so another run trains the same."""
+    return ["--hidden", str(row["hidden"]), "--layers", str(row["layers"]), "--dropout",
+            f"{row['dropout']:g}", "--weight-decay", f"{row['weight_decay']:g}", "--batch-size",
+            str(row["batch"]), "--seq-len", str(row["seq_len"]), "--lr", f"{row['lr']:g}",
+            "--precision", row["precision"]]
+
+
+def _torchrun(nproc: int, argv: list[str]) -> None:
+    """`torchrun --standalone --nproc-per-node N -m textrnn train ARGV`, one thread a process."""
+    import os
+    import subprocess
+    import sys
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+           str(nproc), "-m", "textrnn", "train", *argv]
+    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True)
+    if done.returncode:
+        raise RuntimeError(f"torchrun failed ({done.returncode}): {done.stderr[-2000:]}")
+
+
+def _train_row(out: Path, run: int, flops: float, said: list[str], layout: str) -> dict:
+    """A finished run's figures, as a table row (printed)."""
+    model, _, config = checkpoint.load(out / "last")
+    summary = config["training"]
+    vals = [m for m in checkpoint.read_metrics(out) if "val_loss" in m]
+    val = vals[-1]  # at the end of the budget
+    tokens_per_s = summary["tokens_seen"] / summary["train_time_s"]
+    achieved = train_flops_per_token(model) * tokens_per_s
+    m, tc = model.config, summary["train_config"]
+    row = {"run": run, "layout": layout, "model": f"{m.layers}x{m.hidden} {m.cell.upper()}",
+           "hidden": m.hidden, "layers": m.layers,
+           "dropout": m.dropout, "weight_decay": tc["weight_decay"],
+           "precision": summary["precision"],
+           "batch": tc["batch_size"], "seq_len": tc["seq_len"], "lr": tc["lr"],
+           "steps": summary["steps"], "val_nats_per_char": val["val_loss"],
+           "val_bpc": val["val_bpc"],
+           "chars_per_s": summary["chars_seen"] / summary["train_time_s"],
+           "GFLOPs": achieved / 1e9, "matmul_GFLOPs": flops / 1e9,
+           "chose": next((m for m in said if m.startswith("chose")), ""),
+           "val_curve": [(m["step"], m["val_loss"]) for m in vals]}
+    print(f"| {run} | {layout} | {row['model']} | {row['dropout']:g} | "
+          f"{row['weight_decay']:g} | {row['batch']} x "
+          f"{row['seq_len']} | {row['lr']:g} | {row['precision']} | {row['steps']:,} | "
+          f"{row['val_nats_per_char']:.4f} | "
+          f"{row['val_bpc']:.4f} | {row['chars_per_s']:,.0f} | {row['GFLOPs']:.0f} "
+          f"({row['GFLOPs'] / row['matmul_GFLOPs']:.0%} of {row['matmul_GFLOPs']:.0f}) |",
+          flush=True)
+    return row
+
+
+def bench_allreduce(sizes: list[int], nproc: int = 2, repeats: int = 10) -> list[dict]:
+    """Median seconds of a gloo all-reduce of n fp32 numbers across `nproc` local processes,
+    for each n in `sizes` (DDP all-reduces every gradient, 4 bytes a parameter, each step)."""
+    import socket
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    mp.spawn(_allreduce_worker, args=(nproc, port, sizes, repeats, queue), nprocs=nproc)
+    seconds = queue.get()
+    return [{"params": n, "MB": 4 * n / 1e6, "ms": 1e3 * t} for n, t in zip(sizes, seconds)]
+
+
+# What one all-reduce of fp32 gradients costs on 8 GPUs, on paper: a ring all-reduce sends and
+# receives 2 (N - 1) / N of the bytes through each GPU's link. The bus bandwidths are assumptions
+# (NCCL's all_reduce_perf reaches roughly these on 8 GPUs of one NVLink node, and on a 100 Gb/s
+# NIC between nodes), not measurements of this project.
+PAPER_LINKS = {"8 GPUs, NVLink (~200 GB/s bus bandwidth)": 200e9,
+               "8 GPUs over 100 Gb/s Ethernet (~10 GB/s)": 10e9}
+
+
+def bench_comm(nproc: int = 2) -> None:
+    """DDP's cost model with measured inputs: the bytes all-reduced per step (4 per parameter)
+    and a gloo all-reduce of that size here, against one training step's compute here; then
+    the all-reduce on 8 GPUs on paper, and the step time a GPU would need for 90% efficiency."""
+    from .config import pick_precision, train_speed
+    from .model import num_params
+    cpu = torch.device("cpu")
+    models = {f"{layers}x{hidden} LSTM": ModelConfig(vocab_size=83, hidden=hidden, layers=layers,
+                                                      embed=64, dropout=0.0)
+              for layers, hidden in [(2, 384), (3, 1024)]}  # the shipped char model's shape
+    params = [num_params(m) for m in models.values()]
+    reduce = bench_allreduce(params, nproc)
+    precision = pick_precision("auto", cpu)
+    print(f"torch {torch.__version__}; gloo all-reduce across {nproc} local processes (median "
+          f"of 10); a training step at batch 64 x 50, {precision}, {torch.get_num_threads()} "
+          "threads, one process\n")
+    print("| model | parameters | all-reduced a step | gloo all-reduce here | step compute here | "
+          "all-reduce / compute |\n|---|---|---|---|---|---|")
+    for (name, m), r in zip(models.items(), reduce):
+        step = 64 * 50 / train_speed(m, 64, 50, cpu, precision)
+        print(f"| {name} | {r['params'] / 1e6:.2f}M | {r['MB']:.1f} MB | {r['ms']:.1f} ms | "
+              f"{1e3 * step:.0f} ms | {r['ms'] / (1e3 * step):.1%} |", flush=True)
+    print("\non paper (assumed link speeds, see bench.PAPER_LINKS):\n")
+    print("| model | link | ring all-reduce a step | step compute for 90% efficiency (no "
+          "overlap) |\n|---|---|---|---|")
+    for name, r in zip(models, reduce):
+        for link, bw in PAPER_LINKS.items():
+            t = 2 * 7 / 8 * 4 * r["params"] / bw
+            print(f"| {name} | {link} | {1e3 * t:.2f} ms | >= {9e3 * t:.1f} ms |")
+
+
+def _allreduce_worker(rank, nproc, port, sizes, repeats, queue) -> None:
+    import os
+    import torch.distributed as dist
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=nproc)
+    out = []
+    for n in sizes:
+        t = torch.ones(n)
+        dist.all_reduce(t)  # untimed: connections and buffers
+        times = []
+        for _ in range(repeats):
+            dist.barrier()
+            t0 = time.perf_counter()
+            dist.all_reduce(t)
+            times.append(time.perf_counter() - t0)
+        out.append(statistics.median(times))
+    if rank == 0:
+        queue.put(out)
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 HEADER = ("| tokenizer | vocabulary | chars/token | steps | training chars/s | val nats/char "
@@ -253,8 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", required=True, help="the benchmark text, e.g. tinyshakespeare.txt")
     p.add_argument("--budget", type=float, default=300, help="seconds of training per run (300)")
     p.add_argument("--runs", type=int, default=1, help="runs, for a median (1)")
+    p.add_argument("--nproc", type=int, default=1, help="also run each on this many processes "
+                   "of one thread under torchrun, with what the first run chose (1: no)")
     p.add_argument("flags", nargs=argparse.REMAINDER,
                    help="after --: more `textrnn train` flags, for sweeps")
+    p = sub.add_parser("comm", help="data-parallel training's cost model: all-reduce vs compute")
+    p.add_argument("--nproc", type=int, default=2, help="local processes to all-reduce over (2)")
     p = sub.add_parser("generate", help="sampling speed against the naive per-step baseline")
     p.add_argument("--checkpoints", default="checkpoints", help="folder of checkpoints to time")
     p.add_argument("--chars", type=int, default=2000,
@@ -290,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "generate":
         return _main_generate(args)
+    if args.command == "comm":
+        bench_comm(args.nproc)
+        return 0
     if args.command == "train":
         return _main_train(args)
     sizes = [int(v) for v in args.vocab_sizes.split(",") if v]
@@ -309,20 +428,23 @@ def _main_train(args) -> int:
           f"{' '.join(flags)}\n(train.txt, val.txt: the first 90% and last 10% of {args.corpus}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads)\n")
     print(TRAIN_HEADER, flush=True)
-    rows = bench_train(args.corpus, args.budget, args.runs, flags)
+    rows = bench_train(args.corpus, args.budget, args.runs, flags, args.nproc)
     for r in rows:
         if r["chose"]:
             print(f"\nrun {r['run']}: {r['chose']}", end="")
     for r in rows:  # over- or underfitting shows here: a rise, or a fall still steep at the end
         curve = ", ".join(f"{v:.4f} at {step:,}" for step, v in r["val_curve"])
-        print(f"\nrun {r['run']}: val nats/char {curve}", end="")
+        print(f"\nrun {r['run']} ({r['layout']}): val nats/char {curve}", end="")
     print()
-    if len(rows) > 1:
-        med = statistics.median
-        print(f"\nmedian of {len(rows)}: val {med(r['val_nats_per_char'] for r in rows):.4f} "
-              f"nats/char = {med(r['val_bpc'] for r in rows):.4f} bits/char, "
-              f"{med(r['chars_per_s'] for r in rows):,.0f} chars/s, "
-              f"{med(r['GFLOPs'] / r['matmul_GFLOPs'] for r in rows):.0%} of the matmul rate")
+    med = statistics.median
+    for layout in dict.fromkeys(r["layout"] for r in rows):
+        rs = [r for r in rows if r["layout"] == layout]
+        if len(rs) > 1 or len(rows) > len(rs):
+            print(f"\n{layout}, median of {len(rs)}: val "
+                  f"{med(r['val_nats_per_char'] for r in rs):.4f} nats/char = "
+                  f"{med(r['val_bpc'] for r in rs):.4f} bits/char, "
+                  f"{med(r['chars_per_s'] for r in rs):,.0f} chars/s, "
+                  f"{med(r['GFLOPs'] / r['matmul_GFLOPs'] for r in rs):.0%} of the matmul rate")
     return 0
 
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from . import __version__, checkpoint, config
 from .config import TrainConfig
+from .dist import Stopped
 from .data import corpus_name
 from .lm import load, new_seed
 from .model import CELLS, ModelConfig
@@ -87,8 +88,9 @@ def _train_parser(sub) -> None:
                    f"{config.WEIGHT_DECAY_PASSES} passes over the corpus, at most "
                    f"{config.MAX_WEIGHT_DECAY:g})")
     g.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off ({d.grad_clip})")
-    g.add_argument("--precision", choices=config.PRECISIONS, help="fp32, or bf16 matmuls with fp32 "
-                   f"weights; auto: bf16 on a CPU with native bf16, else fp32 ({d.precision})")
+    g.add_argument("--precision", choices=config.PRECISIONS, help="fp32; bf16 or fp16 (CUDA, "
+                   "loss-scaled) matmuls with fp32 weights; auto: bf16 where the CPU or GPU has "
+                   f"it, else fp32 on a CPU, fp16 on a GPU ({d.precision})")
     g.add_argument("--max-steps", type=int, help="stop after this many steps")
     g.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="stop after this much training time; the learning-rate schedule fits "
@@ -239,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Stopped:  # another process of a distributed run failed, and has said why
+        return 1
     except BrokenPipeError:  # `textrnn sample ... | head`: the reader left; so do we, quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -52,7 +52,7 @@ from .tokenizer import KINDS as TOKENIZERS
 
 # --- every default, in one place ---
 DEFAULT_STEPS = 2000      # the budget when neither max_steps nor time_budget is given
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 WIDTHS = (64, 96, 128, 192, 256, 384, 512, 768, 1024)  # hidden sizes the width rule picks from
 LAYERS = 2                # a third layer lost at 300 s (docs/training.md)
 TOKENS_PER_WEIGHT = 2.0   # training tokens each recurrent weight needs before a wider model pays
@@ -98,8 +98,9 @@ class TrainConfig:
     weight_decay: float | None = None  # AdamW decay on weight matrices (not biases); None:
                                    # 0.1, more for a run that reads the corpus many times
     grad_clip: float = 1.0         # clip the global gradient norm to this; 0 turns it off
-    precision: str = "auto"        # fp32, or bf16 (bfloat16 matmuls, fp32 weights and loss);
-                                   # auto takes bf16 on a CPU with native bf16, else fp32
+    precision: str = "auto"        # fp32, bf16 (bfloat16 matmuls, fp32 weights and loss) or
+                                   # fp16 (CUDA, loss-scaled); auto: bf16 where the CPU or GPU
+                                   # has it natively, else fp32 (CPU) or fp16 (GPU)
     max_steps: int | None = None   # optimizer steps; with no budget at all, DEFAULT_STEPS
     time_budget: float | None = None  # seconds of training (validation time not counted)
     evals: int = 5                 # validation passes spread evenly over the run, the last at end
@@ -204,16 +205,23 @@ def _keep_resumed(cfg: TrainConfig, saved: dict, model: ModelConfig) -> TrainCon
 # --- 2. device and precision ---
 
 def pick_precision(name: str, device: torch.device) -> str:
-    """auto -> bf16 where the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), else fp32.
+    """auto -> bf16 where the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), else fp32;
+    on CUDA, bf16 where the GPU has it (Ampere on), else fp16 with loss scaling.
 
     bf16 autocast runs the RNN's and the head's matmuls in bfloat16 with fp32 accumulation; the
     weights, the optimizer and the loss stay fp32. On a CPU without native bf16 it is emulated
-    and slower than fp32, so auto keeps fp32 there (and on GPUs, which this was not measured on).
+    and slower than fp32, so auto keeps fp32 there. fp16 is for CUDA alone: its narrow range
+    needs a gradient scaler (train.py), which only CUDA's autocast pairs with.
     """
     if name != "auto":
         if name == "bf16" and device.type == "mps":
             raise ValueError("bf16 training is not supported on mps; use --precision fp32")
+        if name == "fp16" and device.type != "cuda":
+            raise ValueError(f"fp16 training needs a CUDA GPU (the device is {device.type}); "
+                             "use --precision bf16 or fp32")
         return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     native = device.type == "cpu" and torch.backends.mkldnn.is_available() and \
         torch.ops.mkldnn._is_mkldnn_bf16_supported()
     return "bf16" if native else "fp32"
@@ -246,7 +254,7 @@ def lr_for(width: int) -> float:
 
 
 def train_speed(cfg: ModelConfig, batch: int, seq_len: int, device: torch.device,
-                bf16: bool, steps: int = 3) -> float:
+                precision: str, steps: int = 3) -> float:
     """Training tokens per second of a fresh model with `cfg`: the median of `steps` timed
     forward-backward-update steps, after one untimed step."""
     model = RNNLM(cfg).to(device).train()
@@ -255,7 +263,7 @@ def train_speed(cfg: ModelConfig, batch: int, seq_len: int, device: torch.device
     times = []
     for _ in range(steps + 1):
         t0 = time.perf_counter()
-        with autocast(device, bf16):
+        with autocast(device, precision):
             _, loss, _ = model(x[:, :-1], x[:, 1:])
         loss.backward()
         opt.step()
@@ -266,7 +274,8 @@ def train_speed(cfg: ModelConfig, batch: int, seq_len: int, device: torch.device
     return batch * seq_len / statistics.median(times[1:])
 
 
-def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.device, bf16: bool,
+def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.device,
+           precision: str,
            speed: Callable[[ModelConfig, int, int], float] | None = None
            ) -> tuple[TrainConfig, str]:
     """Fill in what `cfg` leaves unset (None) for a corpus of `n_tokens` training tokens; return
@@ -286,7 +295,7 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
         key = (mc.hidden, b)
         if key not in timings:
             timings[key] = (speed(mc, b, seq_len) if speed is not None else
-                            train_speed(mc, b, seq_len, device, bf16))
+                            train_speed(mc, b, seq_len, device, precision))
         return timings[key]
     steps = budget_steps(cfg)
 
@@ -421,10 +430,12 @@ class Resolved:
 
 
 def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
-            resume: tuple[dict, ModelConfig] | None = None, n_val: int = 0) -> Resolved:
+            resume: tuple[dict, ModelConfig] | None = None, n_val: int = 0,
+            ranks: int = 1) -> Resolved:
     """Fill in everything `cfg` leaves open for a corpus of `n_tokens` training tokens (and
     `n_val` validation tokens), in the order of the module docstring. `resume` is a resumed
-    run's saved train config and model."""
+    run's saved train config and model; `ranks`, the processes a validation pass is split
+    across (a distributed run's)."""
     if resume is not None:
         cfg = _keep_resumed(cfg, *resume)
     device = pick_device(cfg.device)
@@ -432,7 +443,7 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
     notes, why = [], ""
     if resume is None:
         asked = cfg.min_lr
-        cfg, why = choose(cfg, n_tokens, vocab_size, device, cfg.precision == "bf16")
+        cfg, why = choose(cfg, n_tokens, vocab_size, device, cfg.precision)
         if cfg.min_lr < asked:  # choose() caps it at the lr it chose
             notes.append(f"note: min-lr {asked:g} is above the chosen lr {cfg.lr:g}; using "
                          f"{cfg.lr:g} for both (a flat schedule)")
@@ -450,7 +461,7 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
         val_tokens = min(n_val, resume[0]["val_tokens"])
     elif streams > 1 and cfg.time_budget:  # validation: a known, small share of the budget
         model = replace(cfg.model, vocab_size=vocab_size)
-        rate = eval_speed(model, streams, device, cfg.precision == "bf16")
+        rate = ranks * eval_speed(model, -(-streams // ranks), device, cfg.precision)
         affordable = VAL_SHARE * cfg.time_budget * rate / cfg.evals
         val_tokens = min(n_val, max(MIN_VAL_TOKENS, 2 ** int(math.log2(affordable))))
         notes.append(f"validating on {val_tokens:,} of the {n_val:,} validation tokens in "

@@ -170,11 +170,14 @@ def as_ids(ids) -> torch.Tensor:
 class Batches:
     """B contiguous streams over `ids`, served `seq_len` tokens at a time (see module doc)."""
 
-    def __init__(self, ids, batch_size: int, seq_len: int, seed: int):
+    def __init__(self, ids, batch_size: int, seq_len: int, seed: int,
+                 rows: slice | None = None):
         """`ids`: a tensor, or a numpy array (a memmap of a token file: only the windows a
-        step reads are read)."""
+        step reads are read). `rows`: the streams this process serves, of the batch's B (in a
+        distributed run, its block of them; the streams themselves do not change)."""
         assert (len(ids) - 1) >= batch_size * seq_len, "call fit_batch_shape first"
         self.ids, self.B, self.T, self.seed = ids, batch_size, seq_len, seed
+        self.rows = torch.arange(batch_size)[rows or slice(None)]
         self.stream_len = (len(ids) - 1) // batch_size  # tokens per row, plus one for targets
 
     def offset(self, epoch: int) -> int:
@@ -189,8 +192,9 @@ class Batches:
         return (self.stream_len - self.offset(epoch)) // self.T
 
     def get(self, epoch: int, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets (B, T) for step i of an epoch; targets are inputs shifted by one."""
-        starts = torch.arange(self.B) * self.stream_len + self.offset(epoch) + i * self.T
+        """Inputs and targets (rows, T) for step i of an epoch; targets are inputs shifted by
+        one."""
+        starts = self.rows * self.stream_len + self.offset(epoch) + i * self.T
         pos = starts[:, None] + torch.arange(self.T + 1)  # (B, T+1)
         chunk = as_ids(self.ids[pos.numpy()] if isinstance(self.ids, np.ndarray)
                        else self.ids[pos])

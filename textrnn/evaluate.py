@@ -30,7 +30,8 @@ EVAL_LOGITS = 2**23  # logits made at once, at most: over 6,305 characters, 16 s
 @torch.inference_mode()
 def evaluate_ids(model, ids, chunk: int = EVAL_CHUNK, streams: int = 1,
                  warmup: int = EVAL_WARMUP,
-                 progress: Callable[[int, int], None] | None = None) -> tuple[float, int]:
+                 progress: Callable[[int, int], None] | None = None,
+                 part: tuple[int, int] = (0, 1)) -> tuple[float, int]:
     """Total nats and number of predictions over `ids` read as one stream, state carried.
 
     Token i + 1 is predicted from tokens 0..i, so len(ids) - 1 predictions are scored. With
@@ -40,15 +41,21 @@ def evaluate_ids(model, ids, chunk: int = EVAL_CHUNK, streams: int = 1,
     would). Every prediction is scored once; only the first `warmup` predictions of each later
     slice see less context than in one stream. `progress(done, total)` hears how far the pass
     has come, in predictions.
+
+    `part=(k, m)`: the share of the pass process k of m reads (the slices s with s % m == k;
+    one stream is process 0's alone), so that the m processes' nats add up to the whole's.
     """
     n = len(ids) - 1
+    k, m = part
     if streams <= 1 or n < 4 * streams * (warmup + 1):
-        return _evaluate_one(model, ids, chunk, progress)
+        return _evaluate_one(model, ids, chunk, progress) if k == 0 else (0.0, max(n, 0))
+    L = -(-(n - warmup) // streams)                          # predictions per later slice
+    starts = torch.arange(streams)[k::m, None] * L           # slice s reads from s * L
+    if len(starts) == 0:
+        return 0.0, n
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    L = -(-(n - warmup) // streams)                          # predictions per later slice
-    starts = torch.arange(streams)[:, None] * L              # slice s reads from s * L
     total, state = 0.0, None
     for t in range(0, warmup + L, chunk):                    # positions built a chunk at a time
         steps = torch.arange(t, min(t + chunk, warmup + L) + 1)
@@ -92,13 +99,13 @@ def _nats(model, out: torch.Tensor, targets: torch.Tensor) -> float:
     return total
 
 
-def eval_speed(cfg: ModelConfig, streams: int, device: torch.device, bf16: bool) -> float:
+def eval_speed(cfg: ModelConfig, streams: int, device: torch.device, precision: str) -> float:
     """Tokens per second a validation pass of `streams` slices reads with a fresh model of
     `cfg`: one pass over the least text that many slices read side by side, timed after an
     untimed pass."""
     model = RNNLM(cfg).to(device)
     ids = torch.randint(cfg.vocab_size, (4 * streams * (EVAL_WARMUP + 1) + 1,), device=device)
-    with autocast(device, bf16):
+    with autocast(device, precision):
         evaluate_ids(model, ids[:EVAL_CHUNK])
         t0 = time.perf_counter()
         evaluate_ids(model, ids, streams=streams)

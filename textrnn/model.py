@@ -166,9 +166,11 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def autocast(device: torch.device, bf16: bool):
-    """The context a training forward pass runs in: bf16 autocast, or nothing (fp32)."""
-    return torch.autocast(device.type, torch.bfloat16) if bf16 else contextlib.nullcontext()
+def autocast(device: torch.device, precision: str):
+    """The context a forward pass runs in at `precision`: bf16 or fp16 autocast (matmuls in
+    that type, weights and loss in fp32), or nothing (fp32)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device.type, dtype) if dtype else contextlib.nullcontext()
 
 
 def detach_state(state: State | None, dtype: torch.dtype | None = None) -> State | None:

@@ -16,14 +16,18 @@ gradients of plain RNNs from wrecking a step.
 Same seed and config give the same run on CPU (with a step budget; a time budget ends at a
 step that depends on the machine's speed). Resuming restores weights, optimizer moments, RNG,
 data position and the carried state, so a run stopped at step N and resumed gives the weights a
-run that never stopped gives. Ctrl-C saves `last/` and re-raises KeyboardInterrupt. A loss that
-turns NaN or infinite stops the run with FloatingPointError, keeping the last good checkpoint.
-Where the CPU multiplies bfloat16 natively, the forward pass runs under bf16 autocast
-(`precision`); weights, optimizer and loss stay fp32.
+run that never stopped gives. Ctrl-C or SIGTERM saves `last/` and raises KeyboardInterrupt. A
+loss that turns NaN or infinite stops the run with FloatingPointError, keeping the last good
+checkpoint. Where the CPU or GPU multiplies bfloat16 natively, the forward pass runs under bf16
+autocast (`precision`; fp16 with a gradient scaler on older GPUs); weights, optimizer and loss
+stay fp32.
+
+Under `torchrun` each process is one rank of a data-parallel run over the same batch (dist.py):
+the steps are those of one process, so a run may resume on another number of processes.
 
 What the run shows goes through a `Reporter`: `Terminal` prints lines and a progress bar; another
-front end (a web page, a distributed run's other ranks) passes its own. Left out on purpose: fp16
-with loss scaling, gradient accumulation and multi-GPU.
+front end (a web page) passes its own; ranks other than 0 show nothing. Left out on purpose:
+gradient accumulation (a bigger batch is more streams, and the streams are what is split).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from .config import Budget, Resolved, TrainConfig, resolve
 from .corpus import Corpus
 from .corpus import prepare as prepare_corpus
 from .data import Batches, corpus_name
+from .dist import PeerLost, World
 from .evaluate import evaluate_ids
 from .model import RNNLM, autocast, detach_state
 
@@ -158,6 +163,9 @@ class Run:
     summary: dict             # the card's training section, less what changes as it trains
     val_ids: object           # what a validation pass reads: the text, or its first tokens
     val_chars: int            # ... and the characters it predicts
+    world: World              # this process's place in the run (a world of one, alone)
+    net: torch.nn.Module      # what a step runs: the model, or its DistributedDataParallel
+    scaler: torch.amp.GradScaler  # fp16's loss scaling (on CUDA); a no-op otherwise
 
     def progress(self, state: LoopState) -> float:
         """The fraction of the budget used."""
@@ -197,25 +205,35 @@ def _prepare_out(cfg: TrainConfig) -> Path:
     return out
 
 
-def prepare(cfg: TrainConfig, reporter: Reporter,
-            command: str | None = None) -> tuple[Run, LoopState, object]:
-    """Everything a run needs before its first step, fresh or resumed: (run, state, carry)."""
+def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
+            world: World | None = None) -> tuple[Run, LoopState, object]:
+    """Everything a run needs before its first step, fresh or resumed: (run, state, carry).
+    In a distributed run (dist.py) rank 0 decides and writes; every rank reads."""
+    world = world or World()
     # 1. where to write, and what we continue from
-    out = _prepare_out(cfg)
+    out = world.on_main(lambda: _prepare_out(cfg))
     resume = model = tokenizer = None
     if cfg.resume:
-        model, tokenizer, _ = checkpoint.load(checkpoint.last_dir(cfg.resume))
-        resume = checkpoint.load_resume(cfg.resume)
+        def load():
+            model, tokenizer, _ = checkpoint.load(checkpoint.last_dir(cfg.resume))
+            return model, tokenizer, checkpoint.load_resume(cfg.resume)
+        model, tokenizer, resume = world.together(load)
     # 2. the data, then everything the config leaves open
-    corpus = prepare_corpus(cfg, tokenizer, reporter.log, reporter.preparing)
+    corpus = world.leaders_first(
+        lambda: prepare_corpus(cfg, tokenizer, reporter.log, reporter.preparing))
     tokenizer = corpus.tokenizer
-    settings = resolve(cfg, len(corpus.train_ids), tokenizer.vocab_size,
-                       None if resume is None else (resume.info["train_config"], model.config),
-                       n_val=len(corpus.val_ids))
+    settings = world.on_main(lambda: resolve(
+        cfg, len(corpus.train_ids), tokenizer.vocab_size,
+        None if resume is None else (resume.info["train_config"], model.config),
+        n_val=len(corpus.val_ids), ranks=world.size))
     cfg, device = settings.cfg, settings.device
     for note in settings.notes:
         reporter.log(note)
-    batches = Batches(corpus.train_ids, settings.batch, settings.seq_len, cfg.seed)
+    world.on_main(lambda: world.rows(settings.batch))  # a batch that does not split: said once
+    rows = world.rows(settings.batch)
+    batches = Batches(corpus.train_ids, settings.batch, settings.seq_len, cfg.seed, rows)
+    if device.type == "cuda":  # TF32 matmuls: fp32 weights, 10-bit mantissa products
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     # 3. model and optimizer, fresh or restored
     torch.manual_seed(cfg.seed)
     if model is None:
@@ -228,17 +246,26 @@ def prepare(cfg: TrainConfig, reporter: Reporter,
                              if k in LoopState.__dataclass_fields__})
         resume.restore_optimizer(opt, device)
         torch.set_rng_state(resume.tensors["rng"])
-        carry = resume.carry(device)
+        carry = _rows_of(resume.carry(device), rows)
         if resume.info.get("corpus_sha256") != corpus.sha256:
             reporter.log("note: this corpus differs from the one the run was trained on; "
                          "continuing on it")
         # a new budget re-spreads the validation passes that remain
         state.evals_done = evals_due(settings.budget.progress(state.step, state.train_time),
                                      cfg.evals)
-    elif cfg.overwrite:
+    elif cfg.overwrite and world.main:
         checkpoint.clear_run(out)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics = checkpoint.MetricsLog(out, upto=state.step if resume is not None else None)
+    net = model
+    if world.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+        with world.talking():  # DDP hands rank 0's weights to all
+            net = DistributedDataParallel(model, device_ids=[torch.cuda.current_device()]
+                                          if device.type == "cuda" else None)
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
+        metrics = checkpoint.MetricsLog(out, upto=state.step if resume is not None else None)
+    else:
+        metrics = _NoMetrics()
     summary = {
         "corpus_name": corpus_name(cfg.corpus), "corpus_chars": corpus.chars,
         "corpus_sha256": corpus.sha256,
@@ -255,10 +282,30 @@ def prepare(cfg: TrainConfig, reporter: Reporter,
         val_chars = max(len(tokenizer.decode(val_ids.tolist())) -
                         len(tokenizer.decode(val_ids[:1].tolist())), 1)
     summary["val_chars"] = val_chars + len(tokenizer.decode(val_ids[:1].tolist()))
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     run = Run(cfg, settings, out, corpus, tokenizer, batches, model, opt, metrics, summary,
-              val_ids, val_chars)
+              val_ids, val_chars, world, net, scaler)
     _say_what_was_decided(run, state, resumed=resume is not None, log=reporter.log)
     return run, state, carry
+
+
+class _NoMetrics:
+    """The metrics log of a rank other than 0: rank 0 writes it."""
+
+    def write(self, record: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _rows_of(state, rows: slice):
+    """The rows (dim 1) of a carried recurrent state that this process owns."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s[:, rows] for s in state)
+    return state[:, rows]
 
 
 def _say_what_was_decided(run: Run, state: LoopState, resumed: bool, log) -> None:
@@ -271,7 +318,10 @@ def _say_what_was_decided(run: Run, state: LoopState, resumed: bool, log) -> Non
     log(f"model {cm.layers}x{cm.hidden} {cm.cell.upper()}, embedding {cm.embed}, dropout "
         f"{cm.dropout:g}: {run.model.num_params():,} parameters on {run.settings.device}")
     s = run.settings
-    log(f"batch {s.batch} x {s.seq_len} tokens, {run.cfg.precision}, lr {run.cfg.lr:g} (cosine "
+    w = run.world
+    log(f"batch {s.batch} x {s.seq_len} tokens"
+        + (f" over {w.size} processes ({s.batch // w.size} streams each)" if w.distributed
+           else "") + f", {run.cfg.precision}, lr {run.cfg.lr:g} (cosine "
         f"to {run.cfg.min_lr:g}), budget {s.budget}"
         f"{f', from step {state.step:,}' if resumed else ''}; writing {run.out}")
 
@@ -286,13 +336,15 @@ def train_step(run: Run, state: LoopState, carry):
     lr = lr_at(run.cfg, state.step, run.progress(state), run.settings.budget.warmup)
     for group in run.opt.param_groups:
         group["lr"] = lr
-    with autocast(device, run.cfg.precision == "bf16"):
-        _, loss, new_carry = run.model(x, y, carry)
-    loss.backward()
+    with autocast(device, run.cfg.precision):
+        _, loss, new_carry = run.net(x, y, carry)
+    run.scaler.scale(loss).backward()    # DDP averages the gradients over the ranks here
+    run.scaler.unscale_(run.opt)
     norm = (torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
             if run.cfg.grad_clip else torch.tensor(0.0))
     loss_value = loss.item()
-    if not (math.isfinite(loss_value) and math.isfinite(float(norm))):
+    scaled = run.scaler.is_enabled()  # fp16: an overflow skips the step and lowers the scale
+    if not (math.isfinite(loss_value) and (scaled or math.isfinite(float(norm)))):
         last = checkpoint.last_dir(run.out)
         where = last if last != run.out else None
         raise FloatingPointError(
@@ -300,13 +352,15 @@ def train_step(run: Run, state: LoopState, carry):
             + (f"The last good checkpoint is kept in {where}. " if where else
                "No checkpoint was written yet. ")
             + f"Try a lower --lr (now {run.cfg.lr:g}) or --grad-clip.")
-    run.opt.step()
+    run.scaler.step(run.opt)
+    run.scaler.update()
     run.opt.zero_grad(set_to_none=True)
     dt = time.perf_counter() - t0
+    tokens = x.numel() * run.world.size  # the whole batch's, over all ranks
     state.step, state.pos = state.step + 1, state.pos + 1
-    state.tokens += x.numel()
+    state.tokens += tokens
     state.train_time += dt
-    return loss_value, x.numel(), dt, lr, detach_state(new_carry, torch.float32)
+    return loss_value, tokens, dt, lr, detach_state(new_carry, torch.float32)
 
 
 class Window:
@@ -341,7 +395,11 @@ def summary(run: Run, state: LoopState, val_loss: float | None, at_step: int | N
 
 
 def save_last(run: Run, state: LoopState, carry, rng_state: torch.Tensor) -> None:
-    """The latest step, with what resuming needs, to `last/`."""
+    """The latest step, with what resuming needs, to `last/`: the whole batch's carried state,
+    gathered from every rank (all take part), written by rank 0."""
+    carry = run.world.gather_rows(carry)
+    if not run.world.main:
+        return
     info = {"step": state.step, "loop": asdict(state), "corpus_sha256": run.corpus.sha256,
             "train_config": {**run.summary["train_config"],
                              "val_tokens": run.settings.val_tokens}}
@@ -359,9 +417,10 @@ def evals_due(progress: float, evals: int) -> int:
 def validate(run: Run, state: LoopState) -> dict:
     """A pass over the validation text: as one stream (see LM.evaluate), or, for a big one, in
     slices side by side (`evaluate_ids`) under the run's precision."""
-    s, ids = run.settings, run.val_ids
-    with autocast(s.device, s.val_streams > 1 and run.cfg.precision == "bf16"):
-        nats = evaluate_ids(run.model, ids, streams=s.val_streams)[0]
+    s, ids, w = run.settings, run.val_ids, run.world
+    with autocast(s.device, run.cfg.precision if s.val_streams > 1 else "fp32"):
+        nats = w.sum(evaluate_ids(run.model, ids, streams=s.val_streams,
+                                  part=(w.rank, w.size))[0])
     val = nats / run.val_chars  # nats per character
     state.last_val, state.last_val_step = val, state.step
     return {"step": state.step, "val_loss": round(val, 5),
@@ -374,15 +433,16 @@ def save_best(run: Run, state: LoopState) -> None:
     """The run's top holds the checkpoint of its best validation: this one, if it beats it."""
     if state.best_val is None or state.last_val < state.best_val:
         state.best_val, state.best_step = state.last_val, state.step
-        checkpoint.save(run.out, run.model, run.tokenizer,
-                        summary(run, state, state.last_val, state.step))
+        if run.world.main:
+                checkpoint.save(run.out, run.model, run.tokenizer,
+                            summary(run, state, state.last_val, state.step))
 
 
 def _forget_failed_start(run: Run) -> None:
     """A new run that fails before its first checkpoint (NaN, a full disk) leaves nothing
     behind that would block its rerun: no metrics log, no half-written files."""
-    if run.cfg.resume is not None or checkpoint.resolve(run.out) != run.out or \
-            checkpoint.is_checkpoint(run.out):
+    if not run.world.main or run.cfg.resume is not None or \
+            checkpoint.resolve(run.out) != run.out or checkpoint.is_checkpoint(run.out):
         return
     run.metrics.close()
     checkpoint.clear_run(run.out)
@@ -395,36 +455,59 @@ def train(cfg: TrainConfig, command: str | None = None,
           on_step: Callable[[int], None] | None = None,
           reporter: Reporter | None = None) -> Path:
     """Train as `cfg` says and return the run folder. What the run shows goes to `reporter`;
-    without one, to a `Terminal(log, progress, on_step)` (these three are for it alone)."""
-    reporter = reporter or Terminal(log, progress, on_step)
+    without one, to a `Terminal(log, progress, on_step)` (these three are for it alone). Under
+    `torchrun` this process is one rank of a data-parallel run (dist.py); only rank 0 shows
+    anything."""
+    world = World.from_env()
+    world.join(cfg.device)
+    if not world.main:
+        reporter = Reporter()
+    together = False
+    try:
+        out = _train(cfg, world, command, reporter or Terminal(log, progress, on_step))
+        together = True
+        return out
+    except KeyboardInterrupt:
+        together = True  # every rank stops at the same step
+        raise
+    finally:
+        world.leave(together)
+
+
+def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Reporter) -> Path:
     t_start = time.time()
-    run, state, carry = prepare(cfg, reporter, command)                     # 1. prepare
+    run, state, carry = prepare(cfg, reporter, command, world)              # 1. prepare
     cfg, window = run.cfg, Window()
     rng_state = torch.get_rng_state()
     t_wall = time.time() - state.wall_time
     try:
         reporter.begin(run.settings.budget, state)
-        while run.progress(state) < 1.0:
-            if state.pos >= run.batches.steps_in_epoch(state.epoch):  # a new epoch restarts
-                state.epoch, state.pos, carry = state.epoch + 1, 0, None  # the streams
-            loss, tokens, dt, lr, carry = train_step(run, state, carry)     # 2. one step
-            state.wall_time = time.time() - t_wall
-            window.add(loss, tokens, dt)
-            if state.step % cfg.log_every == 0 or run.progress(state) >= 1.0:
-                record = window.record(run, state, lr)                      # 3. report
-                run.metrics.write(record)
-                reporter.trained(state, record)
-                window = Window()
-            rng_state = torch.get_rng_state()  # what a resume from this step must restore
-            reporter.stepped(state)
-            if evals_due(run.progress(state), cfg.evals) > state.evals_done:  # 4. validate
-                state.evals_done = evals_due(run.progress(state), cfg.evals)
-                record = validate(run, state)
-                run.metrics.write(record)
-                save_best(run, state)
+        with world.signals():
+            while run.progress(state) < 1.0:
+                if state.pos >= run.batches.steps_in_epoch(state.epoch):  # a new epoch
+                    state.epoch, state.pos, carry = state.epoch + 1, 0, None  # restarts streams
+                with world.talking():
+                    loss, tokens, dt, lr, carry = train_step(run, state, carry)  # 2. one step
+                loss, state.train_time, stop = world.after_step(loss, state.train_time)
                 state.wall_time = time.time() - t_wall
-                save_last(run, state, carry, rng_state)
-                reporter.validated(state, record)
+                window.add(loss, tokens, dt)
+                if state.step % cfg.log_every == 0 or run.progress(state) >= 1.0:
+                    record = window.record(run, state, lr)                   # 3. report
+                    run.metrics.write(record)
+                    reporter.trained(state, record)
+                    window = Window()
+                rng_state = torch.get_rng_state()  # what a resume from this step must restore
+                reporter.stepped(state)
+                if stop:  # a signal reached some rank: all stop here
+                    raise KeyboardInterrupt
+                if evals_due(run.progress(state), cfg.evals) > state.evals_done:  # 4. validate
+                    state.evals_done = evals_due(run.progress(state), cfg.evals)
+                    record = validate(run, state)
+                    run.metrics.write(record)
+                    save_best(run, state)
+                    state.wall_time = time.time() - t_wall
+                    save_last(run, state, carry, rng_state)
+                    reporter.validated(state, record)
     except KeyboardInterrupt:
         reporter.end()  # before the last lines, so they do not land inside a progress bar
         state.wall_time = time.time() - t_wall
@@ -432,6 +515,10 @@ def train(cfg: TrainConfig, command: str | None = None,
         reporter.log(f"interrupted at step {state.step:,}; saved {run.out / 'last'}. Resume "
                      f"with: textrnn train {cfg.corpus} --resume {run.out}")
         raise
+    except PeerLost as e:
+        reporter.end()
+        raise PeerLost(f"{e}. Resume from the last checkpoint saved: --resume {run.out}") \
+            from None
     except BaseException:
         reporter.end()
         _forget_failed_start(run)
