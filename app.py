@@ -4,7 +4,7 @@ A thin door over the library (`textrnn.load`, `LM.stream`): it finds checkpoint 
 each lazily once, and streams generation to the page. No model logic lives here. Runs as a
 Hugging Face Space (Gradio SDK) unchanged; see the README's front matter.
 
-Limits (named here, documented in the README): MAX_NEW_CHARS characters per request, prompts
+Limits (named here, documented in docs/web-app.md): MAX_NEW_CHARS characters per request, prompts
 cut to their last MAX_PROMPT_CHARS characters, settings clamped to the slider ranges. A broken
 checkpoint folder is listed as unavailable with the reason; the app stays up.
 """
@@ -38,7 +38,8 @@ MAX_FILE_SIZE = "1mb"     # Gradio's upload route; the page itself takes no file
 MAX_TEMPERATURE = 2.0
 STREAM_EVERY_S = 0.03     # send the page at most ~30 updates a second; the first one at once
 HERE = Path(__file__).resolve().parent
-CSS = ".gradio-container textarea {font-family: ui-monospace, monospace}"  # text reads as typed
+CSS = (".gradio-container textarea {font-family: ui-monospace, monospace}"  # reads as typed
+       "#card pre, #card code {white-space: pre-wrap; overflow-wrap: anywhere}")  # no cut lines
 
 
 class Catalog:
@@ -208,11 +209,14 @@ def build(catalog: Catalog) -> gr.Blocks:
                 seed = gr.Textbox(label="Seed", placeholder="random",
                                   info="blank = random; keep it to draw the same text again")
                 used = gr.Number(label="Seed used", precision=0, interactive=False)
-                card = gr.Markdown(catalog.card(first) if first else catalog.card(""))
+                card = gr.Markdown(catalog.card(first) if first else catalog.card(""),
+                                   elem_id="card")
                 curve = gr.LinePlot(catalog.curve(first) if first else None, x="step",
                                     y="nats/char", color="split", height=240,
                                     color_map={"train": "#6366f1", "validation": "#f59e0b"},
-                                    label="Loss while training", title="Loss while training")
+                                    label="Loss while training: train (indigo), "
+                                    "validation (amber)", elem_id="curve",
+                                    colors_in_legend=[])  # Gradio's own is cut off below
 
         def select(name):
             return (catalog.card(name), catalog.curve(name),
@@ -305,8 +309,13 @@ def serve(demo: gr.Blocks, host=None, port=None, share=False, queue_size: int = 
     and uploads capped."""
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size).launch(
         server_name=host, server_port=port, share=share or None, theme=gr.themes.Soft(),
-        css=CSS, max_file_size=MAX_FILE_SIZE, prevent_thread_lock=not block, quiet=not block,
+        css=CSS, max_file_size=MAX_FILE_SIZE, prevent_thread_lock=True, quiet=True,
         app_kwargs={"middleware": [Middleware(BodyLimit, limit=MAX_REQUEST_BYTES)]})
+    if block:  # our own lines: Gradio's would advise `share=True` in code, not our --share
+        print(f"textrnn app: serving on {demo.local_url}"
+              + (f" and {demo.share_url}" if demo.share_url else
+                 " (python app.py --share for a public link too)"), flush=True)
+        demo.block_thread()
     return demo
 
 

@@ -171,6 +171,15 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         page.goto(server)
         page.get_by_label("Model").click()
         page.get_by_role("option", name="tiny", exact=True).click()
+        # The model card wraps inside its box, at desktop and at phone widths.
+        fits = """() => { const boxes = [...document.querySelectorAll('#card pre')];
+            return boxes.length > 0 && boxes.every(e => e.scrollWidth <= e.clientWidth + 1); }"""
+        page.wait_for_function(fits, timeout=10_000)
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.wait_for_function(fits, timeout=10_000)
+        page.set_viewport_size({"width": 1280, "height": 900})
+        label = page.locator("#curve").inner_text()  # both series are named on screen
+        assert "train" in label and "validation" in label, label
         page.locator("#prompt textarea").fill("CARL:")
         # Record the output's length every few milliseconds from inside the page.
         page.evaluate("""() => { window.lens = []; setInterval(() => {

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -260,3 +261,48 @@ def test_data_benchmark_prepares_and_prints_its_table(capsys, tmp_path):
     assert bench(["data", "--size", "0.3", "--sources", str(src), "--tokenizers", "char,bpe"]) == 0
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| now |")]
     assert len(rows) == 2 and all("failed" not in r for r in rows), rows
+
+
+def test_a_run_shows_a_sample_at_each_validation_and_the_next_commands(corpus_file, tmp_path,
+                                                                        capsys):
+    from safetensors.torch import load_file
+    from textrnn import checkpoint
+    code, _, err = run(capsys, "train", corpus_file, "--out", tmp_path / "a", *SMALL)
+    assert code == 0, err
+    vals = [r for r in checkpoint.read_metrics(tmp_path / "a") if "val_loss" in r]
+    assert len(vals) == 2 and all(len(r["sample"]) == 200 for r in vals)  # char: 200 characters
+    for r in vals:
+        assert f"--- step {r['step']}, validation" in err and r["sample"] in err
+    assert f"next: textrnn sample {tmp_path / 'a'} --length 500" in err
+    assert f"python app.py --checkpoints {tmp_path}" in err
+    # the same seed samples the same text, and sampling leaves the training alone
+    code, _, _ = run(capsys, "train", corpus_file, "--out", tmp_path / "b", *SMALL)
+    assert [r["sample"] for r in checkpoint.read_metrics(tmp_path / "b") if "sample" in r] == \
+        [r["sample"] for r in vals]
+    code, _, err = run(capsys, "train", corpus_file, "--out", tmp_path / "c", *SMALL,
+                       "--sample-chars", "0")
+    assert code == 0 and "--- step" not in err
+    assert not any("sample" in r for r in checkpoint.read_metrics(tmp_path / "c"))
+    a, c = (load_file(checkpoint.last_dir(tmp_path / x) / "model.safetensors") for x in "ac")
+    assert all(bool((a[k] == c[k]).all()) for k in a)
+    code, _, err = run(capsys, "train", corpus_file, "--out", tmp_path / "d", *SMALL,
+                       "--sample-chars", "-1")
+    assert code == 1 and "sample-chars must be in [0, 10,000], got -1" in err
+
+
+def test_a_short_corpus_says_one_batch_size(corpus_file, tmp_path, capsys):
+    code, _, err = run(capsys, "train", corpus_file, "--out", tmp_path / "r", "--hidden", "16",
+                       "--max-steps", "5", "--evals", "1", "--no-progress", "--seq-len", "50")
+    assert code == 0, err
+    chose = next(line for line in err.splitlines() if line.startswith("chose"))
+    batch = next(line for line in err.splitlines() if line.startswith("batch "))
+    b = int(re.search(r"batch-size (\d+)", chose).group(1))
+    assert b < 64 and batch.startswith(f"batch {b} x 50") and "corpus is short" not in err
+
+
+def test_info_says_which_checkpoint_of_the_run_it_describes(trained, capsys):
+    code, out, _ = run(capsys, "info", trained)
+    assert code == 0
+    assert "the run's best checkpoint, by validation, at step 12; its latest, step 12" in out
+    code, out, _ = run(capsys, "info", trained / "last")
+    assert code == 0 and "a checkpoint trained 12 steps" in out

@@ -102,6 +102,8 @@ def _train_parser(sub) -> None:
     g.add_argument("--overwrite", action="store_true", default=None,
                    help="replace an existing run in the output folder")
     g.add_argument("--evals", type=int, help=f"validation passes over the run ({d.evals})")
+    g.add_argument("--sample-chars", type=int, help="characters of the sample shown and logged "
+                   f"at each validation, temperature 0.8, seed 1; 0: none ({d.sample_chars})")
     g.add_argument("--seed", type=int, help=f"random seed ({d.seed})")
     g.add_argument("--device", help=f"auto, cpu, cuda, cuda:N, mps ({d.device})")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -227,8 +229,22 @@ def _cmd_info(args) -> int:
         print(json.dumps(checkpoint.read_config(args.checkpoint), indent=2, ensure_ascii=False))
         return 0
     lm = load(args.checkpoint)
-    print(f"{checkpoint.resolve(args.checkpoint)}\n{lm.card()}")
+    print(f"{checkpoint.resolve(args.checkpoint)}: {_which(Path(args.checkpoint))}\n{lm.card()}")
     return 0
+
+
+def _which(path: Path) -> str:
+    """Which checkpoint of a run `path` names: its best, or its latest."""
+    def step(p: Path):
+        return checkpoint.read_config(p).get("training", {}).get("steps")
+    where = checkpoint.resolve(path)
+    last = checkpoint.last_dir(path)
+    if where != path:
+        return f"the run's latest checkpoint, step {step(where)} (no validation yet)"
+    if last != path:
+        return (f"the run's best checkpoint, by validation, at step {step(path)}; its latest, "
+                f"step {step(last)}, is in {last}")
+    return f"a checkpoint trained {step(path)} steps"
 
 
 def main(argv: list[str] | None = None) -> int:

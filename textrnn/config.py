@@ -62,6 +62,7 @@ BATCH, SEQ_LEN = 64, 50   # streams x BPTT tokens: 64 streams keep two cores' ma
 MIN_STEPS, MIN_BATCH = 500, 8  # a short time budget halves the batch down to 8 for 500 steps
 MAX_DROPOUT = 0.3         # dropout grows with the passes over the corpus, up to this
 WEIGHT_DECAY, WEIGHT_DECAY_PASSES, MAX_WEIGHT_DECAY = 0.1, 7, 0.3  # AdamW decay, see above
+MAX_SAMPLE_CHARS = 10_000  # of the sample shown at each validation
 MAX_SEQ_LEN, MAX_BATCH = 10_000, 65_536  # past these, a typo: refused with advice
 MEMORY_SHARE = 0.8        # a run may plan to use this much of the device's memory, no more
 MAX_VAL_CHARS = 4 * 2**20  # the validation split's default size limit, in characters
@@ -104,6 +105,8 @@ class TrainConfig:
     max_steps: int | None = None   # optimizer steps; with no budget at all, DEFAULT_STEPS
     time_budget: float | None = None  # seconds of training (validation time not counted)
     evals: int = 5                 # validation passes spread evenly over the run, the last at end
+    sample_chars: int = 200        # a sample this long shown and logged at each validation
+                                   # (temperature 0.8, a fixed seed: watch it learn); 0: none
     log_every: int = 10            # steps between lines in metrics.jsonl
     seed: int = 1337               # drives init, dropout and data offsets
     device: str = "auto"           # auto (cuda if present, else cpu), cpu, cuda, cuda:1, mps
@@ -140,6 +143,8 @@ class TrainConfig:
             (self.time_budget is None or self.time_budget > 0,
              f"time-budget must be positive, got {self.time_budget}"),
             (self.evals >= 1, f"evals must be at least 1, got {self.evals}"),
+            (0 <= self.sample_chars <= MAX_SAMPLE_CHARS,
+             f"sample-chars must be in [0, {MAX_SAMPLE_CHARS:,}], got {self.sample_chars}"),
             (self.val_streams is None or self.val_streams >= 1,
              f"val-streams must be at least 1, got {self.val_streams}"),
             (self.max_val_chars is None or self.max_val_chars >= 2,
@@ -276,13 +281,14 @@ def train_speed(cfg: ModelConfig, batch: int, seq_len: int, device: torch.device
 
 def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.device,
            precision: str,
-           speed: Callable[[ModelConfig, int, int], float] | None = None
+           speed: Callable[[ModelConfig, int, int], float] | None = None, ranks: int = 1
            ) -> tuple[TrainConfig, str]:
     """Fill in what `cfg` leaves unset (None) for a corpus of `n_tokens` training tokens; return
     the filled-in config and a line saying what was chosen and why ("" if nothing was).
 
     `speed(model_config, batch, seq_len)` gives training tokens per second; by default each
-    width and batch it is asked about is timed once on `device` (only with a time budget)."""
+    width and batch it is asked about is timed once on `device` (only with a time budget), at
+    the rows one of `ranks` processes owns. A batch chosen here splits across the ranks."""
     m = replace(cfg.model, vocab_size=vocab_size)
     if m.tie_weights and m.hidden is None:
         m = replace(m, hidden=m.embed)  # tying needs the two widths equal
@@ -294,8 +300,8 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
         """Tokens/s for this width and batch, timed once (or asked of `speed`)."""
         key = (mc.hidden, b)
         if key not in timings:
-            timings[key] = (speed(mc, b, seq_len) if speed is not None else
-                            train_speed(mc, b, seq_len, device, precision))
+            timings[key] = (speed(mc, b, seq_len) if speed is not None else ranks *
+                            train_speed(mc, max(1, b // ranks), seq_len, device, precision))
         return timings[key]
     steps = budget_steps(cfg)
 
@@ -313,7 +319,7 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
                        dropout=0.0 if m.dropout is None else m.dropout)
 
     if m.hidden is not None:  # a width set by hand: refuse it before timing builds it
-        check_memory(candidate(m.hidden), batch, seq_len, device)
+        check_memory(candidate(m.hidden), max(1, batch // ranks), seq_len, device)
 
     # 1. width: the widest candidate that the budget and the corpus both afford
     if m.hidden is None:
@@ -336,6 +342,8 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
         while (batch > MIN_BATCH and steps_at(batch) < MIN_STEPS
                and (not steps or steps_at(batch) < steps)):
             batch //= 2
+        batch = fit_batch_shape(n_tokens, batch, seq_len)[0]  # a short corpus: fewer streams
+        batch = max(ranks, batch - batch % ranks)              # ... that split across ranks
     d = tokens(m, batch)
     timed = cfg.time_budget and (not steps or d < steps * batch * seq_len)
     why = [f"{d / 1e6:.3g}M tokens in the budget"
@@ -434,8 +442,8 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
             ranks: int = 1) -> Resolved:
     """Fill in everything `cfg` leaves open for a corpus of `n_tokens` training tokens (and
     `n_val` validation tokens), in the order of the module docstring. `resume` is a resumed
-    run's saved train config and model; `ranks`, the processes a validation pass is split
-    across (a distributed run's)."""
+    run's saved train config and model; `ranks`, the processes of a distributed run, over which
+    the batch and each validation pass are split."""
     if resume is not None:
         cfg = _keep_resumed(cfg, *resume)
     device = pick_device(cfg.device)
@@ -443,7 +451,7 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
     notes, why = [], ""
     if resume is None:
         asked = cfg.min_lr
-        cfg, why = choose(cfg, n_tokens, vocab_size, device, cfg.precision)
+        cfg, why = choose(cfg, n_tokens, vocab_size, device, cfg.precision, ranks=ranks)
         if cfg.min_lr < asked:  # choose() caps it at the lr it chose
             notes.append(f"note: min-lr {asked:g} is above the chosen lr {cfg.lr:g}; using "
                          f"{cfg.lr:g} for both (a flat schedule)")
@@ -452,7 +460,7 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
         notes.append(f"corpus is short ({n_tokens:,} training tokens): using batch-size {B}, "
                      f"seq-len {T}")
     if resume is None:
-        check_memory(replace(cfg.model, vocab_size=vocab_size), B, T, device)
+        check_memory(replace(cfg.model, vocab_size=vocab_size), max(1, B // ranks), T, device)
     steps = budget_steps(cfg)
     warmup = min(cfg.warmup_steps, steps // 10) if steps else cfg.warmup_steps
     streams = cfg.val_streams or val_streams(n_val)

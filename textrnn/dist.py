@@ -50,6 +50,10 @@ class PeerLost(ConnectionError):
     """Another process of the run died or cannot be reached."""
 
 
+class StopRequested(KeyboardInterrupt):
+    """A stop every rank agreed on, after the same step (a signal reached one of them)."""
+
+
 @dataclass
 class World:
     """Who this process is in the run: rank `rank` of `size`, `local_rank` on its machine."""
@@ -84,7 +88,11 @@ class World:
         gloo; on CPUs, each process takes its share of the cores unless OMP_NUM_THREADS says."""
         if not self.distributed or dist.is_initialized():
             return
-        on_gpu = device_name != "cpu" and device_name != "mps" and torch.cuda.is_available()
+        try:
+            kind = "cuda" if device_name == "auto" else torch.device(device_name).type
+        except RuntimeError:
+            raise ValueError(f"unknown device {device_name!r}; try cpu, cuda or auto") from None
+        on_gpu = kind == "cuda" and torch.cuda.is_available()
         if on_gpu:
             if self.local_rank >= torch.cuda.device_count():
                 raise ValueError(f"local rank {self.local_rank} has no GPU: this machine has "
@@ -227,14 +235,14 @@ class World:
     def signals(self):
         """While training, Ctrl-C (SIGINT) and SIGTERM (what torchrun and schedulers send) set
         `stop`: the run stops after the step under way (every rank after the same one, see
-        `after_step`), so the state it saves is a step's end. Alone, a second signal stops it
-        at once."""
+        `after_step`), so the state it saves is a step's end. A second signal stops it at
+        once."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def ask_to_stop(signum, frame):
-            if self.stop and not self.distributed:
+            if self.stop:  # asked twice: at once (a distributed run saves nothing then)
                 raise KeyboardInterrupt
             self.stop = True
 

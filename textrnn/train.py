@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shlex
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -48,8 +50,9 @@ from .config import Budget, Resolved, TrainConfig, resolve
 from .corpus import Corpus
 from .corpus import prepare as prepare_corpus
 from .data import Batches, corpus_name
-from .dist import PeerLost, World
+from .dist import PeerLost, StopRequested, World
 from .evaluate import evaluate_ids
+from .lm import LM
 from .model import RNNLM, autocast, detach_state
 
 
@@ -141,6 +144,16 @@ class Terminal(Reporter):
     def validated(self, state: LoopState, record: dict) -> None:
         val = state.last_val
         self.bar.set_postfix_str(f"val {val:.3f} nats/char, {val / math.log(2):.3f} bpc")
+        if "sample" in record:
+            self._say(f"--- step {state.step:,}, validation {val:.4f} nats/char; sampled at "
+                      f"temperature {SAMPLE_TEMPERATURE} ---\n{record['sample']}\n---")
+
+    def _say(self, text: str) -> None:
+        """A line above the progress bar (or just a line, without one)."""
+        if self.bar is not None and not self.bar.disable:
+            tqdm.write(text, file=sys.stderr)
+        else:
+            self.log(text)
 
     def end(self) -> None:
         if self.bar is not None:
@@ -226,6 +239,8 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
         cfg, len(corpus.train_ids), tokenizer.vocab_size,
         None if resume is None else (resume.info["train_config"], model.config),
         n_val=len(corpus.val_ids), ranks=world.size))
+    if world.distributed and settings.device.type == "cuda":  # each rank its own GPU
+        settings = replace(settings, device=world.device)
     cfg, device = settings.cfg, settings.device
     for note in settings.notes:
         reporter.log(note)
@@ -255,6 +270,8 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
                                      cfg.evals)
     elif cfg.overwrite and world.main:
         checkpoint.clear_run(out)
+    if world.rank:  # dropout draws its own masks on each rank (rank 0's are a lone run's)
+        torch.manual_seed(int(torch.randint(2**62, (1,))) + world.rank)
     net = model
     if world.distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -283,6 +300,8 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
                         len(tokenizer.decode(val_ids[:1].tolist())), 1)
     summary["val_chars"] = val_chars + len(tokenizer.decode(val_ids[:1].tolist()))
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+    if resume is not None and resume.info.get("scaler"):
+        scaler.load_state_dict(resume.info["scaler"])
     run = Run(cfg, settings, out, corpus, tokenizer, batches, model, opt, metrics, summary,
               val_ids, val_chars, world, net, scaler)
     _say_what_was_decided(run, state, resumed=resume is not None, log=reporter.log)
@@ -304,8 +323,8 @@ def _rows_of(state, rows: slice):
     if state is None:
         return None
     if isinstance(state, tuple):
-        return tuple(s[:, rows] for s in state)
-    return state[:, rows]
+        return tuple(s[:, rows].contiguous() for s in state)  # cuDNN wants it so
+    return state[:, rows].contiguous()
 
 
 def _say_what_was_decided(run: Run, state: LoopState, resumed: bool, log) -> None:
@@ -344,7 +363,8 @@ def train_step(run: Run, state: LoopState, carry):
             if run.cfg.grad_clip else torch.tensor(0.0))
     loss_value = loss.item()
     scaled = run.scaler.is_enabled()  # fp16: an overflow skips the step and lowers the scale
-    if not (math.isfinite(loss_value) and (scaled or math.isfinite(float(norm)))):
+    bad = not (math.isfinite(loss_value) and (scaled or math.isfinite(float(norm))))
+    if run.world.sum(float(bad)) if run.world.distributed else bad:  # every rank, or none
         last = checkpoint.last_dir(run.out)
         where = last if last != run.out else None
         raise FloatingPointError(
@@ -401,6 +421,7 @@ def save_last(run: Run, state: LoopState, carry, rng_state: torch.Tensor) -> Non
     if not run.world.main:
         return
     info = {"step": state.step, "loop": asdict(state), "corpus_sha256": run.corpus.sha256,
+            "scaler": run.scaler.state_dict() if run.scaler.is_enabled() else None,
             "train_config": {**run.summary["train_config"],
                              "val_tokens": run.settings.val_tokens}}
     checkpoint.save_last(run.out, run.model, run.tokenizer,
@@ -427,6 +448,19 @@ def validate(run: Run, state: LoopState) -> dict:
             "val_bpc": round(val / math.log(2), 5),
             "val_nats_per_token": round(nats / (len(ids) - 1), 5),
             "train_time": round(state.train_time, 3)}
+
+
+SAMPLE_TEMPERATURE, SAMPLE_SEED = 0.8, 1  # of the sample shown at each validation
+
+
+def sample(run: Run) -> str:
+    """`sample_chars` characters from the model as it is now, from a fixed seed (the global
+    RNG, which dropout draws from, is left alone)."""
+    try:
+        return LM(run.model, run.tokenizer).generate(
+            "", run.cfg.sample_chars, temperature=SAMPLE_TEMPERATURE, seed=SAMPLE_SEED)
+    finally:
+        run.model.train()
 
 
 def save_best(run: Run, state: LoopState) -> None:
@@ -467,7 +501,7 @@ def train(cfg: TrainConfig, command: str | None = None,
         out = _train(cfg, world, command, reporter or Terminal(log, progress, on_step))
         together = True
         return out
-    except KeyboardInterrupt:
+    except StopRequested:
         together = True  # every rank stops at the same step
         raise
     finally:
@@ -497,19 +531,30 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
                     reporter.trained(state, record)
                     window = Window()
                 rng_state = torch.get_rng_state()  # what a resume from this step must restore
-                reporter.stepped(state)
-                if stop:  # a signal reached some rank: all stop here
-                    raise KeyboardInterrupt
+                try:
+                    reporter.stepped(state)
+                except KeyboardInterrupt:
+                    if not world.distributed:
+                        raise
+                    world.stop = True  # the others hear it after the next step
                 if evals_due(run.progress(state), cfg.evals) > state.evals_done:  # 4. validate
                     state.evals_done = evals_due(run.progress(state), cfg.evals)
                     record = validate(run, state)
+                    if cfg.sample_chars and world.main:  # watch it learn
+                        record["sample"] = sample(run)
                     run.metrics.write(record)
                     save_best(run, state)
                     state.wall_time = time.time() - t_wall
                     save_last(run, state, carry, rng_state)
                     reporter.validated(state, record)
-    except KeyboardInterrupt:
+                if stop:  # a signal reached some rank: all stop here, after this step's work
+                    raise StopRequested
+    except KeyboardInterrupt as e:
         reporter.end()  # before the last lines, so they do not land inside a progress bar
+        if world.distributed and not isinstance(e, StopRequested):  # asked twice: gone at once
+            reporter.log(f"stopped at once at step {state.step:,}; the last checkpoint saved "
+                         f"is in {run.out}")
+            raise
         state.wall_time = time.time() - t_wall
         save_last(run, state, carry, rng_state)
         reporter.log(f"interrupted at step {state.step:,}; saved {run.out / 'last'}. Resume "
@@ -533,4 +578,8 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
         f"training ({state.tokens * run.corpus.chars_per_token / max(state.train_time, 1e-9):,.0f}"
         f" chars/s), {time.time() - t_start:.0f} s in all; best validation {best:.4f} nats/char "
         f"= {best / math.log(2):.4f} bits/char at step {state.best_step:,}; checkpoint {run.out}")
+    out, folder = shlex.quote(str(run.out)), shlex.quote(str(run.out.parent))
+    reporter.log(f"next: textrnn sample {out} --length 500    (text from the best checkpoint)\n"
+                 f"      python app.py --checkpoints {folder}    (the web page, with every run in "
+                 f"{folder})")
     return run.out
