@@ -48,15 +48,26 @@ class Catalog:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.entries: dict[str, dict] = {}  # name -> {"path", "manifest", "config" | "error"}
-        folders = sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
-        for path in folders:
-            entry = self.entries[path.name] = {"path": path, "manifest": _manifest(path)}
-            try:
-                entry["config"] = textrnn.read_config(path)
-            except (OSError, ValueError) as e:
-                entry["error"] = str(e)
         self._models: dict[str, textrnn.LM] = {}
         self._lock = threading.Lock()
+        self.rescan()
+
+    def rescan(self) -> None:
+        """Take in folders that are new, or that were unavailable (a run still writing its
+        first checkpoint, say), since the last look; loaded models are kept."""
+        folders = sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
+        with self._lock:
+            for path in folders:
+                if path.name in self.entries and "error" not in self.entries[path.name]:
+                    continue
+                entry = {"path": path, "manifest": _manifest(path)}
+                try:
+                    entry["config"] = textrnn.read_config(path)
+                except (OSError, ValueError) as e:
+                    entry["error"] = str(e)
+                self.entries[path.name] = entry
+                self._models.pop(path.name, None)
+            self.entries = dict(sorted(self.entries.items()))
 
     def choices(self) -> list[tuple[str, str]]:
         return [(name if "error" not in e else f"{name} (unavailable)", name)
@@ -191,7 +202,8 @@ def build(catalog: Catalog) -> gr.Blocks:
                                     max_length=MAX_PROMPT_CHARS,
                                     placeholder="Start the text here, or leave it empty")
                 examples = gr.Dataset(components=[prompt], label="Examples",
-                                      samples=[[p] for p in catalog.examples(first)])
+                                      samples=[[p] for p in catalog.examples(first)],
+                                      visible=bool(catalog.examples(first)))
                 with gr.Row():
                     run = gr.Button("Generate", variant="primary", elem_id="generate")
                     stop = gr.Button("Stop", variant="stop")
@@ -219,10 +231,16 @@ def build(catalog: Catalog) -> gr.Blocks:
                                     colors_in_legend=[])  # Gradio's own is cut off below
 
         def select(name):
+            prompts = catalog.examples(name)
             return (catalog.card(name), catalog.curve(name),
-                    gr.Dataset(samples=[[p] for p in catalog.examples(name)]))
+                    gr.Dataset(samples=[[p] for p in prompts], visible=bool(prompts)))
+
+        def rescan(name):  # each page load sees runs trained since the app started
+            catalog.rescan()
+            return gr.Dropdown(choices=catalog.choices(), value=name or catalog.default())
 
         model.change(select, model, [card, curve, examples], api_visibility="private")
+        demo.load(rescan, model, model, api_visibility="private")
         examples.click(lambda sample: sample[0], examples, prompt, api_visibility="private")
         event = run.click(make_generate(catalog),
                           [model, prompt, length, temperature, top_k, top_p, seed],

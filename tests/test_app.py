@@ -135,11 +135,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVED: dict[str, Path] = {}  # url -> the checkpoints folder it serves
+
+
+def app_root(url: str) -> Path:
+    return SERVED[url]
+
+
 @pytest.fixture(scope="module")
 def server(catalog):
     port = free_port()
     demo = app.serve(app.build(catalog), "127.0.0.1", port, block=False)
-    yield f"http://127.0.0.1:{port}/"
+    url = f"http://127.0.0.1:{port}/"
+    SERVED[url] = catalog.root
+    yield url
     demo.close()
 
 
@@ -214,7 +223,34 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
                 stopped, still_since = n, time.time()
             time.sleep(0.05)
         assert stopped < len("CARL:") + app.MAX_NEW_CHARS
+
+        # A run trained while the app is up shows after a reload; a checkpoint without
+        # examples shows no empty Examples block.
+        root = app_root(server)
+        shutil.copytree(root / "tiny-bpe", root / "zz-later")
+        page.reload()
+        page.get_by_label("Model").click()
+        page.get_by_role("option", name="zz-later", exact=True).click()
+        page.wait_for_function("() => document.querySelector('#card').innerText"
+                               ".includes('zz-later')", timeout=10_000)
+        assert page.get_by_text("Examples", exact=True).count() == 0
         browser.close()
+
+
+def test_a_rescan_takes_in_new_and_mended_folders_and_keeps_loaded_models(checkpoints,
+                                                                          tmp_path):
+    root = tmp_path / "ck"
+    shutil.copytree(checkpoints / "tiny", root / "a")
+    catalog = app.Catalog(root)
+    loaded = catalog.get("a")
+    (root / "b").mkdir()  # a run that has not written its first checkpoint yet
+    catalog.rescan()
+    assert "error" in catalog.entries["b"]
+    shutil.rmtree(root / "b")
+    shutil.copytree(checkpoints / "tiny", root / "b")
+    catalog.rescan()
+    assert [n for n, _ in catalog.choices()] == ["a", "b"] and "error" not in catalog.entries["b"]
+    assert catalog.get("a") is loaded and catalog.get("b") is not loaded
 
 
 def test_no_checkpoint_however_broken_stops_the_app(checkpoints, tmp_path):

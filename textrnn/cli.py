@@ -248,6 +248,18 @@ def _which(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        # One rank of a torchrun run, its work done and its files closed: leave without the
+        # C++ teardown, where gloo's threads can abort the process ("terminate called without
+        # an active exception") after a clean run.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _build_parser().parse_args(argv)
     try:
