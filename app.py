@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a demo
@@ -134,14 +135,21 @@ def _clamp(value, low, high, default):
     return default if math.isnan(value) else min(max(value, low), high)
 
 
+MAX_SEED = 2**53 - 1  # seeds are used as given, within what the page's number field shows exactly
+SEED_INFO = "blank = random; keep it to draw the same text again"
+
+
 def _seed(value) -> int:
-    """Blank means a fresh random seed; anything else must be a whole number."""
+    """Blank means a fresh random seed; anything else must be a whole number, used as is."""
     if value is None or str(value).strip() == "":
         return textrnn.new_seed()
     try:
-        return int(str(value).strip()) % 2**31
+        seed = int(str(value).strip())
     except ValueError:
         raise gr.Error(f"Seed must be a whole number, or blank for a random one; got {value!r}.")
+    if abs(seed) > MAX_SEED:
+        raise gr.Error(f"Seed must be between -{MAX_SEED:,} and {MAX_SEED:,}; got {seed:,}.")
+    return seed
 
 
 def refuse(message: str) -> gr.Error:
@@ -162,6 +170,26 @@ def make_generate(catalog: Catalog):
             raise refuse(f"Could not generate: {e}") from None
 
     return generate
+
+
+def make_page_generate(catalog: Catalog):
+    """The page's own handler: `generate`, except that a seed it cannot use keeps the text
+    on screen and flags the seed field, instead of turning the outputs into errors."""
+    generate = make_generate(catalog)
+
+    def page_generate(name, prompt, length, temperature, top_k, top_p, seed, shown, used):
+        try:
+            _seed(seed)
+        except gr.Error as e:
+            gr.Warning(e.message)
+            yield shown, used, gr.Textbox(info=f"⚠ {e.message}")
+            return
+        first = True
+        for text, seed_used in generate(name, prompt, length, temperature, top_k, top_p, seed):
+            yield text, seed_used, gr.Textbox(info=SEED_INFO) if first else gr.skip()
+            first = False
+
+    return page_generate
 
 
 def _generate(catalog: Catalog, name, prompt, length, temperature, top_k, top_p, seed):
@@ -218,9 +246,10 @@ def build(catalog: Catalog) -> gr.Blocks:
                                   info="sample from the k likeliest; 0 = off")
                 top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p",
                                   info="sample from the likeliest whose odds reach p; 1 = off")
-                seed = gr.Textbox(label="Seed", placeholder="random",
-                                  info="blank = random; keep it to draw the same text again")
-                used = gr.Number(label="Seed used", precision=0, interactive=False)
+                seed = gr.Textbox(label="Seed", placeholder="random", info=SEED_INFO,
+                                  elem_id="seed")
+                used = gr.Textbox(label="Seed used", interactive=False, elem_id="used",
+                                  placeholder="none yet")
                 card = gr.Markdown(catalog.card(first) if first else catalog.card(""),
                                    elem_id="card")
                 curve = gr.LinePlot(catalog.curve(first) if first else None, x="step",
@@ -242,10 +271,19 @@ def build(catalog: Catalog) -> gr.Blocks:
         model.change(select, model, [card, curve, examples], api_visibility="private")
         demo.load(rescan, model, model, api_visibility="private")
         examples.click(lambda sample: sample[0], examples, prompt, api_visibility="private")
-        event = run.click(make_generate(catalog),
-                          [model, prompt, length, temperature, top_k, top_p, seed],
-                          [output, used], api_name="generate")
+        event = run.click(make_page_generate(catalog),
+                          [model, prompt, length, temperature, top_k, top_p, seed, output, used],
+                          [output, used, seed], api_visibility="private",
+                          concurrency_id="generate")
         stop.click(None, None, None, cancels=[event], api_visibility="private")
+        generate = make_generate(catalog)
+
+        def api_generate(name: str, prompt: str, length: float, temperature: float,
+                         top_k: float, top_p: float, seed: str) -> Iterator[tuple[str, int]]:
+            """Stream (prompt + text so far, seed used); see docs/web-app.md."""
+            yield from generate(name, prompt, length, temperature, top_k, top_p, seed)
+
+        gr.api(api_generate, api_name="generate", concurrency_id="generate")
     return demo
 
 

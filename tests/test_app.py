@@ -112,8 +112,11 @@ def test_concurrent_requests_get_their_own_results(catalog):
 
 def test_seed_must_be_a_whole_number(catalog):
     assert run_all(catalog, seed=" 12 ")[-1][1] == 12
+    assert run_all(catalog, seed="-3")[-1][1] == -3  # used as given, not wrapped
     with pytest.raises(gr.Error, match="whole number"):
         run_all(catalog, seed="abc")
+    with pytest.raises(gr.Error, match="between"):
+        run_all(catalog, seed=str(2**53))
 
 
 def test_bad_checkpoint_is_an_error_and_the_app_stays_up(catalog):
@@ -189,6 +192,8 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         page.set_viewport_size({"width": 1280, "height": 900})
         label = page.locator("#curve").inner_text()  # both series are named on screen
         assert "train" in label and "validation" in label, label
+        used_box = page.locator("#used textarea, #used input").first
+        assert used_box.input_value() == ""  # no seed used yet, not 0
         page.locator("#prompt textarea").fill("CARL:")
         # Record the output's length every few milliseconds from inside the page.
         page.evaluate("""() => { window.lens = []; setInterval(() => {
@@ -206,6 +211,24 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         assert page.locator("#output textarea").input_value().startswith("CARL:")
         print(f"first character after {first_char_ms:.0f} ms; {len(growing)} partial updates")
         page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+
+        # A seed the page cannot use keeps the text on screen and flags the field.
+        shown, used = (page.locator(f"#{i} textarea, #{i} input").first.input_value()
+                       for i in ("output", "used"))
+        seed_box = page.locator("#seed textarea, #seed input").first
+        seed_box.fill("1.5")
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_function("() => document.querySelector('#seed').innerText.includes('⚠')",
+                               timeout=10_000)
+        time.sleep(0.5)
+        assert page.locator("#output textarea").input_value() == shown
+        assert used_box.input_value() == used
+        seed_box.fill("-3")  # negative seeds are used as given
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_function("() => document.querySelector('#used textarea, #used input')"
+                               ".value === '-3'", timeout=30_000)
+        assert "⚠" not in page.locator("#seed").inner_text()
+        seed_box.fill("")
 
         # Stop ends a long generation part-way.
         page.locator("#length input[type=number]").fill(str(app.MAX_NEW_CHARS))
