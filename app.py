@@ -182,12 +182,17 @@ def make_page_generate(catalog: Catalog):
             _seed(seed)
         except gr.Error as e:
             gr.Warning(e.message)
-            yield shown, used, gr.Textbox(info=f"⚠ {e.message}")
+            yield shown, used, gr.Textbox(info=f"⚠ {e.message}"), gr.skip()
             return
-        first = True
+        want, start, n = int(_clamp(length, 0, MAX_NEW_CHARS, 300)), None, 0
         for text, seed_used in generate(name, prompt, length, temperature, top_k, top_p, seed):
-            yield text, seed_used, gr.Textbox(info=SEED_INFO) if first else gr.skip()
-            first = False
+            if start is None:  # the first update is the prompt (as used: maybe cut)
+                start = len(text)
+                yield text, seed_used, gr.Textbox(info=SEED_INFO), f"0 / {want:,} characters"
+                continue
+            n = len(text) - start
+            yield text, seed_used, gr.skip(), f"{n:,} / {want:,} characters"
+        yield gr.skip(), gr.skip(), gr.skip(), f"done: {n:,} characters"
 
     return page_generate
 
@@ -199,6 +204,8 @@ def _generate(catalog: Catalog, name, prompt, length, temperature, top_k, top_p,
     if len(prompt) > MAX_PROMPT_CHARS:
         gr.Warning(f"Prompt cut to its last {MAX_PROMPT_CHARS} characters.")
         prompt = prompt[-MAX_PROMPT_CHARS:]
+    if _clamp(length, 0, math.inf, 0) > MAX_NEW_CHARS:
+        gr.Warning(f"Length cut to {MAX_NEW_CHARS:,} characters.")
     length = int(_clamp(length, 0, MAX_NEW_CHARS, 300))
     temperature = _clamp(temperature, 0, MAX_TEMPERATURE, 0.8)
     temperature = 0.0 if temperature < textrnn.MIN_TEMPERATURE else temperature
@@ -237,6 +244,7 @@ def build(catalog: Catalog) -> gr.Blocks:
                     stop = gr.Button("Stop", variant="stop")
                 output = gr.Textbox(label="Text", lines=14, max_lines=30, autoscroll=True,
                                     buttons=["copy"], interactive=False, elem_id="output")
+                status = gr.Markdown("", elem_id="status")
             with gr.Column(scale=2):
                 length = gr.Slider(1, MAX_NEW_CHARS, value=400, step=1, label="Length",
                                    info="characters to generate", elem_id="length")
@@ -273,9 +281,10 @@ def build(catalog: Catalog) -> gr.Blocks:
         examples.click(lambda sample: sample[0], examples, prompt, api_visibility="private")
         event = run.click(make_page_generate(catalog),
                           [model, prompt, length, temperature, top_k, top_p, seed, output, used],
-                          [output, used, seed], api_visibility="private",
+                          [output, used, seed, status], api_visibility="private",
                           concurrency_id="generate")
-        stop.click(None, None, None, cancels=[event], api_visibility="private")
+        stop.click(None, None, None, cancels=[event], api_visibility="private").then(
+            lambda: "stopped", None, status, api_visibility="private")
         generate = make_generate(catalog)
 
         def api_generate(name: str, prompt: str, length: float, temperature: float,

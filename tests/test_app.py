@@ -210,6 +210,8 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         assert len(growing) >= 2, lens  # seen part-way, more than once: it streamed
         assert page.locator("#output textarea").input_value().startswith("CARL:")
         print(f"first character after {first_char_ms:.0f} ms; {len(growing)} partial updates")
+        page.wait_for_function("() => document.querySelector('#status').innerText"
+                               ".includes('done: 400 characters')", timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
 
         # A seed the page cannot use keeps the text on screen and flags the field.
@@ -228,6 +230,8 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         page.wait_for_function("() => document.querySelector('#used textarea, #used input')"
                                ".value === '-3'", timeout=30_000)
         assert "⚠" not in page.locator("#seed").inner_text()
+        page.wait_for_function("() => document.querySelector('#status').innerText"
+                               ".includes('done: 400 characters')", timeout=30_000)
         seed_box.fill("")
 
         # Stop ends a long generation part-way.
@@ -237,6 +241,8 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         page.wait_for_function("() => document.querySelector('#output textarea').value.length"
                                " > 20 && document.querySelector('#output textarea').value.length"
                                " < 400", timeout=30_000)
+        status = page.locator("#status").inner_text()
+        assert "/ 3,000 characters" in status, status
         page.get_by_role("button", name="Stop").click()
         stopped, still_since, deadline = -1, time.time(), time.time() + 20
         while time.time() - still_since < 1.0:  # wait until the text has not moved for 1 s
@@ -246,6 +252,7 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
                 stopped, still_since = n, time.time()
             time.sleep(0.05)
         assert stopped < len("CARL:") + app.MAX_NEW_CHARS
+        assert "stopped" in page.locator("#status").inner_text()
 
         # A run trained while the app is up shows after a reload; a checkpoint without
         # examples shows no empty Examples block.
