@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from . import __version__, checkpoint, config
 from .config import TrainConfig
-from .dist import Stopped
+from .dist import Stopped, World
 from .data import corpus_name
 from .lm import load, new_seed
 from .model import CELLS, ModelConfig
@@ -249,7 +249,7 @@ def _which(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     code = _main(argv)
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+    if World.from_env().distributed:
         # One rank of a torchrun run, its work done and its files closed: leave without the
         # C++ teardown, where gloo's threads can abort the process ("terminate called without
         # an active exception") after a clean run.

@@ -364,7 +364,7 @@ def train_step(run: Run, state: LoopState, carry):
     loss_value = loss.item()
     scaled = run.scaler.is_enabled()  # fp16: an overflow skips the step and lowers the scale
     bad = not (math.isfinite(loss_value) and (scaled or math.isfinite(float(norm))))
-    if run.world.sum(float(bad)) if run.world.distributed else bad:  # every rank, or none
+    if run.world.sum(float(bad)):  # every rank, or none
         last = checkpoint.last_dir(run.out)
         where = last if last != run.out else None
         raise FloatingPointError(
