@@ -264,3 +264,42 @@ def test_the_kernel_agrees_with_python_on_its_struct_layout(monkeypatch):
     monkeypatch.setattr(fast, "layout", lambda: ours[:-1] + [ours[-1] + 8])
     with pytest.raises(OSError, match="layout"):
         fast.check_layout(lib)
+
+
+def test_a_team_uses_the_faster_thread_count_and_follows_a_change_in_load():
+    """fast.Team with made-up timings: it tries both sizes, keeps to the faster, tries the
+    slower again at growing gaps (so an idle machine loses little), and switches back soon
+    after the load changes."""
+    team = fast.Team(2)
+    cost = {2: 1.0, 1: 1.9}                        # idle: two threads are faster
+
+    def call(steps=32):
+        n = team.size(steps)
+        team.record(n, steps, cost[n] * steps)
+        return n
+
+    assert team.size(4) == 2 and [call(), call()] == [2, 1]   # short calls are not timed
+    idle = [call() for _ in range(600)]
+    trials = [i for i, n in enumerate(idle) if n == 1]
+    assert len(trials) <= 8                               # gaps of 8, 16, 32, ..., 256
+    assert all(b - a > a - z for z, a, b in zip(trials, trials[1:], trials[2:])
+               if b - a < fast.Team.LAST_TRIAL)
+    cost = {2: 6.0, 1: 2.9}                        # a hog on every core: one thread is faster
+    loaded = [call() for _ in range(20)]
+    assert loaded[0] == 2 and set(loaded[1:]) <= {1, 2} and loaded[-5:] == [1] * 5
+    cost = {2: 1.0, 1: 1.9}                        # idle again: back to two within a few calls
+    back = [call() for _ in range(20)]
+    assert back[-5:] == [2] * 5
+    assert fast.Team(1).size(100) == 1
+
+
+def test_the_thread_count_never_changes_the_text(monkeypatch):
+    """Each stream's arithmetic is the same whatever threads a call gets, so the adaptive
+    choice (fast.Team) cannot change a sample."""
+    tok = CharTokenizer.train(TINY)
+    lm = LM(make_model(vocab=tok.vocab_size, hidden=64), tok)
+    texts = []
+    for size in (1, 2, 3, None):
+        monkeypatch.setattr(fast, "team_size", size)
+        texts.append(lm.generate("ANNA:", 300, seed=3) + "|".join(lm.samples("A", 80, 5, seed=4)))
+    assert len(set(texts)) == 1

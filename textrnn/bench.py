@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -163,6 +164,59 @@ def bench_generate(names_and_lms, n1: int = 2000, n64: int = 200, n_naive: int =
               f"{row['read_GBps']:.0f} GB/s ({row['read_share']:.0%}) | {many:,.0f} | "
               f"{row['GFLOPs']:.0f} ({row['flop_share']:.0%}) | "
               f"{row['pack_ms']:.1f} ms, {row['extra_MB']:.1f} MB |", flush=True)
+    return rows
+
+
+LOAD_HEADER = ("| model | threads | idle, s | under load, s | load / idle | load / idle of "
+               "all threads |\n|---|---|---|---|---|---|")
+
+
+def _hogs() -> list:
+    """One busy process per core this process may use, at normal priority: other work on the
+    machine, as on a shared Space."""
+    import subprocess
+    import sys
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def bench_under_load(names_and_lms, chars: int = 3000, repeats: int = 9) -> list[dict]:
+    """Batch-1 generation of `chars` characters, idle and with a hog on every core, for the
+    kernel's thread choices: all intra-op threads, one, and the adaptive `fast.Team`. Medians
+    of `repeats`; the idle figure of all threads is the baseline."""
+    from . import fast
+    most = torch.get_num_threads()
+    print(LOAD_HEADER, flush=True)
+    rows = []
+    for name, lm in names_and_lms:
+        lm.generate("A", 200, seed=0)  # the kernel built and the weights packed
+        times = {}
+        for load in ("idle", "load"):
+            hogs = _hogs() if load == "load" else []
+            try:
+                time.sleep(0.5 if hogs else 0)
+                for team in (most, 1, None):
+                    fast.team_size = team
+                    lm.generate("A", chars, seed=0)  # warm: a Team learns its costs
+                    ts = []
+                    for i in range(repeats):
+                        t = time.perf_counter()
+                        lm.generate("A", chars, seed=i)
+                        ts.append(time.perf_counter() - t)
+                    times[load, team] = (statistics.median(ts), max(ts))
+            finally:
+                fast.team_size = None
+                for h in hogs:
+                    h.kill()
+                    h.wait()
+        base = times["idle", most][0]
+        for team in (most, 1, None):
+            (idle, _), (loaded, worst) = times["idle", team], times["load", team]
+            label = "adaptive" if team is None else str(team)
+            rows.append({"model": name, "threads": label, "idle_s": idle, "load_s": loaded,
+                         "load_max_s": worst, "ratio": loaded / idle, "over_base": loaded / base})
+            print(f"| {name} | {label} | {idle:.3f} | {loaded:.3f} (max {worst:.2f}) | "
+                  f"{loaded / idle:.2f}x | {loaded / base:.2f}x |", flush=True)
     return rows
 
 
@@ -375,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoints", default="checkpoints", help="folder of checkpoints to time")
     p.add_argument("--chars", type=int, default=2000,
                    help="characters per batch-1 run (2000)")
+    p.add_argument("--under-load", action="store_true", help="instead, batch 1 on the shipped "
+                   "checkpoints with a CPU hog on every core, against idle, per thread choice")
     p = sub.add_parser("data", help="preparing a big corpus: MB/s, peak RSS, first step")
     p.add_argument("--size", type=float, default=1000, help="corpus size in MB (1000)")
     p.add_argument("--sources", default="corpora", help="folder of .txt files to build it from")
@@ -455,6 +511,12 @@ def _main_generate(args) -> int:
     from .tokenizer import CharTokenizer
     lms = [(p.name, load(p)) for p in sorted(Path(args.checkpoints).iterdir())
            if checkpoint.is_checkpoint(p)]
+    if args.under_load:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, generation path: "
+              f"{fast.status()}\nbatch 1, {args.chars} characters, median of 9 (max in "
+              "brackets); under load: a busy process on every core\n")
+        bench_under_load(lms, args.chars)
+        return 0
     chars = CharTokenizer([chr(32 + i) for i in range(65)])  # 66 ids with <unk>, as a char model
     for cell, layers, hidden in [("gru", 2, 256), ("rnn_tanh", 2, 256), ("lstm", 2, 512),
                                  ("lstm", 3, 512)]:

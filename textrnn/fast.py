@@ -40,6 +40,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import time
 import weakref
 from pathlib import Path
 
@@ -297,6 +298,7 @@ class Weights:
             net.w_out, net.b_out = ptr(pack(model.head.weight)), ptr(pad_rows(model.head.bias))
         # memory held beyond the model's own (the embedding is the model's tensor itself)
         self.nbytes = sum(t.nbytes for t in self.tensors) - model.embed.weight.nbytes
+        self.teams: dict[tuple[int, int], Team] = {}  # (batch, most threads) -> its Team
 
 
 _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -315,6 +317,56 @@ def weights(model) -> Weights:
     return hit[1]
 
 
+team_size: int | None = None  # None: each call's threads chosen by a Team; an int fixes them
+
+
+class Team:
+    """How many threads a kernel call gets: all of the intra-op threads, or one, whichever has
+    run faster lately. A batch-1 step is tens of microseconds of work, and the threads meet at
+    a barrier per layer: on an idle machine two threads run it about 1.9x as fast as one, but
+    with other work on every core a thread that is switched out holds its partner at the
+    barrier for a whole time slice (3,000 characters: 0.55 s median and up to 5.9 s on two
+    threads, 0.42 s on one; docs/generation.md). So each call of 8 steps or more is timed; the
+    faster size is used, and the other is tried again now and then (after 8 calls, then 16, ...
+    up to 256 while it keeps losing), so a change in load is followed within a few calls and an
+    idle machine loses well under 1% to the trials."""
+
+    MIN_STEPS = 8           # shorter calls are not timed: fixed costs swamp them
+    FIRST_TRIAL, LAST_TRIAL = 8, 256
+
+    def __init__(self, most: int):
+        self.sizes = (most, 1) if most > 1 else (1,)
+        self.cost: dict[int, float] = {}  # seconds a step, a moving average per size
+        self.best, self.wait, self.gap = self.sizes[0], self.FIRST_TRIAL, self.FIRST_TRIAL
+
+    def size(self, steps: int) -> int:
+        """The threads for a call of `steps` steps."""
+        if steps < self.MIN_STEPS or len(self.sizes) == 1:
+            return self.best
+        untried = [n for n in self.sizes if n not in self.cost]
+        if untried:
+            return untried[0]
+        self.wait -= 1
+        if self.wait <= 0:  # try the other size once
+            self.gap = min(2 * self.gap, self.LAST_TRIAL)
+            self.wait = self.gap
+            return next(n for n in self.sizes if n != self.best)
+        return self.best
+
+    def record(self, threads: int, steps: int, seconds: float) -> None:
+        """Note that a call of `steps` steps on `threads` threads took `seconds`."""
+        if steps < self.MIN_STEPS or len(self.sizes) == 1:
+            return
+        per, old = seconds / steps, self.cost.get(threads)
+        # the size in use is averaged over its calls; a trial of the other replaces what it
+        # had, which dates from before the last change in load
+        self.cost[threads] = per if old is None or threads != self.best else (old + per) / 2
+        if len(self.cost) == len(self.sizes):
+            best = min(self.sizes, key=self.cost.__getitem__)
+            if best != self.best:  # the load changed: look again soon
+                self.best, self.wait, self.gap = best, self.FIRST_TRIAL, self.FIRST_TRIAL
+
+
 class Stepper:
     """The kernel bound to one model, batch size and set of sampling settings. With `guard`,
     the (allowed, next state) tables of tokenizer.utf8_tables, and `states`, each stream's
@@ -325,7 +377,13 @@ class Stepper:
         self.lib, self.batch, self.weights = lib, batch, weights(model)
         net = self.net = Net.from_buffer_copy(self.weights.net)
         L, H, V, G = net.layers, net.hidden, net.vocab, self.weights.gates
-        net.batch, net.threads = batch, threads or torch.get_num_threads()
+        net.batch = batch
+        most = threads or team_size or torch.get_num_threads()
+        if threads or team_size:  # fixed by the caller
+            self.team = Team(1)
+            self.team.best = most
+        else:
+            self.team = self.weights.teams.setdefault((batch, most), Team(most))
         net.temperature = settings.temperature
         net.top_k = settings.top_k if settings.top_k is not None and settings.top_k < V else 0
         net.top_p = settings.top_p if settings.top_p is not None else 1.0
@@ -376,8 +434,11 @@ class Stepper:
         tokens = torch.empty(steps, self.batch, dtype=torch.int64)
         uniforms = uniforms.contiguous()
         with _run_lock:
+            net.threads = self.team.size(steps)
+            start = time.perf_counter()
             rc = self.lib.textrnn_run(ctypes.byref(net), steps, uniforms.data_ptr(),
                                       tokens.data_ptr())
+            self.team.record(net.threads, steps, time.perf_counter() - start)
         if rc != 0:
             raise MemoryError("the generation kernel could not allocate its scratch memory")
         return tokens
