@@ -12,6 +12,7 @@ checkpoint folder is listed as unavailable with the reason; the app stays up.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import math
 import os
@@ -40,7 +41,11 @@ MAX_TEMPERATURE = 2.0
 STREAM_EVERY_S = 0.03     # send the page at most ~30 updates a second; the first one at once
 HERE = Path(__file__).resolve().parent
 CSS = (".gradio-container textarea {font-family: ui-monospace, monospace}"  # reads as typed
-       "#card pre, #card code {white-space: pre-wrap; overflow-wrap: anywhere}")  # no cut lines
+       "#card pre, #card code {white-space: pre-wrap; overflow-wrap: anywhere}"  # no cut lines
+       "#output pre {white-space: pre-wrap; overflow-wrap: anywhere; margin: 0;"
+       " padding: 2.2rem 8px 8px; font-family: ui-monospace, monospace; font-size: var(--text-md)}"
+       "#output .prompt {font-weight: 700; color: var(--primary-700)}"  # the visitor's part
+       ".dark #output .prompt {color: var(--primary-300)}")
 
 
 class Catalog:
@@ -152,6 +157,15 @@ def _seed(value) -> int:
     return seed
 
 
+def shown(prompt: str, text: str) -> str:
+    """The sample as the page shows it: the prompt (as used) in bold colour, then what the
+    model wrote, both escaped."""
+    start = (f'<span class="prompt" title="your prompt">{html.escape(prompt)}</span>'
+             if prompt else "")
+    return (f'<div role="region" aria-label="Generated text"><pre>{start}{html.escape(text)}'
+            "</pre></div>")
+
+
 def refuse(message: str) -> gr.Error:
     """A request turned away: one line in the server's log (no traceback), the message on the
     page."""
@@ -177,21 +191,23 @@ def make_page_generate(catalog: Catalog):
     on screen and flags the seed field, instead of turning the outputs into errors."""
     generate = make_generate(catalog)
 
-    def page_generate(name, prompt, length, temperature, top_k, top_p, seed, shown, used):
+    def page_generate(name, prompt, length, temperature, top_k, top_p, seed):
         try:
             _seed(seed)
         except gr.Error as e:
             gr.Warning(e.message)
-            yield shown, used, gr.Textbox(info=f"⚠ {e.message}"), gr.skip()
+            yield gr.skip(), gr.skip(), gr.Textbox(info=f"⚠ {e.message}"), gr.skip()
             return
         want, start, n = int(_clamp(length, 0, MAX_NEW_CHARS, 300)), None, 0
         for text, seed_used in generate(name, prompt, length, temperature, top_k, top_p, seed):
             if start is None:  # the first update is the prompt (as used: maybe cut)
                 start = len(text)
-                yield text, seed_used, gr.Textbox(info=SEED_INFO), f"0 / {want:,} characters"
+                yield (shown(text, ""), seed_used, gr.Textbox(info=SEED_INFO),
+                       f"0 / {want:,} characters")
                 continue
             n = len(text) - start
-            yield text, seed_used, gr.skip(), f"{n:,} / {want:,} characters"
+            yield shown(text[:start], text[start:]), seed_used, gr.skip(), \
+                f"{n:,} / {want:,} characters"
         yield gr.skip(), gr.skip(), gr.skip(), f"done: {n:,} characters"
 
     return page_generate
@@ -242,18 +258,24 @@ def build(catalog: Catalog) -> gr.Blocks:
                 with gr.Row():
                     run = gr.Button("Generate", variant="primary", elem_id="generate")
                     stop = gr.Button("Stop", variant="stop")
-                output = gr.Textbox(label="Text", lines=14, max_lines=30, autoscroll=True,
-                                    buttons=["copy"], interactive=False, elem_id="output")
-                status = gr.Markdown("", elem_id="status")
+                output = gr.HTML(shown("", ""), label="Text", show_label=True, container=True,
+                                 min_height=320, max_height=640, autoscroll=True,
+                                 elem_id="output")
+                with gr.Row():
+                    status = gr.Markdown("", elem_id="status")
+                    copy = gr.Button("Copy text", size="sm", scale=0, elem_id="copy")
             with gr.Column(scale=2):
                 length = gr.Slider(1, MAX_NEW_CHARS, value=400, step=1, label="Length",
-                                   info="characters to generate", elem_id="length")
+                                   info="characters to generate", elem_id="length",
+                                   buttons=[])
                 temperature = gr.Slider(0, MAX_TEMPERATURE, value=0.8, step=0.05,
-                                        label="Temperature", info="0 = always the likeliest")
+                                        label="Temperature", info="0 = always the likeliest",
+                                        buttons=[])
                 top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k",
-                                  info="sample from the k likeliest; 0 = off")
+                                  info="sample from the k likeliest; 0 = off", buttons=[])
                 top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p",
-                                  info="sample from the likeliest whose odds reach p; 1 = off")
+                                  info="sample from the likeliest whose odds reach p; 1 = off",
+                                  buttons=[])
                 seed = gr.Textbox(label="Seed", placeholder="random", info=SEED_INFO,
                                   elem_id="seed")
                 used = gr.Textbox(label="Seed used", interactive=False, elem_id="used",
@@ -280,9 +302,12 @@ def build(catalog: Catalog) -> gr.Blocks:
         demo.load(rescan, model, model, api_visibility="private")
         examples.click(lambda sample: sample[0], examples, prompt, api_visibility="private")
         event = run.click(make_page_generate(catalog),
-                          [model, prompt, length, temperature, top_k, top_p, seed, output, used],
+                          [model, prompt, length, temperature, top_k, top_p, seed],
                           [output, used, seed, status], api_visibility="private",
                           concurrency_id="generate")
+        copy.click(None, js="() => navigator.clipboard.writeText("
+                   "document.querySelector('#output pre')?.innerText ?? '')",
+                   api_visibility="private")
         stop.click(None, None, None, cancels=[event], api_visibility="private").then(
             lambda: "stopped", None, status, api_visibility="private")
         generate = make_generate(catalog)

@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTRUMENT = """() => {
   window.runs = [];
   document.querySelector('#generate').addEventListener('click', () => {
-    const out = document.querySelector('#output textarea');
+    const text = () => document.querySelector('#output pre')?.innerText ?? '';
     const run = {click: performance.now(), first: null, done: null};
     window.runs.push(run);
-    const before = out.value, start = document.querySelector('#prompt textarea').value.length;
+    const before = text(), start = document.querySelector('#prompt textarea').value.length;
     let replaced = false;  // the last run's text is gone (seeds differ, so the text does)
     const id = setInterval(() => {
-      const v = out.value;
+      const v = text();
       replaced = replaced || v !== before;
       if (!replaced) return;
       if (run.first === null && v.length > start) run.first = performance.now();
@@ -87,7 +87,7 @@ def main() -> None:
             # A first run loads the model (timed on its own) and tells how long a text is.
             t_click = time.perf_counter()
             page.locator("#generate").click()
-            page.wait_for_function("n => document.querySelector('#output textarea').value.length"
+            page.wait_for_function("n => document.querySelector('#output pre').innerText.length"
                                    " > n", arg=len(args.prompt), timeout=120_000)
             cold = (time.perf_counter() - t_click) * 1000
             length = wait_until_still(page) - len(args.prompt)
@@ -116,7 +116,7 @@ def wait_until_still(page, quiet_s: float = 1.5) -> int:
     """Wait until the output stops growing; return its length."""
     last, since = -1, time.perf_counter()
     while time.perf_counter() - since < quiet_s:
-        n = page.evaluate("document.querySelector('#output textarea').value.length")
+        n = page.evaluate("document.querySelector('#output pre').innerText.length")
         if n != last:
             last, since = n, time.perf_counter()
         time.sleep(0.05)

@@ -53,7 +53,7 @@ def main() -> int:
             page.fill("#length input[type=number]", "600")
             page.press("#length input[type=number]", "Enter")
             page.click("#generate")
-            page.wait_for_function("document.querySelector('#output textarea').value.length "
+            page.wait_for_function("document.querySelector('#output pre').innerText.length "
                                    "> 600")
             time.sleep(1.0)  # the last updates, and the plot drawn
             page.screenshot(path=str(out / "page.png"), full_page=True)

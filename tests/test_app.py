@@ -1,6 +1,7 @@
 """The web app: handlers called directly, the API through gradio_client, the page in Chromium."""
 
 import json
+import re
 import shutil
 import socket
 import sys
@@ -18,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 import app  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts"
+OUT = "(document.querySelector('#output pre')?.innerText ?? '')"  # the page's sample, as text
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +181,8 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
                                     args=["--no-sandbox", "--disable-gpu",
                                           "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": 1280, "height": 900},
+                                permissions=["clipboard-read", "clipboard-write"])
         page.goto(server)
         page.get_by_label("Model").click()
         page.get_by_role("option", name="tiny", exact=True).click()
@@ -196,9 +199,8 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         assert used_box.input_value() == ""  # no seed used yet, not 0
         page.locator("#prompt textarea").fill("CARL:")
         # Record the output's length every few milliseconds from inside the page.
-        page.evaluate("""() => { window.lens = []; setInterval(() => {
-            const t = document.querySelector('#output textarea');
-            if (t) window.lens.push(t.value.length); }, 5); }""")
+        page.evaluate(f"""() => {{ window.lens = []; setInterval(() => {{
+            window.lens.push({OUT}.length); }}, 5); }}""")
         t0 = time.perf_counter()
         page.get_by_role("button", name="Generate").click()
         page.wait_for_function("() => window.lens.some(n => n > 'CARL:'.length)", timeout=30_000)
@@ -208,22 +210,41 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         lens = page.evaluate("window.lens")
         growing = sorted({n for n in lens if 5 < n < 405})
         assert len(growing) >= 2, lens  # seen part-way, more than once: it streamed
-        assert page.locator("#output textarea").input_value().startswith("CARL:")
+        assert page.evaluate(OUT).startswith("CARL:")
+        # The prompt is set apart from what the model wrote: bold, in another colour.
+        prompt_span = page.locator("#output .prompt")
+        assert prompt_span.inner_text() == "CARL:"
+        weight, colour, rest = page.evaluate("""() => {
+            const p = document.querySelector('#output .prompt'), pre = p.parentElement;
+            const s = getComputedStyle(p);
+            return [s.fontWeight, s.color, getComputedStyle(pre).color]; }""")
+        assert int(weight) >= 600 and colour != rest, (weight, colour, rest)
         print(f"first character after {first_char_ms:.0f} ms; {len(growing)} partial updates")
         page.wait_for_function("() => document.querySelector('#status').innerText"
                                ".includes('done: 400 characters')", timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+        page.get_by_role("button", name="Copy text").click()
+        assert page.evaluate("navigator.clipboard.readText()") == page.evaluate(OUT)
+
+        # Every control has an accessible name, in Playwright's accessibility snapshot.
+        tree = page.locator("main").aria_snapshot()
+        controls = [line.strip() for line in tree.splitlines() if re.match(
+            r"\s*- (button|textbox|combobox|slider|spinbutton|checkbox|radio|link)\b", line)]
+        unnamed = [c for c in controls if not re.match(r'- \w+ "[^"]+"', c)]
+        assert len(controls) >= 12 and not unnamed, (unnamed, tree)
+        for name in ("Model", "Prompt", "Generate", "Stop", "Copy text", "Seed used"):
+            assert f'"{name}"' in tree, (name, tree)
+        assert 'region "Generated text"' in tree, tree
 
         # A seed the page cannot use keeps the text on screen and flags the field.
-        shown, used = (page.locator(f"#{i} textarea, #{i} input").first.input_value()
-                       for i in ("output", "used"))
+        shown, used = page.evaluate(OUT), used_box.input_value()
         seed_box = page.locator("#seed textarea, #seed input").first
         seed_box.fill("1.5")
         page.get_by_role("button", name="Generate").click()
         page.wait_for_function("() => document.querySelector('#seed').innerText.includes('⚠')",
                                timeout=10_000)
         time.sleep(0.5)
-        assert page.locator("#output textarea").input_value() == shown
+        assert page.evaluate(OUT) == shown
         assert used_box.input_value() == used
         seed_box.fill("-3")  # negative seeds are used as given
         page.get_by_role("button", name="Generate").click()
@@ -238,16 +259,15 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         page.locator("#length input[type=number]").fill(str(app.MAX_NEW_CHARS))
         page.locator("#length input[type=number]").press("Tab")
         page.get_by_role("button", name="Generate").click()
-        page.wait_for_function("() => document.querySelector('#output textarea').value.length"
-                               " > 20 && document.querySelector('#output textarea').value.length"
-                               " < 400", timeout=30_000)
+        page.wait_for_function(f"() => {OUT}.length > 20 && {OUT}.length < 400",
+                               timeout=30_000)
         status = page.locator("#status").inner_text()
         assert "/ 3,000 characters" in status, status
         page.get_by_role("button", name="Stop").click()
         stopped, still_since, deadline = -1, time.time(), time.time() + 20
         while time.time() - still_since < 1.0:  # wait until the text has not moved for 1 s
             assert time.time() < deadline, "the text kept growing after Stop"
-            n = len(page.locator("#output textarea").input_value())
+            n = len(page.evaluate(OUT))
             if n != stopped:
                 stopped, still_since = n, time.time()
             time.sleep(0.05)
