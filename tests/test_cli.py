@@ -306,3 +306,16 @@ def test_info_says_which_checkpoint_of_the_run_it_describes(trained, capsys):
     assert "the run's best checkpoint, by validation, at step 12; its latest, step 12" in out
     code, out, _ = run(capsys, "info", trained / "last")
     assert code == 0 and "a checkpoint trained 12 steps" in out
+
+
+def test_a_run_that_learned_its_text_by_heart_says_so(corpus_file, tmp_path, capsys):
+    """Validation text unlike the training text: validation gets worse from the first step,
+    and the run says that more text, not more time, would help. A run still improving does
+    not say it."""
+    corpus = tmp_path / "rote.txt"
+    corpus.write_text("ab" * 450 + "a" * 100)  # the last tenth, validated, is all "a"
+    code, _, err = run(capsys, "train", corpus, "--out", tmp_path / "r", *SMALL[:8],
+                       "--max-steps", "120", "--evals", "4", "--lr", "0.02", "--no-progress")
+    assert code == 0, err
+    assert "note: validation stopped improving at step 30 of 120" in err, err
+    assert "note:" not in run(capsys, "train", corpus_file, "--out", tmp_path / "s", *SMALL)[2]

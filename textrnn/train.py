@@ -578,6 +578,10 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
         f"training ({state.tokens * run.corpus.chars_per_token / max(state.train_time, 1e-9):,.0f}"
         f" chars/s), {time.time() - t_start:.0f} s in all; best validation {best:.4f} nats/char "
         f"= {best / math.log(2):.4f} bits/char at step {state.best_step:,}; checkpoint {run.out}")
+    if state.best_step and state.best_step <= state.step // 2:
+        reporter.log(f"note: validation stopped improving at step {state.best_step:,} of "
+                     f"{state.step:,}; past it the model learned the training text by heart. "
+                     "The best checkpoint is kept; more text would help more than more time")
     out, folder = shlex.quote(str(run.out)), shlex.quote(str(run.out.parent))
     reporter.log(f"next: textrnn sample {out} --length 500    (text from the best checkpoint)\n"
                  f"      python app.py --checkpoints {folder}    (the web page, with every run in "
