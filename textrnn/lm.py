@@ -5,6 +5,7 @@
     for piece in lm.stream("ROMEO:"): print(piece, end="")
     lm.evaluate(text)   # -> {"loss": nats/char, "bpc": bits/char, "chars": n, ...}
     lm.evaluate_file("held_out.txt")   # the same over a file or folder of any size, streamed
+    lm.inspect(text)   # -> Inspection: each token's cost, the guesses for it, every unit's state
 
 Generated text is the continuation only; the prompt is not repeated. An empty prompt starts the
 model as if it had just read a newline (or, with no newline in the vocabulary, its first
@@ -28,6 +29,7 @@ from .corpus import encode_file
 from .data import cache_root
 from .evaluate import evaluate_ids
 from .model import pick_device
+from .probe import MAX_INSPECT_CHARS, Inspection, inspect_ids
 from .sample import Generation, Settings
 
 def new_seed() -> int:
@@ -154,6 +156,21 @@ class LM:
             first = len(tok.decode(ids[:1].tolist()))
             del ids
         return _figures(nats, n_tokens, max(chars - first, 1), unknown, streams)
+
+    # --- looking inside ---
+
+    def inspect(self, text: str, top_k: int = 5) -> Inspection:
+        """`text` read as one stream, as `evaluate` reads it, kept token by token: what each
+        token cost, the model's `top_k` guesses for it, and every layer's state after it (see
+        probe.py). At most MAX_INSPECT_CHARS characters, for the states are all kept."""
+        if len(text) > MAX_INSPECT_CHARS:
+            raise ValueError(f"text to inspect is {len(text):,} characters; the limit is "
+                             f"{MAX_INSPECT_CHARS:,}")
+        ids = self.tokenizer.encode(text)
+        if len(ids) < 2:
+            raise ValueError("text to inspect needs at least 2 tokens")
+        return inspect_ids(self.model, self.tokenizer, ids,
+                           predicted_chars(self.tokenizer, text, ids), top_k)
 
     # --- description ---
 
