@@ -28,15 +28,18 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
+import app_train  # noqa: E402
 import textrnn  # noqa: E402
+import workbench  # noqa: E402
 
 MAX_NEW_CHARS = 3000      # per request; a 2x256 LSTM makes ~1-2k chars/s per CPU core
 MAX_PROMPT_CHARS = 2000   # longer prompts keep their end: the state only needs the recent past
 CONCURRENCY = 4           # generations run at once; more only share the same cores
 QUEUE_SIZE = 64           # requests waiting beyond those; past it a visitor is told "busy"
-MAX_REQUEST_BYTES = 2 * 2**20  # any HTTP request body: an upload (1 MB) and its framing; a
+MAX_REQUEST_BYTES = 5 * 2**20  # any HTTP request body: an upload (4 MB) and its framing; a
                                # prompt is at most ~8 KB of JSON
-MAX_FILE_SIZE = "1mb"     # Gradio's upload route; the page itself takes no files
+MAX_FILE_SIZE = "4mb"     # Gradio's upload route; the Train tab refuses past 1 MB itself, saying so
+MAX_TRAIN_MINUTES = 10    # the most a visitor's run may train; --max-train-minutes lowers it
 MAX_TEMPERATURE = 2.0
 STREAM_EVERY_S = 0.03     # send the page at most ~30 updates a second; the first one at once
 HERE = Path(__file__).resolve().parent
@@ -51,8 +54,10 @@ CSS = (".gradio-container textarea {font-family: ui-monospace, monospace}"  # re
 class Catalog:
     """The checkpoint folders under one directory, each loaded on first use and kept."""
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    def __init__(self, root: str | Path, private: str | Path | None = None):
+        """`root` holds the models everyone sees; `private`, if given, visitors' runs, each
+        listed only to the visitor who trained it (see `choices`)."""
+        self.root, self.private = Path(root), Path(private) if private else None
         self.entries: dict[str, dict] = {}  # name -> {"path", "manifest", "config" | "error"}
         self._models: dict[str, textrnn.LM] = {}
         self._lock = threading.Lock()
@@ -60,9 +65,14 @@ class Catalog:
 
     def rescan(self) -> None:
         """Take in folders that are new, or that were unavailable (a run still writing its
-        first checkpoint, say), since the last look; loaded models are kept."""
-        folders = sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
+        first checkpoint, say), since the last look; loaded models are kept, and those whose
+        folder is gone (a visitor's run cleaned away) are dropped."""
+        folders = [p for root in (self.root, self.private) if root is not None and root.is_dir()
+                   for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
         with self._lock:
+            for name in [n for n, e in self.entries.items() if not e["path"].is_dir()]:
+                del self.entries[name]
+                self._models.pop(name, None)
             for path in folders:
                 if path.name in self.entries and "error" not in self.entries[path.name]:
                     continue
@@ -75,12 +85,19 @@ class Catalog:
                 self._models.pop(path.name, None)
             self.entries = dict(sorted(self.entries.items()))
 
-    def choices(self) -> list[tuple[str, str]]:
+    def choices(self, mine=()) -> list[tuple[str, str]]:
+        """(label, name) of every model to list: the shared ones, and of the private ones
+        those named in `mine` (a visitor's own runs)."""
         return [(name if "error" not in e else f"{name} (unavailable)", name)
-                for name, e in self.entries.items()]
+                for name, e in self.entries.items() if not self.is_private(name) or name in mine]
 
     def default(self) -> str | None:
-        return next((n for n, e in self.entries.items() if "error" not in e), None)
+        return next((n for n, e in self.entries.items()
+                     if "error" not in e and not self.is_private(n)), None)
+
+    def is_private(self, name: str) -> bool:
+        entry = self.entries.get(name)
+        return bool(entry and self.private and entry["path"].parent == self.private)
 
     def get(self, name: str) -> textrnn.LM:
         """The loaded model, or gr.Error with the reason it cannot be had."""
@@ -112,7 +129,7 @@ class Catalog:
         card = textrnn.model_card(entry["config"])
         return f"**{name}**{': ' + about if about else ''}\n\n```\n{card}\n```"
 
-    def curve(self, name: str) -> pd.DataFrame:
+    def curve(self, name: str) -> pd.DataFrame | None:
         """Training and validation loss by step, from the run's metrics.jsonl."""
         rows = []
         path = self.entries.get(name, {}).get("path")
@@ -120,7 +137,8 @@ class Catalog:
             for key, split in (("train_loss", "train"), ("val_loss", "validation")):
                 if isinstance(r.get(key), (int, float)):
                     rows.append({"step": r["step"], "nats/char": r[key], "split": split})
-        return pd.DataFrame(rows, columns=["step", "nats/char", "split"])
+        # None, not an empty table: Gradio's plot stays blank for good once sent one
+        return pd.DataFrame(rows, columns=["step", "nats/char", "split"]) if rows else None
 
 
 def _manifest(path: Path) -> dict:
@@ -241,12 +259,17 @@ def _generate(catalog: Catalog, name, prompt, length, temperature, top_k, top_p,
     yield text, seed
 
 
-def build(catalog: Catalog) -> gr.Blocks:
+def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MINUTES
+          ) -> gr.Blocks:
+    """The page. `bench` (a workbench.Workbench) trains visitors' texts; None turns the Train
+    tab off."""
     first = catalog.default()
     with gr.Blocks(title="textrnn") as demo:
         gr.Markdown("# textrnn\nCharacter- and token-level recurrent language models, sampled "
-                    "live. Pick a model, give it a start, and watch it write.")
-        with gr.Row():
+                    "live. Pick a model, give it a start, and watch it write; or train one on "
+                    "your own text.")
+        mine = gr.BrowserState([], storage_key="textrnn-my-runs")  # this visitor's runs
+        with gr.Tab("Generate", id="generate-tab"), gr.Row():
             with gr.Column(scale=3):
                 model = gr.Dropdown(catalog.choices(), value=first, label="Model", elem_id="model")
                 prompt = gr.Textbox(label="Prompt", lines=3, elem_id="prompt",
@@ -294,12 +317,17 @@ def build(catalog: Catalog) -> gr.Blocks:
             return (catalog.card(name), catalog.curve(name),
                     gr.Dataset(samples=[[p] for p in prompts], visible=bool(prompts)))
 
-        def rescan(name):  # each page load sees runs trained since the app started
+        with gr.Tab("Train", id="train-tab"):
+            app_train.tab(bench, catalog, model, mine, max_train_minutes)
+
+        def rescan(name, mine):  # each page load sees runs trained since the app started
             catalog.rescan()
-            return gr.Dropdown(choices=catalog.choices(), value=name or catalog.default())
+            choices = catalog.choices(mine or [])
+            keep = name if name in [n for _, n in choices] else catalog.default()
+            return gr.Dropdown(choices=choices, value=keep)
 
         model.change(select, model, [card, curve, examples], api_visibility="private")
-        demo.load(rescan, model, model, api_visibility="private")
+        demo.load(rescan, [model, mine], model, api_visibility="private")
         examples.click(lambda sample: sample[0], examples, prompt, api_visibility="private")
         event = run.click(make_page_generate(catalog),
                           [model, prompt, length, temperature, top_k, top_p, seed],
@@ -333,13 +361,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queue-size", type=int, default=QUEUE_SIZE,
                         help=f"requests that may wait while {CONCURRENCY} generate; past it a "
                         f"visitor is told the app is busy ({QUEUE_SIZE})")
+    parser.add_argument("--runs", default=str(HERE / "runs" / "web"),
+                        help="folder for visitors' runs (default: runs/web/)")
+    parser.add_argument("--no-training", action="store_true",
+                        help="turn the Train tab off")
+    parser.add_argument("--max-train-minutes", type=float, default=MAX_TRAIN_MINUTES,
+                        help=f"the most a visitor's run may train ({MAX_TRAIN_MINUTES:g}; at "
+                        "least 1)")
+    parser.add_argument("--keep-runs-hours", type=float, default=24,
+                        help="visitors' runs older than this are removed (24)")
+    parser.add_argument("--max-runs-mb", type=float, default=500,
+                        help="disk visitors' runs may use; the oldest go first (500)")
     args = parser.parse_args(argv)
     if args.queue_size < 1:
         parser.error(f"--queue-size must be at least 1, got {args.queue_size}")
+    if not 1 <= args.max_train_minutes <= 24 * 60:
+        parser.error(f"--max-train-minutes must be between 1 and 1440, got "
+                     f"{args.max_train_minutes:g}")
+    if args.keep_runs_hours <= 0 or args.max_runs_mb <= 0:
+        parser.error("--keep-runs-hours and --max-runs-mb must be positive")
     # Compile the generation kernel (once per machine, about a second; cached after) while the
     # page starts, rather than on the first click.
     threading.Thread(target=textrnn.kernel_status, daemon=True).start()
-    serve(build(Catalog(args.checkpoints)), args.host, args.port, args.share,
+    bench = None if args.no_training else workbench.Workbench(
+        args.runs, args.max_train_minutes, args.keep_runs_hours, args.max_runs_mb)
+    catalog = Catalog(args.checkpoints, private=None if bench is None else args.runs)
+    serve(build(catalog, bench, args.max_train_minutes), args.host, args.port, args.share,
           queue_size=args.queue_size)
 
 

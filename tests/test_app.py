@@ -131,7 +131,7 @@ def test_bad_checkpoint_is_an_error_and_the_app_stays_up(catalog):
 def test_curve_comes_from_metrics(catalog):
     df = catalog.curve("tiny")
     assert set(df["split"]) == {"train", "validation"} and df["step"].max() == 60
-    assert catalog.curve("broken").empty
+    assert catalog.curve("broken") is None  # nothing to plot: the plot is cleared
 
 
 def free_port() -> int:
@@ -371,3 +371,85 @@ def test_the_load_benchmark_loses_nothing_and_says_busy_past_the_queue(checkpoin
     (n1, served1, busy1, lost1), (n2, served2, busy2, lost2) = [r[:4] for r in rows]
     assert (served1, busy1, lost1) == ("2", "0", "0")  # 2 and the small one: room for all
     assert int(busy2) > 0 and lost2 == "0" and int(served2) + int(busy2) == 24
+
+
+@pytest.fixture(scope="module")
+def workbench_server(checkpoints, tmp_path_factory):
+    import workbench
+    runs = tmp_path_factory.mktemp("web-runs")
+    bench = workbench.Workbench(runs, max_minutes=1)
+    catalog = app.Catalog(checkpoints, private=runs)
+    port = free_port()
+    demo = app.serve(app.build(catalog, bench, 1), "127.0.0.1", port, block=False)
+    yield f"http://127.0.0.1:{port}/", bench
+    demo.close()
+
+
+def launch(p):
+    return p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                             args=["--no-sandbox", "--disable-gpu",
+                                   "--disable-background-networking"])
+
+
+@pytest.mark.slow
+def test_browser_trains_on_an_upload_then_generates_from_it_and_downloads_it(workbench_server,
+                                                                            tmp_path):
+    from playwright.sync_api import sync_playwright
+    import textrnn
+    url, bench = workbench_server
+    corpus = tmp_path / "My Poems.txt"
+    corpus.write_text((ROOT / "corpora" / "tiny.txt").read_text(encoding="utf-8") * 30)
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url)
+        page.get_by_role("tab", name="Train").click()
+        # A bad upload is refused with the reason, and nothing is queued.
+        bad = tmp_path / "photo.txt"
+        bad.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0" * 100)
+        page.locator("#upload input[type=file]").set_input_files(str(bad))
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.wait_for_function("() => document.querySelector('#train-status').innerText"
+                               ".includes('binary')", timeout=10_000)
+        assert not bench.jobs
+        page.locator("#upload").get_by_role("button", name="Clear").click()
+        page.locator("#upload input[type=file]").set_input_files(str(corpus))
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.wait_for_function("() => document.querySelector('#train-status').innerText"
+                               ".includes('training:')", timeout=60_000)
+        assert "left" in page.locator("#train-status").inner_text()
+        assert "chose hidden" in page.locator("#train-log textarea").input_value()
+        # The first validation brings a sample, and the curve is drawn as it grows.
+        page.wait_for_function("() => document.querySelector('#train-sample textarea')"
+                               ".value.startsWith('(step')", timeout=60_000)
+        page.get_by_role("button", name="Stop training").click()
+        page.wait_for_function("() => document.querySelector('#train-status').innerText"
+                               ".includes('stopped:')", timeout=60_000)
+        job = next(iter(bench.jobs.values()))
+        assert job.name.startswith("web-my-poems-") and job.name in page.locator(
+            "#train-status").inner_text()
+        time.sleep(1.5)  # the plot draws
+        box = page.locator("#train-curve").bounding_box()
+        assert box["height"] > 150
+        page.screenshot(path=str(ARTIFACTS / "train.png"), full_page=True)
+        with page.expect_download() as download:
+            page.locator("#download").click()
+        download.value.save_as(tmp_path / "model.zip")
+        shutil.unpack_archive(tmp_path / "model.zip", tmp_path / "unzipped")
+        lm = textrnn.load(tmp_path / "unzipped" / job.name)
+        assert lm.config["training"]["steps"] > 0
+        # The new model is in this visitor's list, chosen, and generates.
+        page.get_by_role("tab", name="Generate").click()
+        assert page.locator("#model input").input_value() == job.name
+        page.locator("#prompt textarea").fill("ANNA:")
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_function("() => document.querySelector('#status').innerText"
+                               ".includes('done: 400 characters')", timeout=30_000)
+        assert page.evaluate(OUT).startswith("ANNA:")
+        # Another visitor does not see it.
+        other = browser.new_context().new_page()
+        other.goto(url)
+        other.get_by_label("Model").click()
+        options = other.get_by_role("option").all_inner_texts()
+        assert options and not any(job.name in o for o in options), options
+        browser.close()

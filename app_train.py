@@ -1,0 +1,182 @@
+"""The page's Train tab: bring a text, pick a budget and a tokenizer, watch the run learn, then
+generate from it and download it. The jobs themselves are workbench.py's; this file only draws
+them. Built by app.py's `build`."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from workbench import MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused, Workbench, check_text
+
+POLL_S = 1.0  # how often a visitor's page asks how its run is going
+CURVE = dict(x="step", y="nats/char", color="split", height=240, colors_in_legend=[],
+             color_map={"train": "#6366f1", "validation": "#f59e0b"})
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def describe(bench: Workbench, job: Job) -> str:
+    """One line on where a job stands: its place in the line, its progress, or its end."""
+    if job.state == "waiting":
+        n = bench.position(job)
+        return (f"waiting: {n - 1} run{'s' if n != 2 else ''} ahead of yours "
+                "(one trains at a time)" if n > 1 else "waiting: yours is next")
+    if job.state == "preparing":
+        return "preparing: reading the text, choosing the settings"
+    if job.state == "training":
+        left = max(0.0, job.budget_s - job.trained_s)
+        return (f"training: {_clock(job.trained_s)} of {_clock(job.budget_s)} "
+                f"({job.trained_s / max(job.budget_s, 1e-9):.0%}), about {_clock(left)} left")
+    if job.state == "failed":
+        return f"failed: {job.error}"
+    best = min((r["nats/char"] for r in job.curve if r["split"] == "validation"),
+               default=math.nan)
+    said = "done" if job.state == "done" else "stopped"
+    return (f"{said}: {job.name} is in the model list" + (
+        f", validation {best:.3f} nats/char ({best / math.log(2):.3f} bits/char)"
+        if best == best else "") if job.zip else f"{said}: {job.error or 'no checkpoint yet'}")
+
+
+def _curve(job: Job):
+    """The run's losses so far; nothing before the first (Gradio's plot stays blank for good
+    once it has been sent an empty table)."""
+    if not job.curve:
+        return gr.skip()
+    return pd.DataFrame(job.curve, columns=["step", "nats/char", "split"])
+
+
+def _said(bench: Workbench, job: Job) -> str:
+    """What the run chose, without the server's paths."""
+    work = str(bench.root / ".jobs" / job.id)
+    return "\n".join(line.replace(f"{work}/corpus.txt", "your text")
+                     .replace(str(bench.run_folder(job)), job.name)
+                     for line in job.lines if not line.startswith("token files:"))
+
+
+_served_zips: dict[str, str] = {}  # job id -> its zip's copy in a folder Gradio serves
+
+
+def _served(job: Job) -> str | None:
+    """The job's zip, copied where Gradio serves downloads from (its temp folder); the runs
+    folder itself is never served."""
+    if job.zip is None or not job.zip.is_file():
+        return None
+    if job.id not in _served_zips:
+        folder = Path(tempfile.mkdtemp(prefix="textrnn-zip-"))
+        _served_zips[job.id] = str(shutil.copy(job.zip, folder / job.zip.name))
+    return _served_zips[job.id]
+
+
+def _read_upload(path: str) -> tuple[bytes, str]:
+    """An uploaded file's bytes (refused past the limit without reading it all) and a label
+    from its name."""
+    p = Path(path)
+    if p.stat().st_size > MAX_CORPUS_BYTES:
+        raise Refused(f"The file is {p.stat().st_size:,} bytes; the page trains on at most "
+                      f"{MAX_CORPUS_BYTES:,} (1 MB); train bigger corpora with `textrnn train`.")
+    return p.read_bytes(), p.stem
+
+
+def tab(bench: Workbench | None, catalog, model: gr.Dropdown, mine: gr.BrowserState,
+        max_minutes: float) -> None:
+    """The Train tab's components and events; `model` is the Generate tab's model list, which a
+    finished run joins (for this visitor alone: `mine` holds their runs' names)."""
+    if bench is None:
+        gr.Markdown("Training in the page is turned off on this server (`--no-training`). "
+                    "Train on your own machine with `textrnn train YOUR_TEXT`, then `python "
+                    "app.py --checkpoints runs`.")
+        return
+    gr.Markdown(f"Bring a text (a `.txt` file or a paste, at least a few pages, at most "
+                f"{MAX_CORPUS_BYTES // 2**20} MB) and watch a network learn it. The settings "
+                "are chosen for your text and budget, and shown as they are chosen. One run "
+                "trains at a time; yours keeps for a day, and you can download it.")
+    job_id = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=3):
+            upload = gr.File(label="Upload a .txt file", file_types=[".txt"],
+                             type="filepath", elem_id="upload")
+            pasted = gr.Textbox(label="Or paste text", lines=6, elem_id="paste",
+                                max_length=MAX_CORPUS_BYTES)
+        with gr.Column(scale=2):
+            minutes = gr.Slider(0.5, max_minutes, value=min(2, max_minutes), step=0.5,
+                                label="Training time", info="minutes", elem_id="minutes",
+                                buttons=[])
+            tokenizer = gr.Radio(list(TOKENIZERS), value="char", label="Tokenizer",
+                                 info="char: one token a character; bpe: common pieces of "
+                                 "words; byte: one token a UTF-8 byte", elem_id="tokenizer")
+            with gr.Row():
+                start = gr.Button("Train", variant="primary", elem_id="train")
+                stop = gr.Button("Stop training", variant="stop", elem_id="stop-training")
+            status = gr.Markdown("", elem_id="train-status")
+            download = gr.DownloadButton("Download the model (.zip)", visible=False,
+                                         elem_id="download")
+    with gr.Row():
+        with gr.Column(scale=3):
+            sample = gr.Textbox(label="Sample at the last validation", lines=8, max_lines=12,
+                                interactive=False, elem_id="train-sample")
+            chosen = gr.Textbox(label="What the run chose", lines=4, max_lines=8,
+                                interactive=False, elem_id="train-log")
+        with gr.Column(scale=2):
+            curve = gr.LinePlot(None, label="Loss: train (indigo), validation (amber)",
+                                elem_id="train-curve", **CURVE)
+    timer = gr.Timer(POLL_S, active=False)
+
+    def submit(path, text, minutes, tokenizer):
+        try:
+            if path:
+                data, label = _read_upload(path)
+                corpus = check_text(data)
+            else:
+                corpus, label = check_text(text or ""), "pasted"
+            job = bench.submit(corpus, float(minutes), str(tokenizer), label)
+        except Refused as e:
+            gr.Warning(str(e))
+            return gr.skip(), f"⚠ {e}", gr.Timer(active=False), gr.skip()
+        return job.id, describe(bench, job), gr.Timer(active=True), gr.DownloadButton(
+            visible=False)
+
+    def poll(job_id, mine):
+        job = bench.get(job_id)
+        if job is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(
+                active=False), gr.skip(), gr.skip()
+        last = job.samples[-1] if job.samples else None
+        text = f"(step {last[0]:,})\n{last[1]}" if last else ""
+        if not job.finished:
+            return (describe(bench, job), text, _said(bench, job), _curve(job), gr.skip(),
+                    gr.Timer(active=True), gr.skip(), gr.skip())
+        served = _served(job)
+        mine = list(mine or [])
+        if served and job.name not in mine:
+            mine.append(job.name)
+        catalog.rescan()
+        listed = gr.Dropdown(choices=catalog.choices(mine),
+                             value=job.name if served else gr.skip())
+        return (describe(bench, job), text, _said(bench, job), _curve(job),
+                gr.DownloadButton(value=served, visible=bool(served)), gr.Timer(active=False),
+                mine, listed)
+
+    def halt(job_id):
+        job = bench.get(job_id)
+        if job is not None and not job.finished:
+            bench.stop(job)
+            return "stopping: the run ends at its next step and keeps its checkpoint"
+        return gr.skip()
+
+    start.click(lambda: gr.DownloadButton(visible=False), None, download,
+                api_visibility="private").then(
+        submit, [upload, pasted, minutes, tokenizer],
+        [job_id, status, timer, download], api_visibility="private")
+    timer.tick(poll, [job_id, mine],
+               [status, sample, chosen, curve, download, timer, mine, model],
+               api_visibility="private")
+    stop.click(halt, job_id, status, api_visibility="private")

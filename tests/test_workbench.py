@@ -1,0 +1,108 @@
+"""The page's training jobs (workbench.py): what uploads are refused, the line, stopping,
+the zip, and the limits on age and disk."""
+
+import os
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import textrnn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import workbench  # noqa: E402
+from workbench import Refused, Workbench, check_text  # noqa: E402
+
+TEXT = (ROOT / "corpora" / "tiny.txt").read_text(encoding="utf-8") * 20  # 20 kB
+
+
+@pytest.mark.parametrize("data, says", [
+    (b"", "empty"), (b"  \n\t ", "empty"), (b"abc\0def" * 100, "binary"),
+    ("é".encode("latin-1") * 600, "not UTF-8 text (byte 0"),
+    (b"\x01\x02\x03abc" * 300, "binary"), (b"too short", "at least 500"),
+    (b"a" * (workbench.MAX_CORPUS_BYTES + 1), "at most 1,048,576 (1 MB)")])
+def test_uploads_that_cannot_be_trained_on_are_refused_in_one_line(data, says):
+    with pytest.raises(Refused) as e:
+        check_text(data)
+    assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_good_text_passes_with_its_byte_order_mark_dropped():
+    assert check_text(("\ufeff" + TEXT).encode("utf-8")) == TEXT
+    assert check_text(TEXT) == TEXT
+
+
+def wait(job, timeout=120):
+    deadline = time.time() + timeout
+    while not job.finished:
+        assert time.time() < deadline, (job.state, job.lines)
+        time.sleep(0.1)
+
+
+def test_a_run_trains_in_a_child_reports_as_it_goes_and_zips_a_loadable_model(tmp_path):
+    bench = Workbench(tmp_path / "runs", max_minutes=1)
+    job = bench.submit(TEXT, 0.08, "char", "../../My Poems!")
+    assert job.name.startswith("web-my-poems-")  # named here: no path from the visitor
+    wait(job)
+    assert job.state == "done", (job.error, job.lines)
+    assert any(line.startswith("chose ") for line in job.lines)
+    splits = {r["split"] for r in job.curve}
+    assert splits == {"train", "validation"} and job.samples and 0 < job.trained_s <= 6
+    assert bench.run_folder(job).parent == tmp_path / "runs"
+    with zipfile.ZipFile(job.zip) as z:
+        names = z.namelist()
+        z.extractall(tmp_path / "unzipped")
+    assert all(n.startswith(job.name + "/") for n in names)
+    assert not any("resume" in n for n in names)
+    lm = textrnn.load(tmp_path / "unzipped" / job.name)
+    assert len(lm.generate("ANNA:", 40, seed=1)) == 40
+
+
+def test_one_run_at_a_time_the_others_wait_and_stop_keeps_the_checkpoint(tmp_path):
+    bench = Workbench(tmp_path / "runs", max_minutes=1)
+    first = bench.submit(TEXT, 1, "char", "first")
+    second = bench.submit(TEXT, 1, "char", "second")
+    third = bench.submit(TEXT, 1, "char", "third")
+    deadline = time.time() + 60
+    while not first.samples:  # trains until its first validation
+        assert time.time() < deadline and not first.finished, (first.state, first.error)
+        time.sleep(0.1)
+    assert (bench.position(first), bench.position(second), bench.position(third)) == (0, 1, 2)
+    assert second.state == third.state == "waiting"
+    bench.stop(second)
+    assert second.state == "stopped" and bench.position(third) == 1
+    bench.stop(first)
+    wait(first)
+    assert first.state == "stopped" and first.zip is not None and first.trained_s < 50
+    textrnn.load(bench.run_folder(first))  # the checkpoint kept
+    bench.stop(third)
+    wait(third)
+
+
+def test_limits_on_time_tokenizer_and_disk(tmp_path):
+    bench = Workbench(tmp_path / "runs", max_minutes=2, max_mb=0.01)
+    with pytest.raises(Refused, match="between 0 and 2 minutes"):
+        bench.submit(TEXT, 3, "char")
+    with pytest.raises(Refused, match="one of char, bpe, byte"):
+        bench.submit(TEXT, 1, "words")
+    with pytest.raises(Refused, match="disk"):
+        bench.submit(TEXT, 1, "char")  # 20 kB of text, 10 kB of room
+
+
+def test_old_runs_go_first_and_running_ones_stay(tmp_path):
+    bench = Workbench(tmp_path / "runs", max_minutes=1, keep_hours=1)
+    runs = tmp_path / "runs"
+    for i, age_h in enumerate([5, 0]):  # two finished runs from before a restart
+        work = runs / workbench.JOBS / f"{i:012x}"
+        work.mkdir(parents=True)
+        (work / "corpus.txt").write_text("x")
+        (runs / f"web-old-{i:012x}").mkdir()
+        then = time.time() - age_h * 3600
+        os.utime(work, (then, then))
+    bench.clean()
+    assert not (runs / "web-old-000000000000").exists()
+    assert (runs / "web-old-000000000001").exists()
+    assert (runs / workbench.JOBS / "000000000001").exists()
