@@ -28,6 +28,8 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
+import app_compare  # noqa: E402
+import app_inside  # noqa: E402
 import app_train  # noqa: E402
 import textrnn  # noqa: E402
 import workbench  # noqa: E402
@@ -45,10 +47,10 @@ STREAM_EVERY_S = 0.03     # send the page at most ~30 updates a second; the firs
 HERE = Path(__file__).resolve().parent
 CSS = (".gradio-container textarea {font-family: ui-monospace, monospace}"  # reads as typed
        "#card pre, #card code {white-space: pre-wrap; overflow-wrap: anywhere}"  # no cut lines
-       "#output pre {white-space: pre-wrap; overflow-wrap: anywhere; margin: 0;"
+       ".sample pre {white-space: pre-wrap; overflow-wrap: anywhere; margin: 0;"
        " padding: 2.2rem 8px 8px; font-family: ui-monospace, monospace; font-size: var(--text-md)}"
-       "#output .prompt {font-weight: 700; color: var(--primary-700)}"  # the visitor's part
-       ".dark #output .prompt {color: var(--primary-300)}")
+       ".sample .prompt {font-weight: 700; color: var(--primary-700)}"  # the visitor's part
+       ".dark .sample .prompt {color: var(--primary-300)}")
 
 
 class Catalog:
@@ -184,6 +186,36 @@ def shown(prompt: str, text: str) -> str:
             "</pre></div>")
 
 
+SHARED = ("model", "prompt", "length", "temperature", "top_k", "top_p", "seed")  # in the URL
+# after a sample: the address bar gets what reproduces it (the seed used, not a blank one)
+SHARE_JS = ("(model, prompt, length, temperature, top_k, top_p, seed) => { if (seed === '' || "
+            "seed == null) return []; const q = new URLSearchParams({model, prompt, length, "
+            "temperature, top_k, top_p, seed}); history.replaceState(null, '', '?' + q); "
+            "return []; }")
+
+
+def shared_settings(query, models: list[str]) -> dict:
+    """The Generate tab's settings from a shared link's query (?model=..&prompt=..&seed=..),
+    each checked and clamped as a request's would be; what is missing or unusable is left out."""
+    out = {}
+    if query.get("model") in models:
+        out["model"] = query["model"]
+    if "prompt" in query:
+        out["prompt"] = str(query["prompt"])[-MAX_PROMPT_CHARS:]
+    for key, low, high, whole in (("length", 1, MAX_NEW_CHARS, True),
+                                  ("temperature", 0, MAX_TEMPERATURE, False),
+                                  ("top_k", 0, 100, True), ("top_p", 0.05, 1.0, False)):
+        value = _clamp(query.get(key), low, high, None)
+        if value is not None:
+            out[key] = int(value) if whole else value
+    try:
+        if str(query.get("seed", "")).strip():  # blank would draw a random one
+            out["seed"] = str(_seed(query["seed"]))  # whole numbers within MAX_SEED only
+    except gr.Error:
+        pass
+    return out
+
+
 def refuse(message: str) -> gr.Error:
     """A request turned away: one line in the server's log (no traceback), the message on the
     page."""
@@ -283,7 +315,7 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
                     stop = gr.Button("Stop", variant="stop")
                 output = gr.HTML(shown("", ""), label="Text", show_label=True, container=True,
                                  min_height=320, max_height=640, autoscroll=True,
-                                 elem_id="output")
+                                 elem_id="output", elem_classes=["sample"])
                 with gr.Row():
                     status = gr.Markdown("", elem_id="status")
                     copy = gr.Button("Copy text", size="sm", scale=0, elem_id="copy")
@@ -319,20 +351,49 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
 
         with gr.Tab("Train", id="train-tab"):
             app_train.tab(bench, catalog, model, mine, max_train_minutes)
+        looker = app_inside.Looker(catalog)
+        with gr.Tab("Look inside", id="inside-tab"):
+            app_inside.tab(looker, model)
 
-        def rescan(name, mine):  # each page load sees runs trained since the app started
+        with gr.Tab("Compare", id="compare-tab"):
+            model_a, model_b = app_compare.tab(catalog, make_generate(catalog), shown)
+        app_inside.api(looker)
+        shared = gr.State(False)  # the page was opened from a shared link: draw its sample
+
+        def on_load(name, a, b, mine, request: gr.Request):
+            """Each page load sees runs trained since the app started; a shared link's
+            settings fill the Generate tab."""
             catalog.rescan()
             choices = catalog.choices(mine or [])
-            keep = name if name in [n for _, n in choices] else catalog.default()
-            return gr.Dropdown(choices=choices, value=keep)
+            listed = [n for _, n in choices]
+            keep = [n if n in listed else catalog.default() for n in (name, a, b)]
+            link = shared_settings(request.query_params if request else {}, listed)
+            if link.get("model"):
+                keep[0] = link["model"]
+            lists = [gr.Dropdown(choices=choices, value=k) for k in keep]
+            fields = [link.get(k, gr.skip()) for k in SHARED[1:]]
+            return *lists, *fields, "seed" in link
 
         model.change(select, model, [card, curve, examples], api_visibility="private")
-        demo.load(rescan, [model, mine], model, api_visibility="private")
+        settings = [prompt, length, temperature, top_k, top_p, seed]
+        page_generate = make_page_generate(catalog)
+
+        def from_link(go, *args):
+            if go:
+                yield from page_generate(*args)
+            else:
+                yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+
+        demo.load(on_load, [model, model_a, model_b, mine],
+                  [model, model_a, model_b, *settings, shared], api_visibility="private").then(
+            from_link, [shared, model, *settings], [output, used, seed, status],
+            api_visibility="private", concurrency_id="generate").then(
+            None, [model, *settings[:-1], used], None, js=SHARE_JS, api_visibility="private")
         examples.click(lambda sample: sample[0], examples, prompt, api_visibility="private")
-        event = run.click(make_page_generate(catalog),
-                          [model, prompt, length, temperature, top_k, top_p, seed],
-                          [output, used, seed, status], api_visibility="private",
-                          concurrency_id="generate")
+        event = run.click(page_generate, [model, *settings], [output, used, seed, status],
+                          api_visibility="private", concurrency_id="generate")
+        event.then(None, [model, *settings[:-1], used], None, js=SHARE_JS,
+                   api_visibility="private")
         copy.click(None, js="() => navigator.clipboard.writeText("
                    "document.querySelector('#output pre')?.innerText ?? '')",
                    api_visibility="private")
@@ -446,7 +507,7 @@ def serve(demo: gr.Blocks, host=None, port=None, share=False, queue_size: int = 
     and uploads capped."""
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size).launch(
         server_name=host, server_port=port, share=share or None, theme=gr.themes.Soft(),
-        css=CSS, max_file_size=MAX_FILE_SIZE, prevent_thread_lock=True, quiet=True,
+        css=CSS + app_inside.CSS, max_file_size=MAX_FILE_SIZE, prevent_thread_lock=True, quiet=True,
         app_kwargs={"middleware": [Middleware(BodyLimit, limit=MAX_REQUEST_BYTES)]})
     if block:  # our own lines: Gradio's would advise `share=True` in code, not our --share
         print(f"textrnn app: serving on {demo.local_url}"

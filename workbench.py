@@ -234,10 +234,11 @@ class Workbench:
     def _zip(self, job: Job) -> Path | None:
         """The run's checkpoint as `<name>.zip`, a folder that `textrnn.load` takes once
         unpacked (its best checkpoint; `last/` if it was stopped before its first validation)."""
-        from textrnn import checkpoint
+        import textrnn
+        run = self.run_folder(job)
+        source = run if (run / "config.json").is_file() else run / "last"
         try:
-            source = checkpoint.resolve(self.run_folder(job))
-            checkpoint.read_config(source)
+            textrnn.read_config(source)
         except (OSError, ValueError):
             return None
         path = self.root / JOBS / job.id / f"{job.name}.zip"
@@ -280,11 +281,10 @@ def _child(config: dict) -> int:
     import torch
 
     import textrnn
-    from textrnn.train import Reporter
 
     torch.set_num_threads(config.pop("threads"))
 
-    class Events(Reporter):
+    class Events(textrnn.Reporter):
         def log(self, message):
             say("log", message)
 

@@ -184,7 +184,7 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         page = browser.new_page(viewport={"width": 1280, "height": 900},
                                 permissions=["clipboard-read", "clipboard-write"])
         page.goto(server)
-        page.get_by_label("Model").click()
+        page.get_by_label("Model", exact=True).click()
         page.get_by_role("option", name="tiny", exact=True).click()
         # The model card wraps inside its box, at desktop and at phone widths.
         fits = """() => { const boxes = [...document.querySelectorAll('#card pre')];
@@ -279,7 +279,7 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         root = app_root(server)
         shutil.copytree(root / "tiny-bpe", root / "zz-later")
         page.reload()
-        page.get_by_label("Model").click()
+        page.get_by_label("Model", exact=True).click()
         page.get_by_role("option", name="zz-later", exact=True).click()
         page.wait_for_function("() => document.querySelector('#card').innerText"
                                ".includes('zz-later')", timeout=10_000)
@@ -449,7 +449,85 @@ def test_browser_trains_on_an_upload_then_generates_from_it_and_downloads_it(wor
         # Another visitor does not see it.
         other = browser.new_context().new_page()
         other.goto(url)
-        other.get_by_label("Model").click()
+        other.get_by_label("Model", exact=True).click()
         options = other.get_by_role("option").all_inner_texts()
         assert options and not any(job.name in o for o in options), options
+        browser.close()
+
+
+@pytest.mark.slow
+def test_gradio_client_inspects_and_finds_units(server, catalog):
+    from gradio_client import Client
+    client = Client(server, verbose=False)
+    text = (ROOT / "corpora" / "tiny.txt").read_text(encoding="utf-8")[:300]
+    got = client.predict("tiny", text, api_name="/inspect")
+    assert "".join(got["pieces"]) == text and got["bits"][0] is None
+    assert len(got["bits"]) == len(got["top"]) == len(got["pieces"])
+    assert all(0 < len(t) <= 5 for t in got["top"][1:])
+    assert got["bits_per_char"] == pytest.approx(catalog.get("tiny").evaluate(text)["bpc"],
+                                                 rel=1e-4)
+    units = client.predict("tiny", text, api_name="/find_units")
+    assert units and all(0 <= u["score"] <= 1 and u["state"] in ("h", "c") for u in units)
+    with pytest.raises(Exception, match="up to 3,000 characters"):
+        client.predict("tiny", "a" * 3001, api_name="/inspect")
+
+
+@pytest.mark.slow
+def test_browser_looks_inside_compares_and_opens_a_shared_link(server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(server)
+        page.get_by_label("Model", exact=True).click()
+        page.get_by_role("option", name="tiny", exact=True).click()
+        page.locator("#prompt textarea").fill("BEN:")
+        page.locator("#seed textarea, #seed input").first.fill("11")
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_function("() => document.querySelector('#status').innerText"
+                               ".includes('done')", timeout=30_000)
+        text = page.evaluate(OUT)
+        # Surprise: every character coloured, its title the model's top 5 guesses.
+        page.get_by_role("tab", name="Look inside").click()
+        page.get_by_role("button", name="Take the generated text").click()
+        page.wait_for_function("() => document.querySelector('#inside-text textarea').value"
+                               ".length > 100", timeout=10_000)
+        assert page.locator("#inside-text textarea").input_value() == text
+        page.get_by_role("button", name="Show surprise").click()
+        page.wait_for_selector("#inside-view span[title]", timeout=30_000)
+        spans = page.locator("#inside-view pre > span")
+        assert spans.count() == len(text)  # a char model: a span a character
+        title = spans.nth(10).get_attribute("title")
+        assert "bits for" in title and len(title.splitlines()) == 6, title  # line + 5 guesses
+        colours = {spans.nth(i).evaluate("e => getComputedStyle(e).backgroundColor")
+                   for i in range(1, 40)}
+        assert len(colours) > 5, colours  # shades by surprise, not one colour
+        assert "bits/char" in page.locator("#inside-totals").inner_text()
+        # Neurons: ranked units, and a row picked colours the text by that unit.
+        page.get_by_role("button", name="Find units").click()
+        page.wait_for_function("() => document.querySelector('#inside-totals').innerText"
+                               ".includes('ranked')", timeout=30_000)
+        table = page.locator("#units").inner_text()
+        assert "line position" in table or "in word" in table, table
+        page.locator("#units").get_by_role("gridcell").nth(1).click()
+        page.wait_for_function("() => document.querySelector('#inside-view [role=region]')"
+                               "?.getAttribute('aria-label').includes('unit')", timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "inside.png"), full_page=True)
+        # Compare: the same seed on the same model twice gives the same text twice.
+        page.get_by_role("tab", name="Compare").click()
+        for side in ("a", "b"):
+            page.locator(f"#model-{side} input").click()
+            page.locator(f"#model-{side}").get_by_role("option", name="tiny", exact=True).click()
+        page.locator("#compare-prompt textarea").fill("CARL:")
+        page.get_by_role("button", name="Compare").click()
+        page.wait_for_function("() => ['#out-a', '#out-b'].every(i => (document.querySelector("
+                               "i + ' pre')?.innerText ?? '').length === 405)", timeout=30_000)
+        assert page.locator("#out-a pre").inner_text() == page.locator("#out-b pre").inner_text()
+        # Share: the address bar now reproduces the first sample.
+        assert "seed=11" in page.url and "prompt=BEN" in page.url, page.url
+        other = browser.new_page()
+        other.goto(page.url)
+        other.wait_for_function("() => (document.querySelector('#status')?.innerText ?? '')"
+                                ".includes('done')", timeout=30_000)
+        assert other.evaluate(OUT) == text
         browser.close()

@@ -1,0 +1,61 @@
+"""The page's Compare tab: one prompt, seed and settings, two models, their texts side by side as
+they are written. Built by app.py's `build`, from app.py's own generator."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+
+def tab(catalog, generate, shown):
+    """The tab's components; `generate` is app.make_generate's generator of (text, seed) and
+    `shown` app.shown. Returns the two model lists, for the page's rescan."""
+    gr.Markdown("The same prompt, seed and settings on two models, side by side: what one "
+                "learned that the other did not.")
+    names = [n for _, n in catalog.choices()]
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt to compare on", lines=2, scale=3,
+                            elem_id="compare-prompt")
+        with gr.Column(scale=2):
+            with gr.Row():
+                seed = gr.Number(1, label="Seed for both", precision=0, elem_id="compare-seed")
+                length = gr.Number(400, label="Characters", precision=0, minimum=1,
+                                   maximum=3000, elem_id="compare-length")
+                temperature = gr.Number(0.8, label="Temperature for both", minimum=0,
+                                        maximum=2, step=0.05, elem_id="compare-temperature")
+            run = gr.Button("Compare", variant="primary", elem_id="compare")
+    with gr.Row():
+        with gr.Column():
+            left = gr.Dropdown(catalog.choices(), value=names[0] if names else None,
+                               label="Model A", elem_id="model-a")
+            out_a = gr.HTML(shown("", ""), label="Model A's text", show_label=True,
+                            container=True, min_height=240, max_height=560, autoscroll=True,
+                            elem_id="out-a", elem_classes=["sample"])
+        with gr.Column():
+            right = gr.Dropdown(catalog.choices(), value=names[1 if len(names) > 1 else 0]
+                                if names else None, label="Model B", elem_id="model-b")
+            out_b = gr.HTML(shown("", ""), label="Model B's text", show_label=True,
+                            container=True, min_height=240, max_height=560, autoscroll=True,
+                            elem_id="out-b", elem_classes=["sample"])
+
+    def both(a, b, prompt, seed, length, temperature):
+        """Both texts, a piece of each in turn, so they grow together."""
+        streams = [generate(a, prompt, length, temperature, 0, 1.0, seed),
+                   generate(b, prompt, length, temperature, 0, 1.0, seed)]
+        texts, starts = [None, None], [None, None]  # starts: the prompt's length, as used
+        while streams[0] or streams[1]:
+            for i, stream in enumerate(streams):
+                if stream is None:
+                    continue
+                try:
+                    texts[i], _ = next(stream)
+                except StopIteration:
+                    streams[i] = None
+                    continue
+                if starts[i] is None:
+                    starts[i] = len(texts[i])
+            yield tuple(shown(t[:n], t[n:]) if t is not None else gr.skip()
+                        for t, n in zip(texts, starts))
+
+    run.click(both, [left, right, prompt, seed, length, temperature], [out_a, out_b],
+              api_visibility="private", concurrency_id="generate")
+    return left, right

@@ -1,0 +1,198 @@
+"""The page's Look inside tab: a text coloured by how surprised the model was at each character
+(hover for its top 5 guesses), or by one hidden unit's activation, and the units that follow
+simple features of the text. The library does the looking (`LM.inspect`, `find_units`); this
+file only draws. Built by app.py's `build`."""
+
+from __future__ import annotations
+
+import html
+import math
+import threading
+from collections import OrderedDict
+
+import gradio as gr
+import pandas as pd
+
+import textrnn
+
+MAX_INSIDE_CHARS = 3000    # a page's text: ~3,000 coloured spans stay quick to draw
+SURPRISE_TOP_BITS = 8.0    # bits at which the red is full
+CACHED = 8                 # inspections kept, so that switching views does not read again
+UNITS_HEADER = ["feature", "layer", "state", "unit", "score", "follows it"]
+CSS = ("#inside-view pre {white-space: pre-wrap; overflow-wrap: anywhere; margin: 0;"
+       " padding: 2.2rem 8px 8px; font-family: ui-monospace, monospace; line-height: 1.5}"
+       "#inside-view pre span {border-radius: 2px}")
+
+
+class Looker:
+    """`LM.inspect` over a page's text, with the last few kept."""
+
+    def __init__(self, catalog):
+        self.catalog = catalog
+        self._kept: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def inspect(self, name: str, text: str) -> textrnn.Inspection:
+        text = str(text or "")
+        if len(text) > MAX_INSIDE_CHARS:
+            raise gr.Error(f"The page looks at up to {MAX_INSIDE_CHARS:,} characters; this text "
+                           f"has {len(text):,}. Use LM.inspect for longer ones.")
+        key = (name, text)
+        with self._lock:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+                return self._kept[key]
+        lm = self.catalog.get(name)
+        try:
+            found = lm.inspect(text)
+        except ValueError as e:
+            raise gr.Error(f"Cannot look inside with this text: {e}.") from None
+        with self._lock:
+            self._kept[key] = found
+            while len(self._kept) > CACHED:
+                self._kept.popitem(last=False)
+        return found
+
+
+def _span(piece: str, colour: str, title: str) -> str:
+    return (f'<span style="background:{colour}" title="{html.escape(title, quote=True)}">'
+            f"{html.escape(piece)}</span>")
+
+
+def surprise_html(ins: textrnn.Inspection) -> str:
+    """Each token on a white-to-red scale of the bits the model spent on it; its title holds
+    the model's top guesses for it."""
+    out = []
+    for t, piece in enumerate(ins.pieces):
+        nats = ins.loss[t].item()
+        if math.isnan(nats):
+            out.append(_span(piece, "transparent", "the first token: nothing predicts it"))
+            continue
+        bits = nats / math.log(2)
+        alpha = min(bits / SURPRISE_TOP_BITS, 1.0)
+        guesses = "\n".join(f"{_shown(g)}  {p:.1%}" for g, p in ins.top[t])
+        out.append(_span(piece, f"rgba(239,68,68,{alpha:.2f})",
+                         f"{bits:.2f} bits for {_shown(piece)}; the model's top guesses:\n"
+                         f"{guesses}"))
+    return _frame("Text coloured by surprise", "".join(out))
+
+
+def unit_html(ins: textrnn.Inspection, layer: int, state: str, unit: int) -> str:
+    """Each token coloured by one unit's activation after it: blue below zero, red above,
+    scaled by the unit's largest magnitude over the text."""
+    values = ins.activations[state][layer, :, unit]
+    scale = max(values.abs().max().item(), 1e-9)
+    out = []
+    for t, piece in enumerate(ins.pieces):
+        v = values[t].item()
+        a = min(abs(v) / scale, 1.0)
+        colour = f"rgba(239,68,68,{a:.2f})" if v >= 0 else f"rgba(59,130,246,{a:.2f})"
+        out.append(_span(piece, colour, f"layer {layer} {state}[{unit}] = {v:+.3f}"))
+    return _frame(f"Text coloured by layer {layer}, {state}, unit {unit}", "".join(out))
+
+
+def _shown(piece: str) -> str:
+    """A piece as a tooltip can show it: whitespace named."""
+    return {"\n": "⏎", " ": "␣", "\t": "⇥", "": "(part of a character)"}.get(piece, repr(piece)[1:-1])
+
+
+def _frame(label: str, body: str) -> str:
+    return f'<div role="region" aria-label="{label}"><pre>{body}</pre></div>'
+
+
+def totals(ins: textrnn.Inspection) -> str:
+    return (f"{ins.bits_per_char:.3f} bits/char over {ins.chars:,} characters "
+            f"({ins.nats / max(ins.chars, 1):.3f} nats/char); hover a character for the "
+            "model's top 5 guesses for it")
+
+
+def units_table(found: textrnn.Findings) -> pd.DataFrame:
+    rows = [[u.feature, u.layer, u.state, u.unit, round(u.score, 3),
+             "rises" if u.sign > 0 else "falls"]
+            for units in found.by_feature.values() for u in units[:3]]
+    return pd.DataFrame(rows, columns=UNITS_HEADER)
+
+
+def api(looker: Looker):
+    """The tab's looking as API endpoints: /inspect and /find_units (see docs/web-app.md)."""
+
+    def inspect(name: str, text: str) -> dict:
+        """Each token's piece, bits spent on it and the model's top 5 guesses; the totals."""
+        ins = looker.inspect(name, text)
+        bits = [None if math.isnan(x) else round(x / math.log(2), 4) for x in ins.loss.tolist()]
+        return {"pieces": ins.pieces, "bits": bits,
+                "top": [[[g, round(p, 5)] for g, p in guesses] for guesses in ins.top],
+                "bits_per_char": ins.bits_per_char, "chars": ins.chars}
+
+    def find_units(name: str, text: str) -> list[dict]:
+        """The units that follow a feature of the text best, each once, best first."""
+        found = textrnn.find_units(looker.inspect(name, text), top=5)
+        return [{"layer": u.layer, "state": u.state, "unit": u.unit, "feature": u.feature,
+                 "score": round(u.score, 4), "sign": u.sign} for u in found.best]
+
+    gr.api(inspect, api_name="inspect")
+    gr.api(find_units, api_name="find_units")
+
+
+def tab(looker: Looker, model: gr.Dropdown) -> None:
+    """The tab's components and events; `model` is the Generate tab's model list."""
+    gr.Markdown("Paste a text, or take the one on the Generate tab, and see what the model "
+                "chosen on the Generate tab made of it: how surprised it was at each character, "
+                "or what one hidden unit did. **Find units** ranks the units that follow simple "
+                "features of the text (quotes, brackets, position in the line, words).")
+    with gr.Row():
+        with gr.Column(scale=3):
+            text = gr.Textbox(label="Text to look inside", lines=6, max_length=MAX_INSIDE_CHARS,
+                              elem_id="inside-text",
+                              placeholder="Paste a text, or take the generated one")
+            with gr.Row():
+                take = gr.Button("Take the generated text", elem_id="take")
+                surprise = gr.Button("Show surprise", variant="primary", elem_id="surprise")
+            view = gr.HTML("", label="What the model saw", show_label=True, container=True,
+                           min_height=200, max_height=640, elem_id="inside-view")
+            summary = gr.Markdown("", elem_id="inside-totals")
+        with gr.Column(scale=2):
+            layer = gr.Number(0, label="Layer", precision=0, minimum=0, elem_id="layer")
+            state = gr.Radio(["h", "c"], value="c", label="State",
+                             info="h: the layer's output; c: an LSTM's cell", elem_id="state")
+            unit = gr.Number(0, label="Unit", precision=0, minimum=0, elem_id="unit")
+            show_unit = gr.Button("Colour by this unit", elem_id="show-unit")
+            find = gr.Button("Find units", elem_id="find-units")
+            table = gr.Dataframe(headers=UNITS_HEADER, label="Units that follow a feature "
+                                 "(|Pearson r| over this text; select a row to see it)",
+                                 interactive=False, elem_id="units")
+
+    def look(name, text):
+        ins = looker.inspect(name, text)
+        return surprise_html(ins), totals(ins)
+
+    def colour(name, text, layer, state, unit):
+        ins = looker.inspect(name, text)
+        layers, width = ins.activations["h"].shape[0], ins.activations["h"].shape[2]
+        if state not in ins.activations:
+            raise gr.Error(f"{name} has no cell state c (only an LSTM has one); pick h.")
+        layer, unit = int(layer or 0), int(unit or 0)
+        if not (0 <= layer < layers and 0 <= unit < width):
+            raise gr.Error(f"{name} has layers 0-{layers - 1} and units 0-{width - 1}.")
+        return unit_html(ins, layer, state, unit), (
+            "red: the unit above zero, blue: below; hover for its value")
+
+    def rank(name, text):
+        ins = looker.inspect(name, text)
+        found = textrnn.find_units(ins, top=5)
+        note = ("; constant here, so not scored: " + ", ".join(found.constant)
+                if found.constant else "")
+        return units_table(found), f"units ranked over {len(ins.pieces):,} tokens{note}"
+
+    def pick(rows: pd.DataFrame, evt: gr.SelectData):
+        row = rows.iloc[evt.index[0]]
+        return int(row["layer"]), str(row["state"]), int(row["unit"])
+
+    take.click(None, None, text, js="() => document.querySelector('#output pre')?.innerText "
+               "?? ''", api_visibility="private")
+    surprise.click(look, [model, text], [view, summary], api_visibility="private")
+    show_unit.click(colour, [model, text, layer, state, unit], [view, summary],
+                    api_visibility="private")
+    find.click(rank, [model, text], [table, summary], api_visibility="private")
+    table.select(pick, table, [layer, state, unit], api_visibility="private").then(
+        colour, [model, text, layer, state, unit], [view, summary], api_visibility="private")
