@@ -1,12 +1,15 @@
 """Measure the web app as a person meets it: start-up time, click-to-first-character, chars/s.
 
     python scripts/bench_app.py [--model shakespeare-char-lstm] [--length 500] [--runs 5]
+                                [--while-training CORPUS]
 
 Starts `python app.py` on a free port, times how long until the page is served, then drives
 Debian's Chromium with Playwright: fills the prompt, clicks Generate `--runs` times and reads the
 timings from inside the page (performance.now() at the click, when the output first grows
 and when it is complete). Prints medians. `TEXTRNN_KERNEL=0 python scripts/bench_app.py` times
-the plain PyTorch generation path instead of the compiled kernel. Needs the dev extra and a system Chromium.
+the plain PyTorch generation path instead of the compiled kernel. `--while-training CORPUS`
+first starts a visitor's run on the Train tab (CORPUS's first 1 MB, the longest budget) and
+times the clicks while it trains. Needs the dev extra and a system Chromium.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -56,11 +60,15 @@ def main() -> None:
     p.add_argument("--prompt", default="Ham.\n")
     p.add_argument("--length", type=int, default=500)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--while-training", metavar="CORPUS",
+                   help="time the clicks while a run on this text trains in the page")
     args = p.parse_args()
 
     port = free_port()
     t0 = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+    runs_dir = tempfile.mkdtemp(prefix="bench-app-runs-")
+    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--runs",
+                               runs_dir], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -79,6 +87,8 @@ def main() -> None:
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page()
             page.goto(url)
+            if args.while_training:
+                start_training(page, Path(args.while_training), Path(runs_dir))
             page.locator("#model input").fill(args.model)
             page.get_by_role("option", name=args.model, exact=True).click()
             page.locator("#length input[type=number]").fill(str(args.length))
@@ -97,6 +107,13 @@ def main() -> None:
                 page.locator("#generate").click()
                 page.wait_for_function(f"() => window.runs[{i}].done !== null", timeout=120_000)
             runs = page.evaluate("window.runs")
+            if args.while_training:
+                page.get_by_role("tab", name="Train").click()
+                status = page.locator("#train-status").inner_text()
+                if not status.startswith("training:"):
+                    sys.exit(f"the run was not training through all the clicks: {status}")
+                print(f"while a run trained in the page: {status}")
+                page.get_by_role("button", name="Stop training").click()
             browser.close()
     finally:
         server.terminate()
@@ -110,6 +127,20 @@ def main() -> None:
           f"(min {min(first):.0f}, max {max(first):.0f}); the whole {length} chars after median "
           f"{statistics.median(whole):.0f} ms: {length / statistics.median(whole) * 1000:,.0f} "
           "chars/s from the click")
+
+
+def start_training(page, corpus: Path, runs_dir: Path) -> None:
+    """Start a visitor's run of the longest budget on the Train tab, and wait until it trains."""
+    text = runs_dir / "upload.txt"
+    text.write_bytes(corpus.read_bytes()[:1_000_000].decode("utf-8", "ignore").encode())
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#upload input[type=file]").set_input_files(str(text))
+    page.locator("#minutes input[type=number]").fill("10")
+    page.locator("#minutes input[type=number]").press("Tab")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#train-status').innerText"
+                           ".startsWith('training:')", timeout=120_000)
+    page.get_by_role("tab", name="Generate").click()
 
 
 def wait_until_still(page, quiet_s: float = 1.5) -> int:
