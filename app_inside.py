@@ -93,7 +93,8 @@ def unit_html(ins: textrnn.Inspection, layer: int, state: str, unit: int) -> str
 
 def _shown(piece: str) -> str:
     """A piece as a tooltip can show it: whitespace named."""
-    return {"\n": "⏎", " ": "␣", "\t": "⇥", "": "(part of a character)"}.get(piece, repr(piece)[1:-1])
+    named = {"\n": "⏎", " ": "␣", "\t": "⇥", "": "(part of a character)"}
+    return named.get(piece, repr(piece)[1:-1])
 
 
 def _frame(label: str, body: str) -> str:

@@ -34,6 +34,7 @@ MIN_CORPUS_CHARS = 500         # less is learned by heart in seconds; there is n
 TOKENIZERS = ("char", "bpe", "byte")
 NICE = 10                      # the child's priority below the page's: generation stays quick
 JOBS = ".jobs"                 # beside the runs: each job's corpus, token files and zip
+CLEAN_EVERY_S = 600            # how often an idle workbench looks for runs past their age
 
 
 class Refused(ValueError):
@@ -105,7 +106,7 @@ class Workbench:
         self.line: list[Job] = []           # waiting, in order
         self.running: Job | None = None
         self._child: subprocess.Popen | None = None
-        self._lock = threading.Condition()
+        self._lock = threading.Condition(threading.RLock())
         (self.root / JOBS).mkdir(parents=True, exist_ok=True)
         threading.Thread(target=self._serve, daemon=True, name="workbench").start()
 
@@ -124,9 +125,9 @@ class Workbench:
         job = Job(secrets.token_hex(6), "", minutes, tokenizer)
         job.name = f"web-{stem}-{job.id}"
         work = self.root / JOBS / job.id
-        work.mkdir(parents=True)
-        (work / "corpus.txt").write_text(text, encoding="utf-8")
-        with self._lock:
+        with self._lock:  # `clean` never sees the folder before the job is in line
+            work.mkdir(parents=True)
+            (work / "corpus.txt").write_text(text, encoding="utf-8")
             self.jobs[job.id] = job
             self.line.append(job)
             self._lock.notify_all()
@@ -159,14 +160,15 @@ class Workbench:
     def clean(self) -> None:
         """Remove finished runs older than the age limit, then the oldest finished ones until
         the runs folder is under its disk cap. Running and waiting jobs are kept."""
-        busy = {j.id for j in self.line} | ({self.running.id} if self.running else set())
-        work = self.root / JOBS
-        folders = sorted((p for p in work.iterdir() if p.is_dir() and p.name not in busy),
-                         key=lambda p: p.stat().st_mtime)
-        now = time.time()
-        for p in folders:
-            if now - p.stat().st_mtime > self.keep_s or self._used() > self.max_bytes:
-                self._remove(p.name)
+        with self._lock:  # (reentrant: the line's thread calls this holding it)
+            busy = {j.id for j in self.line} | ({self.running.id} if self.running else set())
+            work = self.root / JOBS
+            folders = sorted((p for p in work.iterdir() if p.is_dir() and p.name not in busy),
+                             key=lambda p: p.stat().st_mtime)
+            now = time.time()
+            for p in folders:
+                if now - p.stat().st_mtime > self.keep_s or self._used() > self.max_bytes:
+                    self._remove(p.name)
 
     # -- the line ----------------------------------------------------------------------------
 
@@ -174,7 +176,8 @@ class Workbench:
         while True:
             with self._lock:
                 while not self.line:
-                    self._lock.wait()
+                    if not self._lock.wait(timeout=CLEAN_EVERY_S):
+                        self.clean()  # an idle while: old runs go even if no one comes
                 job = self.running = self.line.pop(0)
             try:
                 self._train(job)

@@ -446,6 +446,11 @@ def test_browser_trains_on_an_upload_then_generates_from_it_and_downloads_it(wor
         page.wait_for_function("() => document.querySelector('#status').innerText"
                                ".includes('done: 400 characters')", timeout=30_000)
         assert page.evaluate(OUT).startswith("ANNA:")
+        page.get_by_role("tab", name="Look inside").click()  # and it can be looked inside
+        page.get_by_role("button", name="Take the generated text").click()
+        page.get_by_role("button", name="Show surprise").click()
+        page.wait_for_selector("#inside-view pre > span[title]", timeout=30_000)
+        assert "bits/char" in page.locator("#inside-totals").inner_text()
         # Another visitor does not see it.
         other = browser.new_context().new_page()
         other.goto(url)
