@@ -1,4 +1,4 @@
-"""The command line: `textrnn train | sample | eval | info`. A thin door over the library.
+"""The command line: `textrnn train | sample | eval | info | sweep`. A thin door over the library.
 
 Every flag maps onto one field of `TrainConfig` or `ModelConfig`; a flag left out keeps the
 dataclass default (or, with --resume, the value the run was started with); the model's width,
@@ -141,10 +141,66 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (cpu)")
 
+    _sweep_parser(sub)
     p = sub.add_parser("info", help="print a checkpoint's model card")
     p.add_argument("checkpoint", help="a checkpoint or run folder")
     p.add_argument("--json", action="store_true", help="print config.json as it is")
     return parser
+
+
+def _sweep_parser(sub) -> None:
+    from .sweep import DEFAULT_SEARCH, PRUNE_MARGIN, SPACE
+    p = sub.add_parser("sweep", help="try settings of `train` on a corpus and report which win",
+                       description="Trials of `textrnn train` on one corpus and split, each with "
+                       "the same budget; trial 0 is the defaults. Needs Optuna: pip install "
+                       "'textrnn[sweep]'.")
+    p.add_argument("corpus", help="a UTF-8 text file, or a folder of .txt files")
+    p.add_argument("--out", help="the sweep's folder (default sweeps/<corpus name>)")
+    b = p.add_mutually_exclusive_group()
+    b.add_argument("--budget-per-trial", type=float, metavar="S",
+                   help="seconds of training per trial (60)")
+    b.add_argument("--steps-per-trial", type=int, metavar="N",
+                   help="optimizer steps per trial instead: same seed, same trials")
+    p.add_argument("--trials", type=int, default=12, help="trials, the defaults included (12)")
+    p.add_argument("--search", default=",".join(DEFAULT_SEARCH),
+                   help=f"settings to search, from {', '.join(SPACE)} "
+                   f"({','.join(DEFAULT_SEARCH)})")
+    p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="instead of searching, try these values (all combinations of every "
+                   "--grid given), e.g. --grid hidden=128,256,384")
+    p.add_argument("--prune-margin", type=float, default=PRUNE_MARGIN,
+                   help="stop a trial this many nats/char behind the median of the finished "
+                   f"ones at the same validation ({PRUNE_MARGIN})")
+    p.add_argument("--no-prune", action="store_true", help="let every trial run its budget")
+    p.add_argument("--seed", type=int, default=1337, help="the sampler's seed (1337)")
+    p.add_argument("--resume", action="store_true", help="run the trials still missing")
+    p.add_argument("--overwrite", action="store_true", help="replace a sweep in --out")
+    p.add_argument("--tokenizer", choices=TOKENIZERS, help="for every trial (char)")
+    p.add_argument("--val-fraction", type=float, help="for every trial (0.1)")
+    p.add_argument("--evals", type=int, help="validations per trial, where pruning looks (5)")
+    p.add_argument("--device", help="for every trial (auto)")
+
+
+def _cmd_sweep(args) -> int:
+    from .sweep import SweepConfig, sweep
+    grid = {}
+    for g in args.grid:
+        name, _, values = g.partition("=")
+        if not values:
+            raise ValueError(f"--grid takes NAME=V1,V2,...; got {g!r}")
+        grid[name.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+    base = {k: getattr(args, k) for k in ("tokenizer", "val_fraction", "evals", "device")
+            if getattr(args, k) is not None}
+    steps = args.steps_per_trial
+    cfg = SweepConfig(corpus=args.corpus, trials=args.trials,
+                      out=args.out or str(Path("sweeps") / corpus_name(args.corpus)),
+                      trial_seconds=None if steps else (args.budget_per_trial or 60.0),
+                      trial_steps=steps, grid=grid,
+                      search=tuple(s.strip() for s in args.search.split(",") if s.strip()),
+                      prune_margin=None if args.no_prune else args.prune_margin,
+                      seed=args.seed, resume=args.resume, overwrite=args.overwrite, base=base)
+    sweep(cfg, say=lambda msg: print(msg, file=sys.stderr))
+    return 0
 
 
 def train_config(argv: list[str]) -> TrainConfig:
@@ -265,7 +321,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         if args.command == "train":
             return _cmd_train(args, argv)
-        return {"sample": _cmd_sample, "eval": _cmd_eval, "info": _cmd_info}[args.command](args)
+        return {"sample": _cmd_sample, "eval": _cmd_eval, "info": _cmd_info,
+                "sweep": _cmd_sweep}[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
