@@ -69,8 +69,10 @@ class Catalog:
         """Take in folders that are new, or that were unavailable (a run still writing its
         first checkpoint, say), since the last look; loaded models are kept, and those whose
         folder is gone (a visitor's run cleaned away) are dropped."""
+        private = self.private.resolve() if self.private else None
         folders = [p for root in (self.root, self.private) if root is not None and root.is_dir()
-                   for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+                   for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")
+                   and (root == self.private or p.resolve() != private)]  # runs/web in runs/
         with self._lock:
             for name in [n for n, e in self.entries.items() if not e["path"].is_dir()]:
                 del self.entries[name]
@@ -86,6 +88,13 @@ class Catalog:
                 self.entries[path.name] = entry
                 self._models.pop(path.name, None)
             self.entries = dict(sorted(self.entries.items()))
+
+    def forget(self, name: str) -> None:
+        """Drop what is known of `name` (a run that has just finished): the next rescan reads
+        it afresh."""
+        with self._lock:
+            self.entries.pop(name, None)
+            self._models.pop(name, None)
 
     def choices(self, mine=()) -> list[tuple[str, str]]:
         """(label, name) of every model to list: the shared ones, and of the private ones
@@ -296,7 +305,8 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
     """The page. `bench` (a workbench.Workbench) trains visitors' texts; None turns the Train
     tab off."""
     first = catalog.default()
-    with gr.Blocks(title="textrnn") as demo:
+    # Gradio's copies of uploads and downloads are removed after a day
+    with gr.Blocks(title="textrnn", delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown("# textrnn\nCharacter- and token-level recurrent language models, sampled "
                     "live. Pick a model, give it a start, and watch it write; or train one on "
                     "your own text.")
@@ -350,13 +360,13 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
                     gr.Dataset(samples=[[p] for p in prompts], visible=bool(prompts)))
 
         with gr.Tab("Train", id="train-tab"):
-            app_train.tab(bench, catalog, model, mine, max_train_minutes)
+            app_train.tab(demo, bench, catalog, model, mine, max_train_minutes)
         looker = app_inside.Looker(catalog)
         with gr.Tab("Look inside", id="inside-tab"):
             app_inside.tab(looker, model)
 
         with gr.Tab("Compare", id="compare-tab"):
-            model_a, model_b = app_compare.tab(catalog, make_generate(catalog), shown)
+            model_a, model_b = app_compare.tab(catalog, make_generate(catalog), shown, _seed)
         app_inside.api(looker)
         shared = gr.State(False)  # the page was opened from a shared link: draw its sample
 
@@ -367,9 +377,13 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
             choices = catalog.choices(mine or [])
             listed = [n for _, n in choices]
             keep = [n if n in listed else catalog.default() for n in (name, a, b)]
-            link = shared_settings(request.query_params if request else {}, listed)
+            query = request.query_params if request else {}
+            link = shared_settings(query, listed)
             if link.get("model"):
                 keep[0] = link["model"]
+            elif query.get("model"):  # unknown here, or a visitor's own: do not draw another's
+                gr.Warning(f"The link's model {str(query['model'])[:80]!r} is not on this page.")
+                link.pop("seed", None)
             lists = [gr.Dropdown(choices=choices, value=k) for k in keep]
             fields = [link.get(k, gr.skip()) for k in SHARED[1:]]
             return *lists, *fields, "seed" in link
@@ -387,7 +401,7 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
         demo.load(on_load, [model, model_a, model_b, mine],
                   [model, model_a, model_b, *settings, shared], api_visibility="private").then(
             from_link, [shared, model, *settings], [output, used, seed, status],
-            api_visibility="private", concurrency_id="generate").then(
+            api_visibility="private", concurrency_id="link", concurrency_limit=CONCURRENCY).then(
             None, [model, *settings[:-1], used], None, js=SHARE_JS, api_visibility="private")
         examples.click(lambda sample: sample[0], examples, prompt, api_visibility="private")
         event = run.click(page_generate, [model, *settings], [output, used, seed, status],
@@ -507,7 +521,8 @@ def serve(demo: gr.Blocks, host=None, port=None, share=False, queue_size: int = 
     and uploads capped."""
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size).launch(
         server_name=host, server_port=port, share=share or None, theme=gr.themes.Soft(),
-        css=CSS + app_inside.CSS, max_file_size=MAX_FILE_SIZE, prevent_thread_lock=True, quiet=True,
+        css=CSS + app_inside.CSS, max_file_size=MAX_FILE_SIZE, prevent_thread_lock=True,
+        quiet=True,
         app_kwargs={"middleware": [Middleware(BodyLimit, limit=MAX_REQUEST_BYTES)]})
     if block:  # our own lines: Gradio's would advise `share=True` in code, not our --share
         print(f"textrnn app: serving on {demo.local_url}"

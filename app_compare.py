@@ -6,9 +6,10 @@ from __future__ import annotations
 import gradio as gr
 
 
-def tab(catalog, generate, shown):
-    """The tab's components; `generate` is app.make_generate's generator of (text, seed) and
-    `shown` app.shown. Returns the two model lists, for the page's rescan."""
+def tab(catalog, generate, shown, seeded):
+    """The tab's components; `generate` is app.make_generate's generator of (text, seed),
+    `shown` app.shown and `seeded` app._seed (blank: a fresh random seed). Returns the two
+    model lists, for the page's rescan."""
     gr.Markdown("The same prompt, seed and settings on two models, side by side: what one "
                 "learned that the other did not.")
     names = [n for _, n in catalog.choices()]
@@ -17,12 +18,14 @@ def tab(catalog, generate, shown):
                             elem_id="compare-prompt")
         with gr.Column(scale=2):
             with gr.Row():
-                seed = gr.Number(1, label="Seed for both", precision=0, elem_id="compare-seed")
+                seed = gr.Textbox("1", label="Seed for both", placeholder="random",
+                                  elem_id="compare-seed")
                 length = gr.Number(400, label="Characters", precision=0, minimum=1,
                                    maximum=3000, elem_id="compare-length")
                 temperature = gr.Number(0.8, label="Temperature for both", minimum=0,
                                         maximum=2, step=0.05, elem_id="compare-temperature")
             run = gr.Button("Compare", variant="primary", elem_id="compare")
+            used = gr.Markdown("", elem_id="compare-used")
     with gr.Row():
         with gr.Column():
             left = gr.Dropdown(catalog.choices(), value=names[0] if names else None,
@@ -38,7 +41,14 @@ def tab(catalog, generate, shown):
                             elem_id="out-b", elem_classes=["sample"])
 
     def both(a, b, prompt, seed, length, temperature):
-        """Both texts, a piece of each in turn, so they grow together."""
+        """Both texts, a piece of each in turn, so they grow together; one seed for both, drawn
+        here if blank."""
+        try:
+            seed = str(seeded(seed))
+        except gr.Error as e:
+            gr.Warning(e.message)
+            yield gr.skip(), gr.skip(), f"⚠ {e.message}"
+            return
         streams = [generate(a, prompt, length, temperature, 0, 1.0, seed),
                    generate(b, prompt, length, temperature, 0, 1.0, seed)]
         texts, starts = [None, None], [None, None]  # starts: the prompt's length, as used
@@ -53,9 +63,9 @@ def tab(catalog, generate, shown):
                     continue
                 if starts[i] is None:
                     starts[i] = len(texts[i])
-            yield tuple(shown(t[:n], t[n:]) if t is not None else gr.skip()
-                        for t, n in zip(texts, starts))
+            yield (*(shown(t[:n], t[n:]) if t is not None else gr.skip()
+                     for t, n in zip(texts, starts)), f"seed used: {seed}")
 
-    run.click(both, [left, right, prompt, seed, length, temperature], [out_a, out_b],
+    run.click(both, [left, right, prompt, seed, length, temperature], [out_a, out_b, used],
               api_visibility="private", concurrency_id="generate")
     return left, right

@@ -17,7 +17,8 @@ import textrnn
 
 MAX_INSIDE_CHARS = 3000    # a page's text: ~3,000 coloured spans stay quick to draw
 SURPRISE_TOP_BITS = 8.0    # bits at which the red is full
-CACHED = 8                 # inspections kept, so that switching views does not read again
+CACHED = 4                 # inspections kept, so that switching views does not read again
+                           # (a 3x1024 LSTM's states over 3,000 characters are ~74 MB)
 UNITS_HEADER = ["feature", "layer", "state", "unit", "score", "follows it"]
 CSS = ("#inside-view pre {white-space: pre-wrap; overflow-wrap: anywhere; margin: 0;"
        " padding: 2.2rem 8px 8px; font-family: ui-monospace, monospace; line-height: 1.5}"
@@ -35,23 +36,32 @@ class Looker:
     def inspect(self, name: str, text: str) -> textrnn.Inspection:
         text = str(text or "")
         if len(text) > MAX_INSIDE_CHARS:
-            raise gr.Error(f"The page looks at up to {MAX_INSIDE_CHARS:,} characters; this text "
-                           f"has {len(text):,}. Use LM.inspect for longer ones.")
+            raise _refuse(f"The page looks at up to {MAX_INSIDE_CHARS:,} characters; this text "
+                          f"has {len(text):,}. Use LM.inspect for longer ones.")
         key = (name, text)
         with self._lock:
             if key in self._kept:
                 self._kept.move_to_end(key)
                 return self._kept[key]
-        lm = self.catalog.get(name)
+        try:
+            lm = self.catalog.get(name)
+        except gr.Error as e:
+            raise _refuse(e.message) from None
         try:
             found = lm.inspect(text)
         except ValueError as e:
-            raise gr.Error(f"Cannot look inside with this text: {e}.") from None
+            raise _refuse(f"Cannot look inside with this text: {e}.") from None
         with self._lock:
             self._kept[key] = found
             while len(self._kept) > CACHED:
                 self._kept.popitem(last=False)
         return found
+
+
+def _refuse(message: str) -> gr.Error:
+    """As app.refuse: a line in the server's log, no traceback; the message on the page."""
+    print(f"textrnn app: refused: {message}", flush=True)
+    return gr.Error(message, print_exception=False)
 
 
 def _span(piece: str, colour: str, title: str) -> str:
@@ -131,8 +141,8 @@ def api(looker: Looker):
         return [{"layer": u.layer, "state": u.state, "unit": u.unit, "feature": u.feature,
                  "score": round(u.score, 4), "sign": u.sign} for u in found.best]
 
-    gr.api(inspect, api_name="inspect")
-    gr.api(find_units, api_name="find_units")
+    gr.api(inspect, api_name="inspect", concurrency_id="generate")
+    gr.api(find_units, api_name="find_units", concurrency_id="generate")
 
 
 def tab(looker: Looker, model: gr.Dropdown) -> None:
@@ -171,10 +181,10 @@ def tab(looker: Looker, model: gr.Dropdown) -> None:
         ins = looker.inspect(name, text)
         layers, width = ins.activations["h"].shape[0], ins.activations["h"].shape[2]
         if state not in ins.activations:
-            raise gr.Error(f"{name} has no cell state c (only an LSTM has one); pick h.")
+            raise _refuse(f"{name} has no cell state c (only an LSTM has one); pick h.")
         layer, unit = int(layer or 0), int(unit or 0)
         if not (0 <= layer < layers and 0 <= unit < width):
-            raise gr.Error(f"{name} has layers 0-{layers - 1} and units 0-{width - 1}.")
+            raise _refuse(f"{name} has layers 0-{layers - 1} and units 0-{width - 1}.")
         return unit_html(ins, layer, state, unit), (
             "red: the unit above zero, blue: below; hover for its value")
 
@@ -191,9 +201,9 @@ def tab(looker: Looker, model: gr.Dropdown) -> None:
 
     take.click(None, None, text, js="() => document.querySelector('#output pre')?.innerText "
                "?? ''", api_visibility="private")
-    surprise.click(look, [model, text], [view, summary], api_visibility="private")
-    show_unit.click(colour, [model, text, layer, state, unit], [view, summary],
-                    api_visibility="private")
-    find.click(rank, [model, text], [table, summary], api_visibility="private")
+    same = dict(api_visibility="private", concurrency_id="generate")  # shares the CPU limit
+    surprise.click(look, [model, text], [view, summary], **same)
+    show_unit.click(colour, [model, text, layer, state, unit], [view, summary], **same)
+    find.click(rank, [model, text], [table, summary], **same)
     table.select(pick, table, [layer, state, unit], api_visibility="private").then(
-        colour, [model, text, layer, state, unit], [view, summary], api_visibility="private")
+        colour, [model, text, layer, state, unit], [view, summary], **same)

@@ -5,14 +5,16 @@ them. Built by app.py's `build`."""
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from workbench import MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused, Workbench, check_text
+from workbench import JOBS, MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused, Workbench, check_text
 
 POLL_S = 1.0  # how often a visitor's page asks how its run is going
 CURVE = dict(x="step", y="nats/char", color="split", height=240, colors_in_legend=[],
@@ -37,7 +39,7 @@ def describe(bench: Workbench, job: Job) -> str:
         return (f"training: {_clock(job.trained_s)} of {_clock(job.budget_s)} "
                 f"({job.trained_s / max(job.budget_s, 1e-9):.0%}), about {_clock(left)} left")
     if job.state == "failed":
-        return f"failed: {job.error}"
+        return f"failed: {_private(bench, job, job.error)}"
     best = min((r["nats/char"] for r in job.curve if r["split"] == "validation"),
                default=math.nan)
     said = "done" if job.state == "done" else "stopped"
@@ -54,26 +56,33 @@ def _curve(job: Job):
     return pd.DataFrame(job.curve, columns=["step", "nats/char", "split"])
 
 
+def _private(bench: Workbench, job: Job, line: str) -> str:
+    """A line the run wrote, without the server's paths."""
+    work = str(bench.root / JOBS / job.id)
+    return (line.replace(f"{work}/corpus.txt", "your text").replace(work, "")
+            .replace(str(bench.run_folder(job)), job.name).replace(str(bench.root), "runs"))
+
+
 def _said(bench: Workbench, job: Job) -> str:
-    """What the run chose, without the server's paths."""
-    work = str(bench.root / ".jobs" / job.id)
-    return "\n".join(line.replace(f"{work}/corpus.txt", "your text")
-                     .replace(str(bench.run_folder(job)), job.name)
-                     for line in job.lines if not line.startswith("token files:"))
+    """What the run chose, without the server's paths or the command line's next steps."""
+    return "\n".join(_private(bench, job, line) for line in job.lines
+                     if not line.startswith(("token files:", "next:", "  ")))
 
 
-_served_zips: dict[str, str] = {}  # job id -> its zip's copy in a folder Gradio serves
+ZIPS = Path(tempfile.gettempdir()) / f"textrnn-zips-{os.getpid()}"  # copies Gradio may serve
 
 
 def _served(job: Job) -> str | None:
-    """The job's zip, copied where Gradio serves downloads from (its temp folder); the runs
-    folder itself is never served."""
+    """The job's zip, copied into the system's temporary folder, from which Gradio serves
+    downloads (it copies the file again into its own cache); the runs folder itself is never
+    served. Copies older than a day go."""
     if job.zip is None or not job.zip.is_file():
         return None
-    if job.id not in _served_zips:
-        folder = Path(tempfile.mkdtemp(prefix="textrnn-zip-"))
-        _served_zips[job.id] = str(shutil.copy(job.zip, folder / job.zip.name))
-    return _served_zips[job.id]
+    ZIPS.mkdir(exist_ok=True)
+    for old in ZIPS.iterdir():
+        if time.time() - old.stat().st_mtime > 24 * 3600:
+            old.unlink(missing_ok=True)
+    return str(shutil.copy(job.zip, ZIPS / job.zip.name))
 
 
 def _read_upload(path: str) -> tuple[bytes, str]:
@@ -86,8 +95,8 @@ def _read_upload(path: str) -> tuple[bytes, str]:
     return p.read_bytes(), p.stem
 
 
-def tab(bench: Workbench | None, catalog, model: gr.Dropdown, mine: gr.BrowserState,
-        max_minutes: float) -> None:
+def tab(demo: gr.Blocks, bench: Workbench | None, catalog, model: gr.Dropdown,
+        mine: gr.BrowserState, max_minutes: float) -> None:
     """The Train tab's components and events; `model` is the Generate tab's model list, which a
     finished run joins (for this visitor alone: `mine` holds their runs' names)."""
     if bench is None:
@@ -99,7 +108,7 @@ def tab(bench: Workbench | None, catalog, model: gr.Dropdown, mine: gr.BrowserSt
                 f"{MAX_CORPUS_BYTES // 2**20} MB) and watch a network learn it. The settings "
                 "are chosen for your text and budget, and shown as they are chosen. One run "
                 "trains at a time; yours keeps for a day, and you can download it.")
-    job_id = gr.State(None)
+    job_id = gr.BrowserState(None, storage_key="textrnn-my-job")  # outlives a reload
     with gr.Row():
         with gr.Column(scale=3):
             upload = gr.File(label="Upload a .txt file", file_types=[".txt"],
@@ -130,14 +139,22 @@ def tab(bench: Workbench | None, catalog, model: gr.Dropdown, mine: gr.BrowserSt
                                 elem_id="train-curve", **CURVE)
     timer = gr.Timer(POLL_S, active=False)
 
-    def submit(path, text, minutes, tokenizer):
+    def submit(path, text, minutes, tokenizer, current):
         try:
+            going = bench.get(current)
+            if going is not None and not going.finished:
+                raise Refused("Your run is still going: stop it first, or let it finish.")
             if path:
                 data, label = _read_upload(path)
                 corpus = check_text(data)
             else:
                 corpus, label = check_text(text or ""), "pasted"
             job = bench.submit(corpus, float(minutes), str(tokenizer), label)
+        except OSError as e:
+            print(f"textrnn app: a run could not be queued: {e}", flush=True)
+            e = "The run could not be queued (the server's disk); try again later."
+            gr.Warning(e)
+            return gr.skip(), f"⚠ {e}", gr.Timer(active=False), gr.skip()
         except Refused as e:
             gr.Warning(str(e))
             return gr.skip(), f"⚠ {e}", gr.Timer(active=False), gr.skip()
@@ -158,9 +175,10 @@ def tab(bench: Workbench | None, catalog, model: gr.Dropdown, mine: gr.BrowserSt
         mine = list(mine or [])
         if served and job.name not in mine:
             mine.append(job.name)
+        catalog.forget(job.name)  # a page load may have read it mid-run
         catalog.rescan()
         listed = gr.Dropdown(choices=catalog.choices(mine),
-                             value=job.name if served else gr.skip())
+                             **({"value": job.name} if served else {}))
         return (describe(bench, job), text, _said(bench, job), _curve(job),
                 gr.DownloadButton(value=served, visible=bool(served)), gr.Timer(active=False),
                 mine, listed)
@@ -168,15 +186,19 @@ def tab(bench: Workbench | None, catalog, model: gr.Dropdown, mine: gr.BrowserSt
     def halt(job_id):
         job = bench.get(job_id)
         if job is not None and not job.finished:
+            if job.stop_asked:
+                return "already stopping: the run saves its checkpoint, then ends"
             bench.stop(job)
             return "stopping: the run ends at its next step and keeps its checkpoint"
         return gr.skip()
 
     start.click(lambda: gr.DownloadButton(visible=False), None, download,
                 api_visibility="private").then(
-        submit, [upload, pasted, minutes, tokenizer],
+        submit, [upload, pasted, minutes, tokenizer, job_id],
         [job_id, status, timer, download], api_visibility="private")
     timer.tick(poll, [job_id, mine],
                [status, sample, chosen, curve, download, timer, mine, model],
                api_visibility="private")
     stop.click(halt, job_id, status, api_visibility="private")
+    demo.load(lambda j: gr.Timer(active=bench.get(j) is not None), job_id, timer,
+              api_visibility="private")  # a reload picks up this visitor's run again

@@ -25,7 +25,6 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +34,16 @@ TOKENIZERS = ("char", "bpe", "byte")
 NICE = 10                      # the child's priority below the page's: generation stays quick
 JOBS = ".jobs"                 # beside the runs: each job's corpus, token files and zip
 CLEAN_EVERY_S = 600            # how often an idle workbench looks for runs past their age
+MAX_WAITING = 8                # runs in line at most; past it a visitor is told to come back
+RUN_BYTES = 40 * 2**20         # a finished run's checkpoint, zip and log, counted ahead of time
+OVERTIME_S = 600               # a child still running this long past its budget is killed
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 class Refused(ValueError):
@@ -85,7 +94,6 @@ class Job:
     zip: Path | None = None
     stop_asked: bool = False
     ending: str = ""           # "done" or "stopped", as the child said; final once zipped
-    submitted: float = field(default_factory=time.time)
 
     @property
     def finished(self) -> bool:
@@ -118,8 +126,12 @@ class Workbench:
             raise Refused(f"Tokenizer must be one of {', '.join(TOKENIZERS)}; got {tokenizer!r}.")
         if not 0 < minutes <= self.max_minutes:
             raise Refused(f"Training time must be between 0 and {self.max_minutes:g} minutes.")
+        if len(self.line) >= MAX_WAITING:
+            raise Refused(f"{len(self.line)} runs are waiting already; try again in a few "
+                          "minutes.")
         self.clean()
-        if self._used() + 4 * len(text.encode()) > self.max_bytes:
+        ahead = (len(self.line) + 1) * RUN_BYTES + 4 * len(text.encode())
+        if self._used() + ahead > self.max_bytes:
             raise Refused("The page's disk for visitors' runs is full; try again later.")
         stem = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:24] or "text"
         job = Job(secrets.token_hex(6), "", minutes, tokenizer)
@@ -145,6 +157,8 @@ class Workbench:
         """A waiting job leaves the line; a running one ends at a step's end and keeps its
         checkpoint (the child gets SIGINT, as from Ctrl-C)."""
         with self._lock:
+            if job.stop_asked:  # a second SIGINT would stop the child mid-save
+                return
             job.stop_asked = True
             if job in self.line:
                 self.line.remove(job)
@@ -164,11 +178,11 @@ class Workbench:
             busy = {j.id for j in self.line} | ({self.running.id} if self.running else set())
             work = self.root / JOBS
             folders = sorted((p for p in work.iterdir() if p.is_dir() and p.name not in busy),
-                             key=lambda p: p.stat().st_mtime)
-            now = time.time()
+                             key=_mtime)
+            now, used = time.time(), self._used()
             for p in folders:
-                if now - p.stat().st_mtime > self.keep_s or self._used() > self.max_bytes:
-                    self._remove(p.name)
+                if now - _mtime(p) > self.keep_s or used > self.max_bytes:
+                    used -= self._remove(p.name)
 
     # -- the line ----------------------------------------------------------------------------
 
@@ -177,14 +191,20 @@ class Workbench:
             with self._lock:
                 while not self.line:
                     if not self._lock.wait(timeout=CLEAN_EVERY_S):
-                        self.clean()  # an idle while: old runs go even if no one comes
+                        try:  # an idle while: old runs go even if no one comes
+                            self.clean()
+                        except OSError as e:
+                            print(f"textrnn app: cleaning runs: {e}", file=sys.stderr)
                 job = self.running = self.line.pop(0)
             try:
                 self._train(job)
             except Exception as e:  # the line goes on whatever one job does
-                job.state, job.error = "failed", f"the run failed: {e}"
+                job.state, job.error = "failed", f"the run failed: {type(e).__name__}"
+                print(f"textrnn app: run {job.name} failed: {e!r}", file=sys.stderr)
             finally:
                 with self._lock:
+                    if self._child is not None and self._child.poll() is None:
+                        self._child.kill()  # never two trainings at once
                     self.running, self._child = None, None
 
     def _train(self, job: Job) -> None:
@@ -193,26 +213,38 @@ class Workbench:
                   "tokenizer": job.tokenizer, "time_budget": job.minutes * 60,
                   "data_cache": str(work / "tokens"), "threads": self.threads}
         job.state = "preparing"
-        child = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+        with open(work / "stderr.txt", "w", encoding="utf-8") as errors:  # never a full pipe
+            child = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(config)],
+                stdout=subprocess.PIPE, stderr=errors, text=True, encoding="utf-8")
+        watchdog = threading.Timer(job.minutes * 60 + OVERTIME_S, child.kill)
+        watchdog.start()
         with self._lock:
             self._child = child
             if job.stop_asked:
                 child.send_signal(signal.SIGINT)
-        for line in child.stdout:
-            try:
-                self._hear(job, json.loads(line))
-            except ValueError:
-                continue
-        errors = child.stderr.read()
-        child.wait()
-        if job.ending and job.state != "failed":
+        try:
+            for line in child.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict) and len(event) == 1:
+                    self._hear(job, event)
+            child.wait()
+        finally:
+            watchdog.cancel()
+        if job.stop_asked and not job.ending and job.state != "failed":
+            job.state, job.error = "stopped", "stopped before its first step"
+        elif job.ending and job.state != "failed":
             job.zip = self._zip(job)  # before the state says finished: the page offers it then
+            shutil.rmtree(work / "tokens", ignore_errors=True)  # the page never resumes a run
+            shutil.rmtree(self.run_folder(job) / "last", ignore_errors=True)
             job.state = job.ending
         elif job.state != "failed":
             job.state = "failed"
-            job.error = (errors.strip().splitlines() or ["the run ended"])[-1]
+            said = (work / "stderr.txt").read_text(encoding="utf-8", errors="replace")
+            job.error = (said.strip().splitlines() or ["the run ended"])[-1]
 
     def _hear(self, job: Job, event: dict) -> None:
         kind, value = next(iter(event.items()))
@@ -235,35 +267,38 @@ class Workbench:
             job.state, job.error = "failed", value
 
     def _zip(self, job: Job) -> Path | None:
-        """The run's checkpoint as `<name>.zip`, a folder that `textrnn.load` takes once
-        unpacked (its best checkpoint; `last/` if it was stopped before its first validation)."""
+        """The run as `<name>.zip` (textrnn.export_zip), or None if it saved no checkpoint."""
         import textrnn
-        run = self.run_folder(job)
-        source = run if (run / "config.json").is_file() else run / "last"
         try:
-            textrnn.read_config(source)
+            return textrnn.export_zip(self.run_folder(job),
+                                      self.root / JOBS / job.id / f"{job.name}.zip", job.name)
         except (OSError, ValueError):
             return None
-        path = self.root / JOBS / job.id / f"{job.name}.zip"
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-            for f in sorted(source.iterdir()):
-                if f.is_file() and not f.name.startswith("resume"):
-                    z.write(f, f"{job.name}/{f.name}")
-        return path
 
     # -- disk --------------------------------------------------------------------------------
 
-    def _used(self) -> int:
-        return sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file())
+    def _used(self, under: Path | None = None) -> int:
+        """Bytes of files under `under` (the runs folder); files that vanish meanwhile (a run
+        renaming its checkpoint) count as nothing."""
+        total = 0
+        for f in (under or self.root).rglob("*"):
+            try:
+                total += f.stat().st_size if f.is_file() else 0
+            except OSError:
+                pass
+        return total
 
-    def _remove(self, job_id: str) -> None:
+    def _remove(self, job_id: str) -> int:
+        """Remove a job's folders; the bytes freed."""
         job = self.jobs.pop(job_id, None)
         name = job.name if job else None
         if name is None:  # a run from before a restart: find it by its id
             name = next((p.name for p in self.root.glob(f"web-*-{job_id}")), None)
-        shutil.rmtree(self.root / JOBS / job_id, ignore_errors=True)
-        if name:
-            shutil.rmtree(self.root / name, ignore_errors=True)
+        folders = [self.root / JOBS / job_id] + ([self.root / name] if name else [])
+        freed = sum(self._used(f) for f in folders)
+        for f in folders:
+            shutil.rmtree(f, ignore_errors=True)
+        return freed
 
 
 # -- the child ---------------------------------------------------------------------------------
@@ -275,12 +310,20 @@ def _child(config: dict) -> int:
     except (AttributeError, OSError):
         pass
     out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    sys.stdout = sys.stderr  # nothing else may write to the parent's line
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.dup2(2, 1)  # nothing else, Python or C, may write to the parent's line
+    sys.stdout = sys.stderr
 
     def say(kind, value):
         out.write(json.dumps({kind: value}) + "\n")
 
+    try:
+        return _child_train(config, say)
+    except KeyboardInterrupt:  # stopped before training began
+        say("end", "stopped")
+        return 0
+
+
+def _child_train(config: dict, say) -> int:
     import torch
 
     import textrnn

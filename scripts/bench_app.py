@@ -118,6 +118,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
+        shutil.rmtree(runs_dir, ignore_errors=True)
+        Path(f"{runs_dir}-upload.txt").unlink(missing_ok=True)
     first = [r["first"] - r["click"] for r in runs]
     whole = [r["done"] - r["click"] for r in runs]
     print(f"python app.py -> page served: {startup:.2f} s")
@@ -131,7 +133,7 @@ def main() -> None:
 
 def start_training(page, corpus: Path, runs_dir: Path) -> None:
     """Start a visitor's run of the longest budget on the Train tab, and wait until it trains."""
-    text = runs_dir / "upload.txt"
+    text = runs_dir.parent / f"{runs_dir.name}-upload.txt"  # outside the runs: not counted
     text.write_bytes(corpus.read_bytes()[:1_000_000].decode("utf-8", "ignore").encode())
     page.get_by_role("tab", name="Train").click()
     page.locator("#upload input[type=file]").set_input_files(str(text))

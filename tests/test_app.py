@@ -536,3 +536,25 @@ def test_browser_looks_inside_compares_and_opens_a_shared_link(server):
                                 ".includes('done')", timeout=30_000)
         assert other.evaluate(OUT) == text
         browser.close()
+
+
+def test_a_shared_link_is_checked_like_a_request():
+    models = ["tiny", "other"]
+    got = app.shared_settings({"model": "tiny", "prompt": "x" * 5000, "length": "99999",
+                               "temperature": "-1", "top_k": "7", "top_p": "nan",
+                               "seed": "-3"}, models)
+    assert got == {"model": "tiny", "prompt": "x" * app.MAX_PROMPT_CHARS,
+                   "length": app.MAX_NEW_CHARS, "temperature": 0.0, "top_k": 7, "seed": "-3"}
+    assert app.shared_settings({"model": "../etc", "seed": "1.5"}, models) == {}
+    assert "seed" not in app.shared_settings({"seed": " "}, models)  # blank: no draw
+
+
+def test_a_private_folder_inside_the_shared_one_is_not_listed_as_a_model(checkpoints,
+                                                                       tmp_path):
+    root = tmp_path / "ck"
+    shutil.copytree(checkpoints / "tiny", root / "a")
+    (root / "web").mkdir()
+    shutil.copytree(checkpoints / "tiny", root / "web" / "web-mine-1")
+    catalog = app.Catalog(root, private=root / "web")
+    assert [n for _, n in catalog.choices()] == ["a"]
+    assert [n for _, n in catalog.choices(["web-mine-1"])] == ["a", "web-mine-1"]

@@ -82,3 +82,24 @@ def test_the_metrics_log_is_read_and_trimmed_in_one_place(tmp_path):
     checkpoint.MetricsLog(tmp_path, upto=20).close()
     assert [r["step"] for r in checkpoint.read_metrics(tmp_path)] == [10, 20]
     assert checkpoint.read_metrics(tmp_path / "nowhere") == []
+
+
+def test_export_zip_holds_the_checkpoint_and_log_and_nothing_else(tmp_path):
+    import zipfile
+    from textrnn import ModelConfig, TrainConfig, export_zip, load, train
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    run = train(TrainConfig(corpus=str(corpus), out=str(tmp_path / "run"), max_steps=8,
+                            evals=1, batch_size=4, seq_len=16,
+                            model=ModelConfig(hidden=16, embed=8, layers=1)),
+                log=lambda m: None, progress=False)
+    (run / "stray.tmp").write_text("x")
+    path = export_zip(run, tmp_path / "m.zip", "mine")
+    names = sorted(zipfile.ZipFile(path).namelist())
+    assert names == ["mine/config.json", "mine/metrics.jsonl", "mine/model.safetensors",
+                     "mine/tokenizer.json"]
+    zipfile.ZipFile(path).extractall(tmp_path / "x")
+    assert load(tmp_path / "x" / "mine").generate("the", 10, seed=1)
+    with pytest.raises(ValueError):
+        export_zip(tmp_path, tmp_path / "n.zip", "none")  # not a run
+    assert not (tmp_path / "n.zip").exists()

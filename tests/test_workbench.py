@@ -106,3 +106,29 @@ def test_old_runs_go_first_and_running_ones_stay(tmp_path):
     assert not (runs / "web-old-000000000000").exists()
     assert (runs / "web-old-000000000001").exists()
     assert (runs / workbench.JOBS / "000000000001").exists()
+
+
+def test_the_line_has_a_limit_and_a_run_stopped_before_it_starts_says_so(tmp_path):
+    bench = Workbench(tmp_path / "runs", max_minutes=1)
+    jobs = [bench.submit(TEXT, 1, "char", "first")]
+    while bench.running is None:  # it leaves the line to train
+        time.sleep(0.01)
+    jobs += [bench.submit(TEXT, 1, "char", f"j{i}") for i in range(workbench.MAX_WAITING)]
+    with pytest.raises(Refused, match="runs are waiting already"):
+        bench.submit(TEXT, 1, "char")
+    for job in reversed(jobs):  # the waiting ones leave the line; the first stops at once
+        bench.stop(job)
+        bench.stop(job)  # a second click changes nothing
+    wait(jobs[0])
+    assert all(j.state == "stopped" for j in jobs), [(j.state, j.error) for j in jobs]
+    assert not bench.line
+
+
+def test_a_finished_run_keeps_its_checkpoint_and_zip_but_not_its_resume_state(tmp_path):
+    bench = Workbench(tmp_path / "runs", max_minutes=1)
+    job = bench.submit(TEXT, 0.05, "char", "small")
+    wait(job)
+    run = bench.run_folder(job)
+    assert job.state == "done" and job.zip.is_file() and (run / "config.json").is_file()
+    assert not (run / "last").exists()
+    assert not (tmp_path / "runs" / workbench.JOBS / job.id / "tokens").exists()

@@ -8,7 +8,7 @@
 
 __version__ = "0.1.0"
 
-from .checkpoint import FORMAT_VERSION, read_config, read_metrics
+from .checkpoint import FORMAT_VERSION, export_zip, read_config, read_metrics
 from .config import TrainConfig
 from .fast import status as kernel_status
 from .lm import LM, load, model_card, new_seed
@@ -20,6 +20,7 @@ from .train import Reporter, Terminal, train
 
 __all__ = ["CELLS", "CharTokenizer", "FEATURES", "FORMAT_VERSION", "Findings", "Inspection", "LM",
            "MAX_INSPECT_CHARS", "MIN_TEMPERATURE", "ModelConfig", "RNNLM", "Reporter",
-           "Settings", "Terminal", "TrainConfig", "Unit", "__version__", "find_units",
+           "Settings", "Terminal", "TrainConfig", "Unit", "__version__", "export_zip",
+           "find_units",
            "generate", "kernel_status", "load", "model_card", "new_seed", "read_config",
            "read_metrics", "sample_next", "train"]

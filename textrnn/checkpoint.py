@@ -31,6 +31,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -140,6 +141,22 @@ def resolve(path: str | Path) -> Path:
     its `last_dir`."""
     path = Path(path)
     return path if is_checkpoint(path) else last_dir(path)
+
+
+def export_zip(run: str | Path, path: str | Path, name: str) -> Path:
+    """Write a run's checkpoint (its best, or `last/` before any validation) and metrics log to
+    the zip `path`, as a folder `name` that `load` takes once unpacked; nothing else (no resume
+    state, no stray files). Written beside `path` and renamed into place."""
+    run, path = Path(run), Path(path)
+    source = resolve(run)
+    read_config(source)  # a checkpoint, or OSError/ValueError saying why not
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in [source / n for n in FILES] + [run / METRICS]:
+            if f.is_file():
+                z.write(f, f"{name}/{f.name}")
+    os.replace(tmp, path)
+    return path
 
 
 def read_config(path: str | Path) -> dict:

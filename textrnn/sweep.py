@@ -213,13 +213,14 @@ def _run(cfg: SweepConfig, number: int, params: dict, trial, say,
         pruned, failed = True, str(e).splitlines()[0]
     try:
         summary = checkpoint.read_config(out)["training"]  # the best checkpoint's
-        steps = checkpoint.read_config(checkpoint.last_dir(out))["training"]["steps"]
-        chosen, loss = _chosen(out), summary["val_loss"]
+        last = checkpoint.read_config(checkpoint.last_dir(out))["training"]
+        chosen, loss, steps, seconds = _chosen(out), summary["val_loss"], last["steps"], \
+            last["train_time_s"]
     except (OSError, ValueError):  # failed before it saved anything
-        chosen, loss, steps = {**defaults, **params}, None, 0
+        chosen, loss, steps, seconds = {**defaults, **params}, None, 0, 0.0
     return {"number": number, "params": chosen, "val_loss": math.inf if loss is None else loss,
-            "steps": steps, "chars_per_s": heard.speed, "pruned": pruned, "failed": failed,
-            "curve": heard.curve, "run": str(out)}
+            "steps": steps, "train_s": seconds, "chars_per_s": heard.speed, "pruned": pruned,
+            "failed": failed, "curve": heard.curve, "run": str(out)}
 
 
 def sweep(cfg: SweepConfig, say: Callable[[str], None] = print) -> dict:
@@ -388,8 +389,12 @@ def report(cfg: SweepConfig, records: list[dict], out: Path, say) -> None:
         tmp.rename(out / "best")
     pruned = [r for r in records if r["pruned"]]
     say(text)
-    say(verdict(records) + f"; {len(records)} trials, {len(pruned)} pruned; the best run is in "
-        f"{out / 'best'}, the table and plots in {out}")
+    spent = sum(r.get("train_s", 0.0) for r in records)
+    full = max((r.get("train_s", 0.0) for r in records if not r["pruned"]), default=0.0)
+    saved = (f" (pruning saved {len(records) * full - spent:,.0f} of {len(records) * full:,.0f} "
+             "s of training)" if pruned and full else "")
+    say(verdict(records) + f"; {len(records)} trials, {len(pruned)} pruned{saved}; the best "
+        f"run is in {out / 'best'}, the table and plots in {out}")
 
 
 def _plots(records: list[dict], searched: list[str], out: Path) -> None:
