@@ -309,6 +309,11 @@ def _child(config: dict) -> int:
         os.nice(NICE)
     except (AttributeError, OSError):
         pass
+    # A stop is heard from the first moment and acted on at a step's end, never in the middle
+    # of an import (a library may swallow a KeyboardInterrupt there) or of a save; train's
+    # own handler takes over while its loop runs, to the same effect.
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # nothing else, Python or C, may write to the parent's line
     sys.stdout = sys.stderr
@@ -317,13 +322,13 @@ def _child(config: dict) -> int:
         out.write(json.dumps({kind: value}) + "\n")
 
     try:
-        return _child_train(config, say)
+        return _child_train(config, say, stop)
     except KeyboardInterrupt:  # stopped before training began
         say("end", "stopped")
         return 0
 
 
-def _child_train(config: dict, say) -> int:
+def _child_train(config: dict, say, stop: threading.Event) -> int:
     import torch
 
     import textrnn
@@ -342,6 +347,10 @@ def _child_train(config: dict, say) -> int:
 
         def validated(self, state, record):
             say("validated", record)
+
+        def stepped(self, state):
+            if stop.is_set():  # asked before the loop's own handler was in place
+                raise KeyboardInterrupt
 
     try:
         textrnn.train(textrnn.TrainConfig(**config), reporter=Events())
