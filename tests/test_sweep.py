@@ -104,3 +104,11 @@ def test_bad_settings_get_one_line(corpus_file, tmp_path, capsys, flags, says):
     code, _, err = run(capsys, "sweep", corpus_file, "--out", tmp_path / "sw", *SMALL, *flags)
     assert code == 1 and says in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "sw").exists()
+
+
+def test_without_optuna_the_sweep_says_how_to_get_it(corpus_file, tmp_path, capsys,
+                                                     monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "optuna", None)  # import fails
+    code, _, err = run(capsys, "sweep", corpus_file, "--out", tmp_path / "sw", *SMALL)
+    assert code == 1 and "needs Optuna: pip install optuna matplotlib" in err
+    assert len(err.strip().splitlines()) == 1

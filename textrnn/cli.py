@@ -152,8 +152,8 @@ def _sweep_parser(sub) -> None:
     from .sweep import DEFAULT_SEARCH, PRUNE_MARGIN, SPACE
     p = sub.add_parser("sweep", help="try settings of `train` on a corpus and report which win",
                        description="Trials of `textrnn train` on one corpus and split, each with "
-                       "the same budget; trial 0 is the defaults. Needs Optuna: pip install "
-                       "'textrnn[sweep]'.")
+                       "the same budget; trial 0 is the defaults. Needs Optuna: pip install optuna "
+                       "matplotlib, or pip install -e '.[sweep]' in the repository.")
     p.add_argument("corpus", help="a UTF-8 text file, or a folder of .txt files")
     p.add_argument("--out", help="the sweep's folder (default sweeps/<corpus name>)")
     b = p.add_mutually_exclusive_group()

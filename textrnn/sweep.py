@@ -124,7 +124,8 @@ def _optuna():
     try:
         import optuna
     except ImportError:
-        raise ValueError("textrnn sweep needs Optuna: pip install 'textrnn[sweep]'") from None
+        raise ValueError("textrnn sweep needs Optuna: pip install optuna matplotlib (in the "
+                         "repository: pip install -e '.[sweep]')") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
@@ -404,7 +405,7 @@ def _plots(records: list[dict], searched: list[str], out: Path) -> None:
         import matplotlib.pyplot as plt
         import matplotlib.ticker
     except ImportError:
-        return  # the table says it all; the plots need matplotlib ('textrnn[sweep]')
+        return  # the table says it all; the plots need matplotlib
     done = [r for r in records if math.isfinite(r["val_loss"])]
     fig, axes = plt.subplots(1, max(1, len(searched)), figsize=(4 * max(1, len(searched)), 3.2),
                              squeeze=False)
