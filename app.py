@@ -311,6 +311,7 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
                     "live. Pick a model, give it a start, and watch it write; or train one on "
                     "your own text.")
         mine = gr.BrowserState([], storage_key="textrnn-my-runs")  # this visitor's runs
+        job_id = gr.BrowserState(None, storage_key="textrnn-my-job")  # and their run under way
         with gr.Tab("Generate", id="generate-tab"), gr.Row():
             with gr.Column(scale=3):
                 model = gr.Dropdown(catalog.choices(), value=first, label="Model", elem_id="model")
@@ -360,7 +361,7 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
                     gr.Dataset(samples=[[p] for p in prompts], visible=bool(prompts)))
 
         with gr.Tab("Train", id="train-tab"):
-            app_train.tab(demo, bench, catalog, model, mine, max_train_minutes)
+            app_train.tab(demo, bench, catalog, model, mine, job_id, max_train_minutes)
         looker = app_inside.Looker(catalog)
         with gr.Tab("Look inside", id="inside-tab"):
             app_inside.tab(looker, model)

@@ -96,9 +96,11 @@ def _read_upload(path: str) -> tuple[bytes, str]:
 
 
 def tab(demo: gr.Blocks, bench: Workbench | None, catalog, model: gr.Dropdown,
-        mine: gr.BrowserState, max_minutes: float) -> None:
+        mine: gr.BrowserState, job_id: gr.BrowserState, max_minutes: float) -> None:
     """The Train tab's components and events; `model` is the Generate tab's model list, which a
-    finished run joins (for this visitor alone: `mine` holds their runs' names)."""
+    finished run joins (for this visitor alone: `mine` holds their runs' names; `job_id` their
+    run under way). Both live outside the tab: a tab's content mounts only when opened, too late
+    for a page load to read what the browser kept."""
     if bench is None:
         gr.Markdown("Training in the page is turned off on this server (`--no-training`). "
                     "Train on your own machine with `textrnn train YOUR_TEXT`, then `python "
@@ -108,7 +110,6 @@ def tab(demo: gr.Blocks, bench: Workbench | None, catalog, model: gr.Dropdown,
                 f"{MAX_CORPUS_BYTES // 2**20} MB) and watch a network learn it. The settings "
                 "are chosen for your text and budget, and shown as they are chosen. One run "
                 "trains at a time; yours keeps for a day, and you can download it.")
-    job_id = gr.BrowserState(None, storage_key="textrnn-my-job")  # outlives a reload
     with gr.Row():
         with gr.Column(scale=3):
             upload = gr.File(label="Upload a .txt file", file_types=[".txt"],
@@ -154,10 +155,10 @@ def tab(demo: gr.Blocks, bench: Workbench | None, catalog, model: gr.Dropdown,
             print(f"textrnn app: a run could not be queued: {e}", flush=True)
             e = "The run could not be queued (the server's disk); try again later."
             gr.Warning(e)
-            return gr.skip(), f"⚠ {e}", gr.Timer(active=False), gr.skip()
+            return gr.skip(), f"⚠ {e}", gr.skip(), gr.skip()  # a run under way keeps its poll
         except Refused as e:
             gr.Warning(str(e))
-            return gr.skip(), f"⚠ {e}", gr.Timer(active=False), gr.skip()
+            return gr.skip(), f"⚠ {e}", gr.skip(), gr.skip()  # a run under way keeps its poll
         return job.id, describe(bench, job), gr.Timer(active=True), gr.DownloadButton(
             visible=False)
 
@@ -200,5 +201,5 @@ def tab(demo: gr.Blocks, bench: Workbench | None, catalog, model: gr.Dropdown,
                [status, sample, chosen, curve, download, timer, mine, model],
                api_visibility="private")
     stop.click(halt, job_id, status, api_visibility="private")
-    demo.load(lambda j: gr.Timer(active=bench.get(j) is not None), job_id, timer,
+    demo.load(poll, [job_id, mine], [status, sample, chosen, curve, download, timer, mine, model],
               api_visibility="private")  # a reload picks up this visitor's run again

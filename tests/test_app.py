@@ -419,6 +419,15 @@ def test_browser_trains_on_an_upload_then_generates_from_it_and_downloads_it(wor
                                ".includes('training:')", timeout=60_000)
         assert "left" in page.locator("#train-status").inner_text()
         assert "chose hidden" in page.locator("#train-log textarea").input_value()
+        page.reload()  # the run is this visitor's still: the tab finds it again
+        page.get_by_role("tab", name="Train").click()
+        page.wait_for_function("() => document.querySelector('#train-status').innerText"
+                               ".includes('training:')", timeout=30_000)
+        page.locator("#upload input[type=file]").set_input_files(str(corpus))
+        page.get_by_role("button", name="Train", exact=True).click()  # one run at a time
+        page.wait_for_function("() => document.querySelector('#train-status').innerText"
+                               ".includes('still going')", timeout=10_000)
+        assert len(bench.jobs) == 1
         # The first validation brings a sample, and the curve is drawn as it grows.
         page.wait_for_function("() => document.querySelector('#train-sample textarea')"
                                ".value.startsWith('(step')", timeout=60_000)
