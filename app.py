@@ -362,7 +362,7 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
 
         with gr.Tab("Train", id="train-tab"):
             app_train.tab(demo, bench, catalog, model, mine, job_id, max_train_minutes)
-        looker = app_inside.Looker(catalog)
+        looker = app_inside.Looker(catalog, refuse)
         with gr.Tab("Look inside", id="inside-tab"):
             app_inside.tab(looker, model)
 

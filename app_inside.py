@@ -26,17 +26,18 @@ CSS = ("#inside-view pre {white-space: pre-wrap; overflow-wrap: anywhere; margin
 
 
 class Looker:
-    """`LM.inspect` over a page's text, with the last few kept."""
+    """`LM.inspect` over a page's text, with the last few kept. `refuse(message)` is app.refuse:
+    the gr.Error a refused request raises (one log line, no traceback)."""
 
-    def __init__(self, catalog):
-        self.catalog = catalog
+    def __init__(self, catalog, refuse):
+        self.catalog, self.refuse = catalog, refuse
         self._kept: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
     def inspect(self, name: str, text: str) -> textrnn.Inspection:
         text = str(text or "")
         if len(text) > MAX_INSIDE_CHARS:
-            raise _refuse(f"The page looks at up to {MAX_INSIDE_CHARS:,} characters; this text "
+            raise self.refuse(f"The page looks at up to {MAX_INSIDE_CHARS:,} characters; this text "
                           f"has {len(text):,}. Use LM.inspect for longer ones.")
         key = (name, text)
         with self._lock:
@@ -46,22 +47,16 @@ class Looker:
         try:
             lm = self.catalog.get(name)
         except gr.Error as e:
-            raise _refuse(e.message) from None
+            raise self.refuse(e.message) from None
         try:
             found = lm.inspect(text)
         except ValueError as e:
-            raise _refuse(f"Cannot look inside with this text: {e}.") from None
+            raise self.refuse(f"Cannot look inside with this text: {e}.") from None
         with self._lock:
             self._kept[key] = found
             while len(self._kept) > CACHED:
                 self._kept.popitem(last=False)
         return found
-
-
-def _refuse(message: str) -> gr.Error:
-    """As app.refuse: a line in the server's log, no traceback; the message on the page."""
-    print(f"textrnn app: refused: {message}", flush=True)
-    return gr.Error(message, print_exception=False)
 
 
 def _span(piece: str, colour: str, title: str) -> str:
@@ -181,10 +176,10 @@ def tab(looker: Looker, model: gr.Dropdown) -> None:
         ins = looker.inspect(name, text)
         layers, width = ins.activations["h"].shape[0], ins.activations["h"].shape[2]
         if state not in ins.activations:
-            raise _refuse(f"{name} has no cell state c (only an LSTM has one); pick h.")
+            raise looker.refuse(f"{name} has no cell state c (only an LSTM has one); pick h.")
         layer, unit = int(layer or 0), int(unit or 0)
         if not (0 <= layer < layers and 0 <= unit < width):
-            raise _refuse(f"{name} has layers 0-{layers - 1} and units 0-{width - 1}.")
+            raise looker.refuse(f"{name} has layers 0-{layers - 1} and units 0-{width - 1}.")
         return unit_html(ins, layer, state, unit), (
             "red: the unit above zero, blue: below; hover for its value")
 

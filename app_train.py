@@ -14,7 +14,8 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from workbench import JOBS, MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused, Workbench, check_text
+from workbench import (JOBS, MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused, Workbench, check_text,
+                       too_large)
 
 POLL_S = 1.0  # how often a visitor's page asks how its run is going
 CURVE = dict(x="step", y="nats/char", color="split", height=240, colors_in_legend=[],
@@ -90,8 +91,7 @@ def _read_upload(path: str) -> tuple[bytes, str]:
     from its name."""
     p = Path(path)
     if p.stat().st_size > MAX_CORPUS_BYTES:
-        raise Refused(f"The file is {p.stat().st_size:,} bytes; the page trains on at most "
-                      f"{MAX_CORPUS_BYTES:,} (1 MB); train bigger corpora with `textrnn train`.")
+        raise too_large("The file", p.stat().st_size)
     return p.read_bytes(), p.stem
 
 
@@ -197,9 +197,8 @@ def tab(demo: gr.Blocks, bench: Workbench | None, catalog, model: gr.Dropdown,
                 api_visibility="private").then(
         submit, [upload, pasted, minutes, tokenizer, job_id],
         [job_id, status, timer, download], api_visibility="private")
-    timer.tick(poll, [job_id, mine],
-               [status, sample, chosen, curve, download, timer, mine, model],
-               api_visibility="private")
+    shown = [status, sample, chosen, curve, download, timer, mine, model]  # what `poll` updates
+    timer.tick(poll, [job_id, mine], shown, api_visibility="private")
     stop.click(halt, job_id, status, api_visibility="private")
-    demo.load(poll, [job_id, mine], [status, sample, chosen, curve, download, timer, mine, model],
+    demo.load(poll, [job_id, mine], shown,
               api_visibility="private")  # a reload picks up this visitor's run again

@@ -50,13 +50,18 @@ class Refused(ValueError):
     """A request the workbench turns away, with a one-line reason for the visitor."""
 
 
+def too_large(what: str, size: int) -> Refused:
+    """The refusal of a text (or a file) of `size` bytes, past MAX_CORPUS_BYTES."""
+    return Refused(f"{what} is {size:,} bytes; the page trains on at most {MAX_CORPUS_BYTES:,} "
+                   "(1 MB); train bigger corpora with `textrnn train`.")
+
+
 def check_text(data: bytes | str) -> str:
     """The text of an upload or a paste, or Refused with why it cannot be trained on."""
     if isinstance(data, str):
         data = data.encode("utf-8", errors="surrogatepass")
     if len(data) > MAX_CORPUS_BYTES:
-        raise Refused(f"The text is {len(data):,} bytes; the page trains on at most "
-                      f"{MAX_CORPUS_BYTES:,} (1 MB); train bigger corpora with `textrnn train`.")
+        raise too_large("The text", len(data))
     if not data.strip():
         raise Refused("The text is empty.")
     if b"\0" in data:
@@ -129,9 +134,9 @@ class Workbench:
         if len(self.line) >= MAX_WAITING:
             raise Refused(f"{len(self.line)} runs are waiting already; try again in a few "
                           "minutes.")
-        self.clean()
+        used = self.clean()
         ahead = (len(self.line) + 1) * RUN_BYTES + 4 * len(text.encode())
-        if self._used() + ahead > self.max_bytes:
+        if used + ahead > self.max_bytes:
             raise Refused("The page's disk for visitors' runs is full; try again later.")
         stem = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:24] or "text"
         job = Job(secrets.token_hex(6), "", minutes, tokenizer)
@@ -171,9 +176,10 @@ class Workbench:
     def run_folder(self, job: Job) -> Path:
         return self.root / job.name
 
-    def clean(self) -> None:
+    def clean(self) -> int:
         """Remove finished runs older than the age limit, then the oldest finished ones until
-        the runs folder is under its disk cap. Running and waiting jobs are kept."""
+        the runs folder is under its disk cap. Running and waiting jobs are kept. Returns the
+        bytes the runs folder holds after."""
         with self._lock:  # (reentrant: the line's thread calls this holding it)
             busy = {j.id for j in self.line} | ({self.running.id} if self.running else set())
             work = self.root / JOBS
@@ -183,6 +189,7 @@ class Workbench:
             for p in folders:
                 if now - _mtime(p) > self.keep_s or used > self.max_bytes:
                     used -= self._remove(p.name)
+            return used
 
     # -- the line ----------------------------------------------------------------------------
 

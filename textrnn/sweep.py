@@ -133,8 +133,8 @@ def _optuna():
 class _Trial(Reporter):
     """A trial's training, heard: validation losses go to Optuna, a prune stops the run."""
 
-    def __init__(self, trial=None, say: Callable[[str], None] = print):
-        self.trial, self.say = trial, say
+    def __init__(self, trial=None):
+        self.trial = trial
         self.curve: list[tuple[float, float]] = []  # (share of the budget, val nats/char)
         self.evals, self.pruned, self.speed = 0, False, 0.0
         self.budget = None
@@ -195,12 +195,12 @@ def _chosen(run: Path) -> dict:
             for name in SPACE}
 
 
-def _run(cfg: SweepConfig, number: int, params: dict, trial, say,
+def _run(cfg: SweepConfig, number: int, params: dict, trial,
          defaults: dict | None = None) -> dict:
     """Train one trial and return its record for the results. A trial that fails (its loss
     went to infinity, say) is recorded with an infinite loss, as pruned."""
     out = Path(cfg.out) / "trials" / f"trial-{number:03d}"
-    heard = _Trial(trial, say)
+    heard = _Trial(trial)
     pruned, failed = False, ""
     try:
         train(_train_config(cfg, out, params), reporter=heard)
@@ -249,7 +249,7 @@ def sweep(cfg: SweepConfig, say: Callable[[str], None] = print) -> dict:
     defaults = study.user_attrs.get("defaults")                       # 1. trial 0
     if defaults is None:
         say("trial 0: the defaults, chosen for this corpus and budget")
-        defaults = _run(cfg, 0, {}, None, say)
+        defaults = _run(cfg, 0, {}, None)
         study.set_user_attr("defaults", defaults)
         say(_line(defaults, cfg))
     space = _distributions(optuna, cfg, defaults["params"])
@@ -258,7 +258,7 @@ def sweep(cfg: SweepConfig, say: Callable[[str], None] = print) -> dict:
         params = {name: _suggest(trial, name, d) for name, d in space.items()}
         say(f"trial {trial.number + 1}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in
                                                      params.items()))
-        record = _run(cfg, trial.number + 1, params, trial, say, defaults["params"])
+        record = _run(cfg, trial.number + 1, params, trial, defaults["params"])
         trial.set_user_attr("record", record)
         say(_line(record, cfg))
         if record["pruned"]:
