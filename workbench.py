@@ -160,18 +160,18 @@ class Workbench:
 
     def stop(self, job: Job) -> None:
         """A waiting job leaves the line; a running one ends at a step's end and keeps its
-        checkpoint (the child gets SIGINT, as from Ctrl-C)."""
+        checkpoint. The child hears it as the end of its stdin: a signal could be lost (a
+        process started in the background ignores SIGINT, and so do its children until they
+        set a handler), a closed pipe cannot."""
         with self._lock:
-            if job.stop_asked:  # a second SIGINT would stop the child mid-save
+            if job.stop_asked:
                 return
             job.stop_asked = True
             if job in self.line:
                 self.line.remove(job)
                 job.state, job.error = "stopped", "stopped before it started"
-                return
-            child = self._child if self.running is job else None
-        if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGINT)
+            elif self.running is job and self._child is not None:
+                self._child.stdin.close()
 
     def run_folder(self, job: Job) -> Path:
         return self.root / job.name
@@ -223,13 +223,14 @@ class Workbench:
         with open(work / "stderr.txt", "w", encoding="utf-8") as errors:  # never a full pipe
             child = subprocess.Popen(
                 [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(config)],
-                stdout=subprocess.PIPE, stderr=errors, text=True, encoding="utf-8")
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
+                encoding="utf-8")
         watchdog = threading.Timer(job.minutes * 60 + OVERTIME_S, child.kill)
         watchdog.start()
         with self._lock:
             self._child = child
             if job.stop_asked:
-                child.send_signal(signal.SIGINT)
+                child.stdin.close()
         try:
             for line in child.stdout:
                 try:
@@ -241,6 +242,8 @@ class Workbench:
             child.wait()
         finally:
             watchdog.cancel()
+            with self._lock:
+                child.stdin.close()
         if job.stop_asked and not job.ending and job.state != "failed":
             job.state, job.error = "stopped", "stopped before its first step"
         elif job.ending and job.state != "failed":
@@ -316,11 +319,18 @@ def _child(config: dict) -> int:
         os.nice(NICE)
     except (AttributeError, OSError):
         pass
-    # A stop is heard from the first moment and acted on at a step's end, never in the middle
-    # of an import (a library may swallow a KeyboardInterrupt there) or of a save; train's
-    # own handler takes over while its loop runs, to the same effect.
+    # Stop is the end of stdin: the parent closed it (or died). It is heard from the first
+    # moment and acted on at a step's end, never in the middle of an import or a save. A
+    # Ctrl-C in the app's terminal reaches this process too, to the same effect.
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+
+    def hear_stop():
+        while os.read(0, 4096):
+            pass
+        stop.set()
+
+    threading.Thread(target=hear_stop, daemon=True).start()
     out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # nothing else, Python or C, may write to the parent's line
     sys.stdout = sys.stderr
@@ -356,7 +366,7 @@ def _child_train(config: dict, say, stop: threading.Event) -> int:
             say("validated", record)
 
         def stepped(self, state):
-            if stop.is_set():  # asked before the loop's own handler was in place
+            if stop.is_set():  # Stop (or a Ctrl-C before the loop began)
                 raise KeyboardInterrupt
 
     try:

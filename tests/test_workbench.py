@@ -2,6 +2,7 @@
 the zip, and the limits on age and disk."""
 
 import os
+import signal
 import sys
 import time
 import zipfile
@@ -122,6 +123,22 @@ def test_the_line_has_a_limit_and_a_run_stopped_before_it_starts_says_so(tmp_pat
     wait(jobs[0])
     assert all(j.state == "stopped" for j in jobs), [(j.state, j.error) for j in jobs]
     assert not bench.line
+
+
+def test_stop_reaches_a_child_that_ignores_sigint(tmp_path):
+    """A process started in the background (`cmd &` in a script) ignores SIGINT, and its
+    children inherit that until they set a handler: Stop must not be a signal they can miss."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        bench = Workbench(tmp_path / "runs", max_minutes=1)
+        job = bench.submit(TEXT, 1, "char", "deaf")
+        while bench.running is None:
+            time.sleep(0.01)
+        bench.stop(job)  # as early as can be: the child may not be running Python yet
+    finally:
+        signal.signal(signal.SIGINT, before)
+    wait(job, timeout=40)  # its budget is 60 s
+    assert job.state == "stopped", (job.state, job.error)
 
 
 def test_a_finished_run_keeps_its_checkpoint_and_zip_but_not_its_resume_state(tmp_path):
