@@ -33,6 +33,7 @@ import app_inside  # noqa: E402
 import app_train  # noqa: E402
 import textrnn  # noqa: E402
 import workbench  # noqa: E402
+from workbench import CURVE_COLUMNS, curve_points  # noqa: E402
 
 MAX_NEW_CHARS = 3000      # per request; a 2x256 LSTM makes ~1-2k chars/s per CPU core
 MAX_PROMPT_CHARS = 2000   # longer prompts keep their end: the state only needs the recent past
@@ -142,14 +143,11 @@ class Catalog:
 
     def curve(self, name: str) -> pd.DataFrame | None:
         """Training and validation loss by step, from the run's metrics.jsonl."""
-        rows = []
         path = self.entries.get(name, {}).get("path")
-        for r in textrnn.read_metrics(path) if path is not None else []:
-            for key, split in (("train_loss", "train"), ("val_loss", "validation")):
-                if isinstance(r.get(key), (int, float)):
-                    rows.append({"step": r["step"], "nats/char": r[key], "split": split})
+        rows = [p for r in (textrnn.read_metrics(path) if path is not None else [])
+                for p in curve_points(r)]
         # None, not an empty table: Gradio's plot stays blank for good once sent one
-        return pd.DataFrame(rows, columns=["step", "nats/char", "split"]) if rows else None
+        return pd.DataFrame(rows, columns=CURVE_COLUMNS) if rows else None
 
 
 def _manifest(path: Path) -> dict:

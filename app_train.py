@@ -14,8 +14,8 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from workbench import (JOBS, MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused, Workbench, check_text,
-                       too_large)
+from workbench import (CURVE_COLUMNS, JOBS, MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused,
+                       Workbench, check_text, too_large)
 
 POLL_S = 1.0  # how often a visitor's page asks how its run is going
 CURVE = dict(x="step", y="nats/char", color="split", height=240, colors_in_legend=[],
@@ -54,7 +54,7 @@ def _curve(job: Job):
     once it has been sent an empty table)."""
     if not job.curve:
         return gr.skip()
-    return pd.DataFrame(job.curve, columns=["step", "nats/char", "split"])
+    return pd.DataFrame(job.curve, columns=CURVE_COLUMNS)
 
 
 def _private(bench: Workbench, job: Job, line: str) -> str:
