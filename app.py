@@ -1,7 +1,8 @@
 """The web app: pick a checkpoint, type a prompt, watch the text stream in. `python app.py`.
 
-A thin door over the library (`textrnn.load`, `LM.stream`): it finds checkpoint folders, loads
-each lazily once, and streams generation to the page. No model logic lives here. Runs as a
+A thin door over the library (`textrnn.load`, `LM.stream`): it lists the checkpoint folders
+(catalog.py), loads each lazily once, and streams generation to the page. No model logic lives
+here; the tabs past the first are app_train.py, app_inside.py and app_compare.py. Runs as a
 Hugging Face Space (Gradio SDK) unchanged; see the README's front matter.
 
 Limits (named here, documented in docs/web-app.md): MAX_NEW_CHARS characters per request, prompts
@@ -25,7 +26,6 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a demo
 
 import gradio as gr  # noqa: E402
-import pandas as pd  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
 import app_compare  # noqa: E402
@@ -33,7 +33,7 @@ import app_inside  # noqa: E402
 import app_train  # noqa: E402
 import textrnn  # noqa: E402
 import workbench  # noqa: E402
-from workbench import CURVE_COLUMNS, curve_points  # noqa: E402
+from catalog import Catalog  # noqa: E402
 
 MAX_NEW_CHARS = 3000      # per request; a 2x256 LSTM makes ~1-2k chars/s per CPU core
 MAX_PROMPT_CHARS = 2000   # longer prompts keep their end: the state only needs the recent past
@@ -52,111 +52,6 @@ CSS = (".gradio-container textarea {font-family: ui-monospace, monospace}"  # re
        " padding: 2.2rem 8px 8px; font-family: ui-monospace, monospace; font-size: var(--text-md)}"
        ".sample .prompt {font-weight: 700; color: var(--primary-700)}"  # the visitor's part
        ".dark .sample .prompt {color: var(--primary-300)}")
-
-
-class Catalog:
-    """The checkpoint folders under one directory, each loaded on first use and kept."""
-
-    def __init__(self, root: str | Path, private: str | Path | None = None):
-        """`root` holds the models everyone sees; `private`, if given, visitors' runs, each
-        listed only to the visitor who trained it (see `choices`)."""
-        self.root, self.private = Path(root), Path(private) if private else None
-        self.entries: dict[str, dict] = {}  # name -> {"path", "manifest", "config" | "error"}
-        self._models: dict[str, textrnn.LM] = {}
-        self._lock = threading.Lock()
-        self.rescan()
-
-    def rescan(self) -> None:
-        """Take in folders that are new, or that were unavailable (a run still writing its
-        first checkpoint, say), since the last look; loaded models are kept, and those whose
-        folder is gone (a visitor's run cleaned away) are dropped."""
-        private = self.private.resolve() if self.private else None
-        folders = [p for root in (self.root, self.private) if root is not None and root.is_dir()
-                   for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")
-                   and (root == self.private or p.resolve() != private)]  # runs/web in runs/
-        with self._lock:
-            for name in [n for n, e in self.entries.items() if not e["path"].is_dir()]:
-                del self.entries[name]
-                self._models.pop(name, None)
-            for path in folders:
-                if path.name in self.entries and "error" not in self.entries[path.name]:
-                    continue
-                entry = {"path": path, "manifest": _manifest(path)}
-                try:
-                    entry["config"] = textrnn.read_config(path)
-                except (OSError, ValueError) as e:
-                    entry["error"] = str(e)
-                self.entries[path.name] = entry
-                self._models.pop(path.name, None)
-            self.entries = dict(sorted(self.entries.items()))
-
-    def forget(self, name: str) -> None:
-        """Drop what is known of `name` (a run that has just finished): the next rescan reads
-        it afresh."""
-        with self._lock:
-            self.entries.pop(name, None)
-            self._models.pop(name, None)
-
-    def choices(self, mine=()) -> list[tuple[str, str]]:
-        """(label, name) of every model to list: the shared ones, and of the private ones
-        those named in `mine` (a visitor's own runs)."""
-        return [(name if "error" not in e else f"{name} (unavailable)", name)
-                for name, e in self.entries.items() if not self.is_private(name) or name in mine]
-
-    def default(self) -> str | None:
-        return next((n for n, e in self.entries.items()
-                     if "error" not in e and not self.is_private(n)), None)
-
-    def is_private(self, name: str) -> bool:
-        entry = self.entries.get(name)
-        return bool(entry and self.private and entry["path"].parent == self.private)
-
-    def get(self, name: str) -> textrnn.LM:
-        """The loaded model, or gr.Error with the reason it cannot be had."""
-        entry = self.entries.get(name)
-        if entry is None:
-            raise gr.Error(f"No checkpoint named {name!r}.")
-        if "error" in entry:
-            raise gr.Error(f"{name} is unavailable: {entry['error']}")
-        with self._lock:  # one load per checkpoint, however many requests arrive at once
-            if name not in self._models:
-                try:
-                    self._models[name] = textrnn.load(entry["path"])
-                except (OSError, ValueError) as e:
-                    entry["error"] = str(e)
-                    raise gr.Error(f"{name} is unavailable: {e}") from None
-            return self._models[name]
-
-    def examples(self, name: str) -> list[str]:
-        prompts = self.entries.get(name, {}).get("manifest", {}).get("prompts", [])
-        return [str(p) for p in prompts] if isinstance(prompts, list) else []
-
-    def card(self, name: str) -> str:
-        entry = self.entries.get(name)
-        if entry is None:
-            return "No checkpoints found. Train one with `textrnn train CORPUS`."
-        if "error" in entry:
-            return f"**{name}** is unavailable:\n\n```\n{entry['error']}\n```"
-        about = entry["manifest"].get("about", "")
-        card = textrnn.model_card(entry["config"])
-        return f"**{name}**{': ' + about if about else ''}\n\n```\n{card}\n```"
-
-    def curve(self, name: str) -> pd.DataFrame | None:
-        """Training and validation loss by step, from the run's metrics.jsonl."""
-        path = self.entries.get(name, {}).get("path")
-        rows = [p for r in (textrnn.read_metrics(path) if path is not None else [])
-                for p in curve_points(r)]
-        # None, not an empty table: Gradio's plot stays blank for good once sent one
-        return pd.DataFrame(rows, columns=CURVE_COLUMNS) if rows else None
-
-
-def _manifest(path: Path) -> dict:
-    """A checkpoint's examples.json ({"about", "prompts"}), or {} if none is readable."""
-    try:
-        doc = json.loads((path / "examples.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
 
 
 def _clamp(value, low, high, default):
