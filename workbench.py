@@ -345,7 +345,10 @@ def _child(config: dict) -> int:
     sys.stdout = sys.stderr
 
     def say(kind, value):
-        out.write(json.dumps({kind: value}) + "\n")
+        try:
+            out.write(json.dumps({kind: value}) + "\n")
+        except OSError:  # the app is gone (stdin's end says so too): stop, and save
+            stop.set()
 
     try:
         return _child_train(config, say, stop)

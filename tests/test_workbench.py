@@ -1,8 +1,10 @@
 """The page's training jobs (workbench.py): what uploads are refused, the line, stopping,
 the zip, and the limits on age and disk."""
 
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import zipfile
@@ -139,6 +141,44 @@ def test_stop_reaches_a_child_that_ignores_sigint(tmp_path):
         signal.signal(signal.SIGINT, before)
     wait(job, timeout=40)  # its budget is 60 s
     assert job.state == "stopped", (job.state, job.error)
+
+
+APP_THAT_DIES = """
+import json, os, subprocess, sys
+config, errors = sys.argv[1], open(sys.argv[2], "w")
+child = subprocess.Popen([sys.executable, sys.argv[3], "--child", config], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=errors, text=True)
+print(child.pid, flush=True)
+for line in child.stdout:
+    if '"trained"' in line:
+        break
+os._exit(0)  # gone at once, as a killed app: its ends of the child's pipes close
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, ended but not yet reaped by init, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_child_whose_app_died_stops_and_saves(tmp_path):
+    (tmp_path / "corpus.txt").write_text(TEXT, encoding="utf-8")
+    config = {"corpus": str(tmp_path / "corpus.txt"), "out": str(tmp_path / "run"),
+              "tokenizer": "char", "time_budget": 60, "data_cache": str(tmp_path / "tokens"),
+              "threads": 1}
+    app = subprocess.run([sys.executable, "-c", APP_THAT_DIES, json.dumps(config),
+                          tmp_path / "stderr.txt", workbench.__file__],
+                         capture_output=True, text=True, timeout=60)
+    child, deadline = int(app.stdout), time.time() + 30  # its budget is 60 s
+    while _alive(child):
+        assert time.time() < deadline, "the child trains on with no one to hear it"
+        time.sleep(0.1)
+    assert (tmp_path / "run" / "last" / "resume.json").exists()
+    assert "Traceback" not in (tmp_path / "stderr.txt").read_text(encoding="utf-8")
 
 
 def test_a_finished_run_keeps_its_checkpoint_and_zip_but_not_its_resume_state(tmp_path):
