@@ -17,9 +17,9 @@ sweep in docs/training.md:
   per recurrent weight, and has at most `WEIGHTS_PER_TOKEN` of them per corpus token. The
   embedding and the softmax are not counted: each of their rows is trained by its own token's
   occurrences, and what they cost a step is in the timed speed. (Counting them, a Chinese text
-  of 6,000 distinct characters got a 2x64 core for its 120 s, 0.10 nats/char behind 2x256.) A wider model that
-  cannot see enough text in the budget is still learning when time runs out, and the narrower one
-  that converged wins; a model much larger than its corpus memorises it.
+  of 6,000 distinct characters got a 2x64 core for its 120 s, 0.10 nats/char behind 2x256.) A
+  wider model that cannot see enough text in the budget is still learning when time runs out,
+  and the narrower one that converged wins; a model much larger than its corpus memorises it.
 - dropout: none while the run reads the corpus only a few times; more as the number of passes
   grows (the larger model a long run buys would otherwise overfit a small corpus).
 - weight decay: `WEIGHT_DECAY` while the run reads the corpus up to `WEIGHT_DECAY_PASSES` times,

@@ -420,7 +420,8 @@ class Stepper:
              f"uniforms must be (steps, {B}) float64"),
             (logits.shape == (B, net.vocab), f"logits must be ({B}, {net.vocab})"),
             ((c is not None) == (net.cell == CELLS["lstm"]), "an LSTM state is (h, c)"),
-            *[(t.shape == shape, f"state tensors must be {shape}") for t in (h, c) if t is not None],
+            *[(t.shape == shape, f"state tensors must be {shape}")
+              for t in (h, c) if t is not None],
             *[(t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous(),
                "logits and state must be contiguous float32 CPU tensors")
               for t in (logits, h, c) if t is not None],
