@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 
-from workbench import (CURVE_COLUMNS, JOBS, MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused,
-                       Workbench, check_text, too_large)
+from catalog import curve_table
+from workbench import (JOBS, MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused, Workbench, check_text,
+                       too_large)
 
 POLL_S = 1.0  # how often a visitor's page asks how its run is going
 CURVE = dict(x="step", y="nats/char", color="split", height=240, colors_in_legend=[],
@@ -41,8 +41,7 @@ def describe(bench: Workbench, job: Job) -> str:
                 f"({job.trained_s / max(job.budget_s, 1e-9):.0%}), about {_clock(left)} left")
     if job.state == "failed":
         return f"failed: {_private(bench, job, job.error)}"
-    best = min((r["nats/char"] for r in job.curve if r["split"] == "validation"),
-               default=math.nan)
+    best = min((r["val_loss"] for r in job.losses if "val_loss" in r), default=math.nan)
     said = "done" if job.state == "done" else "stopped"
     return (f"{said}: {job.name} is in the model list" + (
         f", validation {best:.3f} nats/char ({best / math.log(2):.3f} bits/char)"
@@ -50,11 +49,9 @@ def describe(bench: Workbench, job: Job) -> str:
 
 
 def _curve(job: Job):
-    """The run's losses so far; nothing before the first (Gradio's plot stays blank for good
-    once it has been sent an empty table)."""
-    if not job.curve:
-        return gr.skip()
-    return pd.DataFrame(job.curve, columns=CURVE_COLUMNS)
+    """The run's losses so far; nothing before the first (see catalog.curve_table)."""
+    table = curve_table(job.losses)
+    return gr.skip() if table is None else table
 
 
 def _private(bench: Workbench, job: Job, line: str) -> str:
@@ -65,9 +62,10 @@ def _private(bench: Workbench, job: Job, line: str) -> str:
 
 
 def _said(bench: Workbench, job: Job) -> str:
-    """What the run chose, without the server's paths or the command line's next steps."""
+    """What the run chose, without the server's paths (its child leaves out the command
+    line's hints)."""
     return "\n".join(_private(bench, job, line) for line in job.lines
-                     if not line.startswith(("token files:", "next:", "  ")))
+                     if not line.startswith("token files:"))
 
 
 ZIPS = Path(tempfile.gettempdir()) / f"textrnn-zips-{os.getpid()}"  # copies Gradio may serve

@@ -4,6 +4,7 @@ visitors' own runs under another), each read on first sight and loaded on first 
 from __future__ import annotations
 
 import json
+import math
 import threading
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import gradio as gr
 import pandas as pd
 
 import textrnn
-from workbench import CURVE_COLUMNS, curve_points
 
 
 class Catalog:
@@ -104,10 +104,24 @@ class Catalog:
     def curve(self, name: str) -> pd.DataFrame | None:
         """Training and validation loss by step, from the run's metrics.jsonl."""
         path = self.entries.get(name, {}).get("path")
-        rows = [p for r in (textrnn.read_metrics(path) if path is not None else [])
-                for p in curve_points(r)]
-        # None, not an empty table: Gradio's plot stays blank for good once sent one
-        return pd.DataFrame(rows, columns=CURVE_COLUMNS) if rows else None
+        return curve_table(textrnn.read_metrics(path) if path is not None else [])
+
+
+SPLITS = {"train_loss": "train", "val_loss": "validation"}  # a metrics record's losses
+
+
+def curve_table(records) -> pd.DataFrame | None:
+    """Loss by step and split from metrics records, as the page's plots take it; None when
+    there is nothing to draw (a Gradio plot stays blank for good once sent an empty table).
+    Both splits are always there, a split with no point yet as one blank point: a plot keeps
+    the colours of the splits in the first table it was sent."""
+    rows = [(r["step"], r[key], split) for r in records for key, split in SPLITS.items()
+            if isinstance(r.get(key), (int, float))]
+    if not rows:
+        return None
+    rows += [(rows[0][0], math.nan, split) for split in SPLITS.values()
+             if all(row[2] != split for row in rows)]
+    return pd.DataFrame(rows, columns=["step", "nats/char", "split"])
 
 
 def _manifest(path: Path) -> dict:

@@ -83,17 +83,6 @@ def check_text(data: bytes | str) -> str:
     return text
 
 
-CURVE_COLUMNS = ["step", "nats/char", "split"]
-
-
-def curve_points(record: dict) -> list[dict]:
-    """A metrics record's points on a loss curve (CURVE_COLUMNS): its train or validation
-    loss, or both."""
-    return [{"step": record["step"], "nats/char": record[key], "split": split}
-            for key, split in (("train_loss", "train"), ("val_loss", "validation"))
-            if isinstance(record.get(key), (int, float))]
-
-
 @dataclass
 class Job:
     id: str
@@ -102,7 +91,7 @@ class Job:
     tokenizer: str
     state: str = "waiting"     # waiting, preparing, training, done, stopped, failed
     lines: list[str] = field(default_factory=list)     # what the run said (its choices)
-    curve: list[dict] = field(default_factory=list)    # curve_points so far
+    losses: list[dict] = field(default_factory=list)   # {"step", "train_loss" | "val_loss"}
     samples: list[tuple[int, str]] = field(default_factory=list)  # (step, text) per validation
     budget_s: float = 0.0
     trained_s: float = 0.0
@@ -275,9 +264,9 @@ class Workbench:
             job.state, job.budget_s = "training", value
         elif kind == "trained":
             job.trained_s = value.get("train_time", job.trained_s)
-            job.curve += curve_points(value)
+            job.losses.append({"step": value["step"], "train_loss": value["train_loss"]})
         elif kind == "validated":
-            job.curve += curve_points(value)
+            job.losses.append({"step": value["step"], "val_loss": value["val_loss"]})
             if value.get("sample"):
                 job.samples.append((value["step"], value["sample"]))
         elif kind == "end":

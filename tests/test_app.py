@@ -134,6 +134,18 @@ def test_curve_comes_from_metrics(catalog):
     assert catalog.curve("broken") is None  # nothing to plot: the plot is cleared
 
 
+def test_a_curve_names_both_splits_from_its_first_point():
+    """A plot keeps the colours of the splits in the first table it gets: a run's curve has a
+    blank validation point until its first validation."""
+    from catalog import curve_table
+    assert curve_table([]) is None and curve_table([{"step": 1, "lr": 0.1}]) is None
+    early = curve_table([{"step": 10, "train_loss": 3.0}, {"step": 20, "train_loss": 2.5}])
+    assert list(early["split"]) == ["train", "train", "validation"]
+    assert early["nats/char"].iloc[:2].tolist() == [3.0, 2.5] and early["nats/char"].isna()[2]
+    later = curve_table([{"step": 10, "train_loss": 3.0}, {"step": 10, "val_loss": 2.9}])
+    assert list(later["split"]) == ["train", "validation"] and not later.isna().any().any()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -440,6 +452,8 @@ def test_browser_trains_on_an_upload_then_generates_from_it_and_downloads_it(wor
         time.sleep(1.5)  # the plot draws
         box = page.locator("#train-curve").bounding_box()
         assert box["height"] > 150
+        for colour in ("#6366f1", "#f59e0b"):  # both lines drawn, in their colours
+            assert page.locator(f"#train-curve path[stroke='{colour}']").count(), colour
         page.screenshot(path=str(ARTIFACTS / "train.png"), full_page=True)
         with page.expect_download() as download:
             page.locator("#download").click()

@@ -52,8 +52,9 @@ def test_a_run_trains_in_a_child_reports_as_it_goes_and_zips_a_loadable_model(tm
     wait(job)
     assert job.state == "done", (job.error, job.lines)
     assert any(line.startswith("chose ") for line in job.lines)
-    splits = {r["split"] for r in job.curve}
-    assert splits == {"train", "validation"} and job.samples and 0 < job.trained_s <= 6
+    assert not any("textrnn " in line for line in job.lines)  # no command lines: it has buttons
+    assert {key for r in job.losses for key in r} == {"step", "train_loss", "val_loss"}
+    assert job.samples and 0 < job.trained_s <= 6
     assert bench.run_folder(job).parent == tmp_path / "runs"
     with zipfile.ZipFile(job.zip) as z:
         names = z.namelist()
@@ -80,6 +81,8 @@ def test_one_run_at_a_time_the_others_wait_and_stop_keeps_the_checkpoint(tmp_pat
     bench.stop(first)
     wait(first)
     assert first.state == "stopped" and first.zip is not None and first.trained_s < 50
+    assert any(line.startswith("interrupted at step") for line in first.lines)
+    assert not any("resume" in line for line in first.lines)  # the page never resumes a run
     textrnn.load(bench.run_folder(first))  # the checkpoint kept
     bench.stop(third)
     wait(third)
