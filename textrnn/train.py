@@ -78,6 +78,10 @@ class Reporter:
     def log(self, message: str) -> None:
         """A line for a person: what was decided, a note, the end of the run."""
 
+    def hint(self, message: str) -> None:
+        """What to type next at a command line (resume a stopped run, sample a finished one);
+        a front end with its own buttons leaves it unsaid."""
+
     def preparing(self, what: str, done: int, total: int) -> None:
         """How far a pass over the corpus has come ("reading", "encoding"), in bytes."""
 
@@ -104,6 +108,9 @@ class Terminal(Reporter):
                  on_step: Callable[[int], None] | None = None):
         self.log, self.progress, self.on_step = log, progress, on_step
         self.bar, self.budget = None, None
+
+    def hint(self, message: str) -> None:
+        self.log(message)
 
     def preparing(self, what: str, done: int, total: int) -> None:
         """A bar in MB/s for each pass over a corpus of more than a few MB."""
@@ -557,8 +564,9 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
             raise
         state.wall_time = time.time() - t_wall
         save_last(run, state, carry, rng_state)
-        reporter.log(f"interrupted at step {state.step:,}; saved {run.out / 'last'}. Resume "
-                     f"with: textrnn train {cfg.corpus} --resume {run.out}")
+        reporter.log(f"interrupted at step {state.step:,}")
+        reporter.hint(f"saved {run.out / 'last'}; resume with: textrnn train {cfg.corpus} "
+                      f"--resume {run.out}")
         raise
     except PeerLost as e:
         reporter.end()
@@ -583,7 +591,7 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
                      f"{state.step:,}; past it the model learned the training text by heart. "
                      "The best checkpoint is kept; more text would help more than more time")
     out, folder = shlex.quote(str(run.out)), shlex.quote(str(run.out.parent))
-    reporter.log(f"next: textrnn sample {out} --length 500    (text from the best checkpoint)\n"
-                 f"      python app.py --checkpoints {folder}    (the web page, with every run in "
-                 f"{folder})")
+    reporter.hint(f"next: textrnn sample {out} --length 500    (text from the best checkpoint)\n"
+                  f"      python app.py --checkpoints {folder}    (the web page, with every run in "
+                  f"{folder})")
     return run.out
