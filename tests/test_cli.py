@@ -120,6 +120,8 @@ BAD_TRAIN = {
                     "lr must be"),
     "bad val fraction": (lambda d: [write(d / "ok.txt", b"hello " * 50), "--val-fraction", "2"],
                          "val-fraction"),
+    "huge seed": (lambda d: [write(d / "ok.txt", b"hello " * 50), "--seed", "9" * 30],
+                  "seed must be a whole number between"),
 }
 
 
@@ -147,6 +149,7 @@ def test_existing_run_needs_resume_or_overwrite(trained, corpus_file, capsys):
     (["--top-p", "1.5"], "top-p must be in (0, 1]"),
     (["--top-k", "0"], "top-k must be at least 1"),
     (["--num-samples", "0"], "at least 1"),
+    (["--seed", "9" * 30], "seed must be a whole number between -9,007,199,254,740,991 and"),
 ])
 def test_nonsense_sampling_settings(trained, capsys, args, message):
     code, out, err = run(capsys, "sample", trained, *args)

@@ -99,6 +99,7 @@ def test_the_pruner_stops_a_trial_with_an_absurd_learning_rate(corpus_file, tmp_
     (["--grid", "lr"], "--grid takes NAME=V1,V2,...; got 'lr'"),
     (["--trials", "0"], "trials must be at least 1"),
     (["--prune-margin", "-1"], "prune margin must be >= 0"),
+    (["--seed", "-1"], "the sweep's seed must be between 0 and 4,294,967,295, got -1"),
 ])
 def test_bad_settings_get_one_line(corpus_file, tmp_path, capsys, flags, says):
     code, _, err = run(capsys, "sweep", corpus_file, "--out", tmp_path / "sw", *SMALL, *flags)

@@ -14,12 +14,12 @@ from .fast import status as kernel_status
 from .lm import LM, load, model_card, new_seed
 from .model import CELLS, ModelConfig, RNNLM
 from .probe import FEATURES, MAX_INSPECT_CHARS, Findings, Inspection, Unit, find_units
-from .sample import MIN_TEMPERATURE, Settings, generate, sample_next
+from .sample import MAX_SEED, MIN_TEMPERATURE, Settings, generate, sample_next
 from .tokenizer import CharTokenizer
 from .train import Reporter, Terminal, train
 
 __all__ = ["CELLS", "CharTokenizer", "FEATURES", "FORMAT_VERSION", "Findings", "Inspection", "LM",
-           "MAX_INSPECT_CHARS", "MIN_TEMPERATURE", "ModelConfig", "RNNLM", "Reporter",
+           "MAX_INSPECT_CHARS", "MAX_SEED", "MIN_TEMPERATURE", "ModelConfig", "RNNLM", "Reporter",
            "Settings", "Terminal", "TrainConfig", "Unit", "__version__", "export_zip",
            "find_units",
            "generate", "kernel_status", "load", "model_card", "new_seed", "read_config",

@@ -48,6 +48,7 @@ from . import checkpoint
 from .data import fit_batch_shape
 from .evaluate import eval_speed
 from .model import GATES, ModelConfig, RNNLM, autocast, core_params, num_params, pick_device
+from .sample import check_seed
 from .tokenizer import KINDS as TOKENIZERS
 
 # --- every default, in one place ---
@@ -154,6 +155,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        check_seed(self.seed)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -43,8 +43,10 @@ def check_not_binary(path: Path, head: bytes, encoding: str) -> None:
     """Refuse a file whose first bytes hold NULs (unless the encoding expects them), naming
     UTF-16 when it looks like it."""
     if b"\x00" in head and "16" not in encoding and "32" not in encoding:
-        if head[:2] in (b"\xff\xfe", b"\xfe\xff") or head[1::2].count(0) > len(head) // 4 or \
-                head[0::2].count(0) > len(head) // 4:
+        odd, even = head[1::2].count(0), head[0::2].count(0)  # UTF-16's NULs take one side
+        half = len(head) // 2
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff") or \
+                max(odd, even) > half // 2 and min(odd, even) < half // 20:
             raise ValueError(f"{path} looks like UTF-16 text; read it with --encoding utf-16")
         raise ValueError(f"{path} looks like a binary file (it holds NUL bytes), not text")
 
@@ -185,7 +187,7 @@ class Batches:
         room = min(self.T, self.stream_len - self.T + 1)
         if epoch == 0 or room <= 1:
             return 0
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**64)  # torch's wrap
         return int(torch.randint(room, (1,), generator=g))
 
     def steps_in_epoch(self, epoch: int) -> int:

@@ -30,7 +30,7 @@ from .data import cache_root
 from .evaluate import evaluate_ids
 from .model import pick_device
 from .probe import MAX_INSPECT_CHARS, Inspection, inspect_ids
-from .sample import Generation, Settings
+from .sample import Generation, Settings, check_seed
 
 def new_seed() -> int:
     """A fresh random seed, for callers that want to show the seed they used."""
@@ -61,7 +61,7 @@ class LM:
 
     def _generator(self, seed: int | None) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(
-            new_seed() if seed is None else int(seed))
+            new_seed() if seed is None else check_seed(seed))
 
     def stream_many(self, prompt: str = "", max_new_chars: int = 500, temperature: float = 0.8,
                     top_k: int | None = None, top_p: float | None = None,

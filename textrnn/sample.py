@@ -17,6 +17,7 @@ repetition penalties.
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,16 @@ from . import fast as fastpath
 
 
 MIN_TEMPERATURE = 1e-3  # below it, use 0: the likeliest token
+MAX_SEED = 2**53 - 1    # seeds run from -MAX_SEED to MAX_SEED: whole numbers a browser keeps exact
+
+
+def check_seed(seed) -> int:
+    """`seed` as an int, or ValueError in one line if it is not a whole number in range."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or abs(seed) > MAX_SEED:
+        shown = str(seed) if len(str(seed)) <= 24 else str(seed)[:20] + "..."
+        raise ValueError(f"seed must be a whole number between -{MAX_SEED:,} and {MAX_SEED:,}, "
+                         f"got {shown}")
+    return int(seed)
 
 
 @dataclass(frozen=True)

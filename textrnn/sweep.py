@@ -94,6 +94,9 @@ class SweepConfig:
             raise ValueError("give each trial a budget in seconds or in steps, not both")
         if (self.trial_seconds or 1) <= 0 or (self.trial_steps or 1) < 1:
             raise ValueError("a trial's budget must be positive")
+        if not 0 <= self.seed < 2**32:  # what Optuna's samplers take
+            raise ValueError(f"the sweep's seed must be between 0 and {2**32 - 1:,}, got "
+                             f"{self.seed if len(str(self.seed)) <= 24 else 'a longer number'}")
         if self.prune_margin is not None and self.prune_margin < 0:
             raise ValueError(f"prune margin must be >= 0, got {self.prune_margin}")
         for name, values in self.grid.items():
