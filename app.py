@@ -33,7 +33,7 @@ import app_inside  # noqa: E402
 import app_train  # noqa: E402
 import textrnn  # noqa: E402
 import workbench  # noqa: E402
-from catalog import Catalog  # noqa: E402
+from catalog import CAPTION, PLOT, Catalog  # noqa: E402
 
 MAX_NEW_CHARS = 3000      # per request; a 2x256 LSTM makes ~1-2k chars/s per CPU core
 MAX_PROMPT_CHARS = 2000   # longer prompts keep their end: the state only needs the recent past
@@ -48,6 +48,7 @@ STREAM_EVERY_S = 0.03     # send the page at most ~30 updates a second; the firs
 HERE = Path(__file__).resolve().parent
 CSS = (".gradio-container textarea {font-family: ui-monospace, monospace}"  # reads as typed
        "#card pre, #card code {white-space: pre-wrap; overflow-wrap: anywhere}"  # no cut lines
+       "#card pre {padding-right: 2.5rem}"  # clear of the copy button
        ".sample pre {white-space: pre-wrap; overflow-wrap: anywhere; margin: 0;"
        " padding: 2.2rem 8px 8px; font-family: ui-monospace, monospace; font-size: var(--text-md)}"
        ".sample .prompt {font-weight: 700; color: var(--primary-700)}"  # the visitor's part
@@ -62,8 +63,10 @@ def _clamp(value, low, high, default):
     return default if math.isnan(value) else min(max(value, low), high)
 
 
-MAX_SEED = 2**53 - 1  # seeds are used as given, within what the page's number field shows exactly
+MAX_SEED = textrnn.MAX_SEED  # seeds are used as given, within what a browser keeps exact
 SEED_INFO = "blank = random; keep it to draw the same text again"
+SEED_RULE = f"a whole number from -{MAX_SEED:,} to {MAX_SEED:,}, or blank for a random one"
+MAX_MESSAGE_CHARS = 300  # a message may quote what a visitor sent, which may be of any size
 
 
 def _seed(value) -> int:
@@ -75,7 +78,7 @@ def _seed(value) -> int:
     except ValueError:
         raise gr.Error(f"Seed must be a whole number, or blank for a random one; got {value!r}.")
     if abs(seed) > MAX_SEED:
-        raise gr.Error(f"Seed must be between -{MAX_SEED:,} and {MAX_SEED:,}; got {seed:,}.")
+        raise gr.Error(f"Seed must be between -{MAX_SEED:,} and {MAX_SEED:,}; got {seed}.")
     return seed
 
 
@@ -88,6 +91,9 @@ def shown(prompt: str, text: str) -> str:
             "</pre></div>")
 
 
+# Stop: "412 / 3,000 characters" becomes "stopped at 412 / ..."; a finished text stays "done"
+STOPPED_JS = ("(s) => (!s || s.startsWith('done') || s.startsWith('stopped')) ? s : "
+              "'stopped at ' + s")
 SHARED = ("model", "prompt", "length", "temperature", "top_k", "top_p", "seed")  # in the URL
 # after a sample: the address bar gets what reproduces it (the seed used, not a blank one)
 SHARE_JS = ("(model, prompt, length, temperature, top_k, top_p, seed) => { if (seed === '' || "
@@ -118,11 +124,28 @@ def shared_settings(query, models: list[str]) -> dict:
     return out
 
 
-def refuse(message: str) -> gr.Error:
+def said(message) -> str:
+    """A message as the page and the log get it: cut to MAX_MESSAGE_CHARS, and HTML-escaped,
+    since Gradio's toasts render HTML and a message may quote what a visitor sent."""
+    message = " ".join(str(message).split())  # one line
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS - 1] + "…"
+    return html.escape(message, quote=False)
+
+
+def refuse(message) -> gr.Error:
     """A request turned away: one line in the server's log (no traceback), the message on the
     page."""
+    message = said(message)
     print(f"textrnn app: refused: {message}", file=sys.stderr, flush=True)
     return gr.Error(message, print_exception=False)
+
+
+def warn(message) -> str:
+    """A warning on the page (a toast); returns it as shown, for a status line to repeat."""
+    message = said(message)
+    gr.Warning(message)
+    return message
 
 
 def make_generate(catalog: Catalog):
@@ -147,8 +170,8 @@ def make_page_generate(catalog: Catalog):
         try:
             _seed(seed)
         except gr.Error as e:
-            gr.Warning(e.message)
-            yield gr.skip(), gr.skip(), gr.Textbox(info=f"⚠ {e.message}"), gr.skip()
+            warn(e.message)
+            yield gr.skip(), gr.skip(), gr.Textbox(info=f"⚠ {SEED_RULE}"), gr.skip()
             return
         want, start, n = int(_clamp(length, 0, MAX_NEW_CHARS, 300)), None, 0
         for text, seed_used in generate(name, prompt, length, temperature, top_k, top_p, seed):
@@ -170,10 +193,10 @@ def _generate(catalog: Catalog, name, prompt, length, temperature, top_k, top_p,
     lm = catalog.get(name)
     prompt = str(prompt or "")
     if len(prompt) > MAX_PROMPT_CHARS:
-        gr.Warning(f"Prompt cut to its last {MAX_PROMPT_CHARS} characters.")
+        warn(f"Prompt cut to its last {MAX_PROMPT_CHARS} characters.")
         prompt = prompt[-MAX_PROMPT_CHARS:]
     if _clamp(length, 0, math.inf, 0) > MAX_NEW_CHARS:
-        gr.Warning(f"Length cut to {MAX_NEW_CHARS:,} characters.")
+        warn(f"Length cut to {MAX_NEW_CHARS:,} characters.")
     length = int(_clamp(length, 0, MAX_NEW_CHARS, 300))
     temperature = _clamp(temperature, 0, MAX_TEMPERATURE, 0.8)
     temperature = 0.0 if temperature < textrnn.MIN_TEMPERATURE else temperature
@@ -241,12 +264,9 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
                                   placeholder="none yet")
                 card = gr.Markdown(catalog.card(first) if first else catalog.card(""),
                                    elem_id="card")
-                curve = gr.LinePlot(catalog.curve(first) if first else None, x="step",
-                                    y="nats/char", color="split", height=240,
-                                    color_map={"train": "#6366f1", "validation": "#f59e0b"},
-                                    label="Loss while training: train (indigo), "
-                                    "validation (amber)", elem_id="curve",
-                                    colors_in_legend=[])  # Gradio's own is cut off below
+                gr.Markdown(CAPTION, elem_id="curve-caption")
+                curve = gr.LinePlot(catalog.curve(first) if first else None,
+                                    label="Loss while training", elem_id="curve", **PLOT)
 
         def select(name):
             prompts = catalog.examples(name)
@@ -254,13 +274,14 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
                     gr.Dataset(samples=[[p] for p in prompts], visible=bool(prompts)))
 
         with gr.Tab("Train", id="train-tab"):
-            app_train.tab(demo, bench, catalog, model, mine, job_id, max_train_minutes)
+            app_train.tab(demo, bench, catalog, model, mine, job_id, max_train_minutes, warn)
         looker = app_inside.Looker(catalog, refuse)
         with gr.Tab("Look inside", id="inside-tab"):
             app_inside.tab(looker, model)
 
         with gr.Tab("Compare", id="compare-tab"):
-            model_a, model_b = app_compare.tab(catalog, make_generate(catalog), shown, _seed)
+            model_a, model_b = app_compare.tab(catalog, make_generate(catalog), shown, _seed,
+                                               warn)
         app_inside.api(looker)
         shared = gr.State(False)  # the page was opened from a shared link: draw its sample
 
@@ -276,7 +297,7 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
             if link.get("model"):
                 keep[0] = link["model"]
             elif query.get("model"):  # unknown here, or a visitor's own: do not draw another's
-                gr.Warning(f"The link's model {str(query['model'])[:80]!r} is not on this page.")
+                warn(f"The link's model {str(query['model'])[:80]!r} is not on this page.")
                 link.pop("seed", None)
             lists = [gr.Dropdown(choices=choices, value=k) for k in keep]
             fields = [link.get(k, gr.skip()) for k in SHARED[1:]]
@@ -306,7 +327,7 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
                    "document.querySelector('#output pre')?.innerText ?? '')",
                    api_visibility="private")
         stop.click(None, None, None, cancels=[event], api_visibility="private").then(
-            lambda: "stopped", None, status, api_visibility="private")
+            None, status, status, js=STOPPED_JS, api_visibility="private")
         generate = make_generate(catalog)
 
         def api_generate(name: str, prompt: str, length: float, temperature: float,

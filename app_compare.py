@@ -6,10 +6,10 @@ from __future__ import annotations
 import gradio as gr
 
 
-def tab(catalog, generate, shown, seeded):
+def tab(catalog, generate, shown, seeded, warn):
     """The tab's components; `generate` is app.make_generate's generator of (text, seed),
-    `shown` app.shown and `seeded` app._seed (blank: a fresh random seed). Returns the two
-    model lists, for the page's rescan."""
+    `shown` app.shown, `seeded` app._seed (blank: a fresh random seed) and `warn` app.warn.
+    Returns the two model lists, for the page's rescan."""
     gr.Markdown("The same prompt, seed and settings on two models, side by side: what one "
                 "learned that the other did not.")
     names = [n for _, n in catalog.choices()]
@@ -46,8 +46,7 @@ def tab(catalog, generate, shown, seeded):
         try:
             seed = str(seeded(seed))
         except gr.Error as e:
-            gr.Warning(e.message)
-            yield gr.skip(), gr.skip(), f"⚠ {e.message}"
+            yield gr.skip(), gr.skip(), f"⚠ {warn(e.message)}"
             return
         streams = [generate(a, prompt, length, temperature, 0, 1.0, seed),
                    generate(b, prompt, length, temperature, 0, 1.0, seed)]

@@ -158,10 +158,10 @@ def tab(looker: Looker, model: gr.Dropdown) -> None:
                            min_height=200, max_height=640, elem_id="inside-view")
             summary = gr.Markdown("", elem_id="inside-totals")
         with gr.Column(scale=2):
-            layer = gr.Number(0, label="Layer", precision=0, minimum=0, elem_id="layer")
+            layer = gr.Number(0, label="Layer", precision=0, elem_id="layer")
             state = gr.Radio(["h", "c"], value="c", label="State",
                              info="h: the layer's output; c: an LSTM's cell", elem_id="state")
-            unit = gr.Number(0, label="Unit", precision=0, minimum=0, elem_id="unit")
+            unit = gr.Number(0, label="Unit", precision=0, elem_id="unit")
             show_unit = gr.Button("Colour by this unit", elem_id="show-unit")
             find = gr.Button("Find units", elem_id="find-units")
             table = gr.Dataframe(headers=UNITS_HEADER, label="Units that follow a feature "
@@ -170,25 +170,38 @@ def tab(looker: Looker, model: gr.Dropdown) -> None:
 
     def look(name, text):
         ins = looker.inspect(name, text)
-        return surprise_html(ins), totals(ins)
+        return surprise_html(ins), f"{name}: {totals(ins)}"
 
     def colour(name, text, layer, state, unit):
         ins = looker.inspect(name, text)
         layers, width = ins.activations["h"].shape[0], ins.activations["h"].shape[2]
         if state not in ins.activations:
             raise looker.refuse(f"{name} has no cell state c (only an LSTM has one); pick h.")
-        layer, unit = int(layer or 0), int(unit or 0)
-        if not (0 <= layer < layers and 0 <= unit < width):
-            raise looker.refuse(f"{name} has layers 0-{layers - 1} and units 0-{width - 1}.")
-        return unit_html(ins, layer, state, unit), (
-            "red: the unit above zero, blue: below; hover for its value")
+        layer, unit = layer or 0, unit or 0
+        if not (layer == int(layer) and unit == int(unit) and 0 <= layer < layers
+                and 0 <= unit < width):
+            raise looker.refuse(f"{name} has layers 0-{layers - 1} and units 0-{width - 1}; "
+                                f"give whole numbers in those ranges.")
+        return unit_html(ins, int(layer), state, int(unit)), (
+            f"{name}: red, the unit above zero; blue, below; hover for its value")
 
     def rank(name, text):
         ins = looker.inspect(name, text)
         found = textrnn.find_units(ins, top=5)
         note = ("; constant here, so not scored: " + ", ".join(found.constant)
                 if found.constant else "")
-        return units_table(found), f"units ranked over {len(ins.pieces):,} tokens{note}"
+        return units_table(found), f"{name}: units ranked over {len(ins.pieces):,} tokens{note}"
+
+    def kept(handler, outputs: int):
+        """`handler` as the page runs it: refused, it leaves what is drawn as it was and says
+        why (a toast, and the line under the text) instead of Gradio's error badges."""
+        def run(*args):
+            try:
+                return handler(*args)
+            except gr.Error as e:  # app.refuse's: logged, and escaped for the page already
+                gr.Warning(e.message)
+                return *[gr.skip()] * (outputs - 1), f"⚠ {e.message}"
+        return run
 
     def pick(rows: pd.DataFrame, evt: gr.SelectData):
         row = rows.iloc[evt.index[0]]
@@ -197,8 +210,8 @@ def tab(looker: Looker, model: gr.Dropdown) -> None:
     take.click(None, None, text, js="() => document.querySelector('#output pre')?.innerText "
                "?? ''", api_visibility="private")
     same = dict(api_visibility="private", concurrency_id="generate")  # shares the CPU limit
-    surprise.click(look, [model, text], [view, summary], **same)
-    show_unit.click(colour, [model, text, layer, state, unit], [view, summary], **same)
-    find.click(rank, [model, text], [table, summary], **same)
+    surprise.click(kept(look, 2), [model, text], [view, summary], **same)
+    show_unit.click(kept(colour, 2), [model, text, layer, state, unit], [view, summary], **same)
+    find.click(kept(rank, 2), [model, text], [table, summary], **same)
     table.select(pick, table, [layer, state, unit], api_visibility="private").then(
-        colour, [model, text, layer, state, unit], [view, summary], **same)
+        kept(colour, 2), [model, text, layer, state, unit], [view, summary], **same)

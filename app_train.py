@@ -13,13 +13,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from catalog import curve_table
+from catalog import CAPTION, PLOT, curve_table
 from workbench import (JOBS, MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused, Workbench, check_text,
                        too_large)
 
 POLL_S = 1.0  # how often a visitor's page asks how its run is going
-CURVE = dict(x="step", y="nats/char", color="split", height=240, colors_in_legend=[],
-             color_map={"train": "#6366f1", "validation": "#f59e0b"})
 
 
 def _clock(seconds: float) -> str:
@@ -52,6 +50,13 @@ def _curve(job: Job):
     """The run's losses so far; nothing before the first (see catalog.curve_table)."""
     table = curve_table(job.losses)
     return gr.skip() if table is None else table
+
+
+def _minutes(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise Refused("Training time must be a number of minutes.") from None
 
 
 def _private(bench: Workbench, job: Job, line: str) -> str:
@@ -94,11 +99,11 @@ def _read_upload(path: str) -> tuple[bytes, str]:
 
 
 def tab(demo: gr.Blocks, bench: Workbench | None, catalog, model: gr.Dropdown,
-        mine: gr.BrowserState, job_id: gr.BrowserState, max_minutes: float) -> None:
+        mine: gr.BrowserState, job_id: gr.BrowserState, max_minutes: float, warn) -> None:
     """The Train tab's components and events; `model` is the Generate tab's model list, which a
     finished run joins (for this visitor alone: `mine` holds their runs' names; `job_id` their
     run under way). Both live outside the tab: a tab's content mounts only when opened, too late
-    for a page load to read what the browser kept."""
+    for a page load to read what the browser kept. `warn` is app.warn."""
     if bench is None:
         gr.Markdown("Training in the page is turned off on this server (`--no-training`). "
                     "Train on your own machine with `textrnn train YOUR_TEXT`, then `python "
@@ -134,8 +139,9 @@ def tab(demo: gr.Blocks, bench: Workbench | None, catalog, model: gr.Dropdown,
             chosen = gr.Textbox(label="What the run chose", lines=4, max_lines=8,
                                 interactive=False, elem_id="train-log")
         with gr.Column(scale=2):
-            curve = gr.LinePlot(None, label="Loss: train (indigo), validation (amber)",
-                                elem_id="train-curve", **CURVE)
+            gr.Markdown(CAPTION, elem_id="train-curve-caption")
+            curve = gr.LinePlot(None, label="Loss while training", elem_id="train-curve",
+                                **PLOT)
     timer = gr.Timer(POLL_S, active=False)
 
     def submit(path, text, minutes, tokenizer, current):
@@ -148,15 +154,13 @@ def tab(demo: gr.Blocks, bench: Workbench | None, catalog, model: gr.Dropdown,
                 corpus = check_text(data)
             else:
                 corpus, label = check_text(text or ""), "pasted"
-            job = bench.submit(corpus, float(minutes), str(tokenizer), label)
+            job = bench.submit(corpus, _minutes(minutes), str(tokenizer), label)
         except OSError as e:
             print(f"textrnn app: a run could not be queued: {e}", flush=True)
-            e = "The run could not be queued (the server's disk); try again later."
-            gr.Warning(e)
-            return gr.skip(), f"⚠ {e}", gr.skip(), gr.skip()  # a run under way keeps its poll
+            said = warn("The run could not be queued (the server's disk); try again later.")
+            return gr.skip(), f"⚠ {said}", gr.skip(), gr.skip()  # a run under way keeps its poll
         except Refused as e:
-            gr.Warning(str(e))
-            return gr.skip(), f"⚠ {e}", gr.skip(), gr.skip()  # a run under way keeps its poll
+            return gr.skip(), f"⚠ {warn(e)}", gr.skip(), gr.skip()
         return job.id, describe(bench, job), gr.Timer(active=True), gr.DownloadButton(
             visible=False)
 

@@ -108,6 +108,14 @@ class Catalog:
 
 
 SPLITS = {"train_loss": "train", "val_loss": "validation"}  # a metrics record's losses
+COLOURS = {"train": "#6366f1", "validation": "#f59e0b"}
+# A loss plot, as both tabs draw one. Its caption is a Markdown above it, not its label: a
+# label inside the plot's box pushes the x axis out of it (Gradio sizes the chart to the box),
+# and Gradio's own legend is cut off below.
+PLOT = dict(x="step", y="nats/char", color="split", height=240, color_map=COLOURS,
+            colors_in_legend=[], show_label=False)
+CAPTION = "**Loss while training**: " + ", ".join(
+    f'<span style="color:{colour}">━ {split}</span>' for split, colour in COLOURS.items())
 
 
 def curve_table(records) -> pd.DataFrame | None:

@@ -1,11 +1,13 @@
 """The web app: handlers called directly, the API through gradio_client, the page in Chromium."""
 
+import html
 import json
 import re
 import shutil
 import socket
 import sys
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -121,6 +123,20 @@ def test_seed_must_be_a_whole_number(catalog):
         run_all(catalog, seed=str(2**53))
 
 
+def test_a_message_quoting_a_request_is_short_one_line_and_escaped(catalog, capsys):
+    """Toasts render HTML, and the log keeps every refusal: what a visitor sent is quoted
+    cut, on one line, as text."""
+    for seed in ("9" * 1_000_000, "<img src=x onerror=alert(1)>\n" * 1000):
+        with pytest.raises(gr.Error) as refused:
+            run_all(catalog, seed=seed)
+        message = refused.value.message
+        assert len(html.unescape(message)) <= app.MAX_MESSAGE_CHARS, message[:400]
+        assert "<" not in message
+        logged = capsys.readouterr().err
+        assert logged.count("\n") == 1 and len(logged) < 2 * app.MAX_MESSAGE_CHARS
+    assert app.said("a <b>&\nc") == "a &lt;b&gt;&amp; c"
+
+
 def test_bad_checkpoint_is_an_error_and_the_app_stays_up(catalog):
     for name in ("broken", "future", "nothing-here"):
         with pytest.raises(gr.Error):
@@ -199,13 +215,17 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         page.get_by_label("Model", exact=True).click()
         page.get_by_role("option", name="tiny", exact=True).click()
         # The model card wraps inside its box, at desktop and at phone widths.
+        # So does the loss plot, its x axis included.
         fits = """() => { const boxes = [...document.querySelectorAll('#card pre')];
-            return boxes.length > 0 && boxes.every(e => e.scrollWidth <= e.clientWidth + 1); }"""
+            const plot = document.querySelector('#curve'), svg = plot?.querySelector('svg');
+            return boxes.length > 0 && boxes.every(e => e.scrollWidth <= e.clientWidth + 1)
+                && svg != null && svg.getBoundingClientRect().bottom
+                    <= plot.getBoundingClientRect().bottom + 1; }"""
         page.wait_for_function(fits, timeout=10_000)
         page.set_viewport_size({"width": 390, "height": 844})
         page.wait_for_function(fits, timeout=10_000)
         page.set_viewport_size({"width": 1280, "height": 900})
-        label = page.locator("#curve").inner_text()  # both series are named on screen
+        label = page.locator("#curve-caption").inner_text()  # both series named on screen
         assert "train" in label and "validation" in label, label
         used_box = page.locator("#used textarea, #used input").first
         assert used_box.input_value() == ""  # no seed used yet, not 0
@@ -284,7 +304,16 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
                 stopped, still_since = n, time.time()
             time.sleep(0.05)
         assert stopped < len("CARL:") + app.MAX_NEW_CHARS
-        assert "stopped" in page.locator("#status").inner_text()
+        assert page.locator("#status").inner_text().startswith("stopped at ")
+        # Stop after the end changes nothing: the text is whole, and the status says so.
+        page.locator("#length input[type=number]").fill("400")
+        page.locator("#length input[type=number]").press("Tab")
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_function("() => document.querySelector('#status').innerText"
+                               ".includes('done: 400 characters')", timeout=30_000)
+        page.get_by_role("button", name="Stop").click()
+        time.sleep(0.5)
+        assert page.locator("#status").inner_text() == "done: 400 characters"
 
         # A run trained while the app is up shows after a reload; a checkpoint without
         # examples shows no empty Examples block.
@@ -454,6 +483,8 @@ def test_browser_trains_on_an_upload_then_generates_from_it_and_downloads_it(wor
         assert box["height"] > 150
         for colour in ("#6366f1", "#f59e0b"):  # both lines drawn, in their colours
             assert page.locator(f"#train-curve path[stroke='{colour}']").count(), colour
+        plot = page.locator("#train-curve svg").first.bounding_box()
+        assert plot["height"] > 150 and plot["y"] + plot["height"] <= box["y"] + box["height"] + 1
         page.screenshot(path=str(ARTIFACTS / "train.png"), full_page=True)
         with page.expect_download() as download:
             page.locator("#download").click()
@@ -541,6 +572,21 @@ def test_browser_looks_inside_compares_and_opens_a_shared_link(server):
         page.wait_for_function("() => document.querySelector('#inside-view [role=region]')"
                                "?.getAttribute('aria-label').includes('unit')", timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "inside.png"), full_page=True)
+        # A refused look keeps what is drawn and says why, without Gradio's error badges.
+        ranked = page.locator("#units").inner_text()
+        drawn = page.locator("#inside-view").inner_html()
+        page.locator("#unit input").fill("-3")
+        page.get_by_role("button", name="Colour by this unit").click()
+        page.wait_for_function("() => document.querySelector('#inside-totals').innerText"
+                               ".includes('⚠')", timeout=10_000)
+        assert "units 0-" in page.locator("#inside-totals").inner_text()
+        page.locator("#inside-text textarea").fill("")
+        page.get_by_role("button", name="Find units").click()
+        page.wait_for_function("() => document.querySelector('#inside-totals').innerText"
+                               ".includes('at least 2 tokens')", timeout=10_000)
+        assert page.locator("#units").inner_text() == ranked
+        assert page.locator("#inside-view").inner_html() == drawn
+        assert page.get_by_text("Error", exact=True).count() == 0
         # Compare: the same seed on the same model twice gives the same text twice.
         page.get_by_role("tab", name="Compare").click()
         for side in ("a", "b"):
@@ -558,6 +604,12 @@ def test_browser_looks_inside_compares_and_opens_a_shared_link(server):
         other.wait_for_function("() => (document.querySelector('#status')?.innerText ?? '')"
                                 ".includes('done')", timeout=30_000)
         assert other.evaluate(OUT) == text
+        # A link's values are shown as text, never as the page's own HTML.
+        bait = '<a href="https://example.invalid/login">sign in again</a>'
+        other.goto(server + "?" + urllib.parse.urlencode({"model": bait}))
+        other.get_by_text("is not on this page").first.wait_for(timeout=30_000)
+        assert other.locator("a[href*='example.invalid']").count() == 0
+        assert bait in other.get_by_text("is not on this page").first.inner_text()
         browser.close()
 
 
