@@ -13,6 +13,7 @@ checkpoint folder is listed as unavailable with the reason; the app stays up.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import json
 import math
@@ -91,9 +92,6 @@ def shown(prompt: str, text: str) -> str:
             "</pre></div>")
 
 
-# Stop: "412 / 3,000 characters" becomes "stopped at 412 / ..."; a finished text stays "done"
-STOPPED_JS = ("(s) => (!s || s.startsWith('done') || s.startsWith('stopped')) ? s : "
-              "'stopped at ' + s")
 SHARED = ("model", "prompt", "length", "temperature", "top_k", "top_p", "seed")  # in the URL
 # after a sample: the address bar gets what reproduces it (the seed used, not a blank one)
 SHARE_JS = ("(model, prompt, length, temperature, top_k, top_p, seed) => { if (seed === '' || "
@@ -161,12 +159,44 @@ def make_generate(catalog: Catalog):
     return generate
 
 
-def make_page_generate(catalog: Catalog):
+class Stops:
+    """The page's Stop button: each visitor's generation under way, told to end after its
+    next update. (Gradio's own `cancels` can leave a cancelled event's outputs marked as
+    failed.) A generation still waiting in the queue when Stop is pressed runs."""
+
+    def __init__(self):
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def watch(self, request: gr.Request | None) -> Iterator[threading.Event]:
+        """A flag that Stop sets, for the generation of `request`'s page while it runs."""
+        key, flag = getattr(request, "session_hash", None), threading.Event()
+        with self._lock:
+            if key:
+                self._flags[key] = flag
+        try:
+            yield flag
+        finally:
+            with self._lock:
+                if key and self._flags.get(key) is flag:
+                    del self._flags[key]
+
+    def stop(self, request: gr.Request) -> None:
+        with self._lock:
+            flag = self._flags.get(getattr(request, "session_hash", None))
+        if flag is not None:
+            flag.set()
+
+
+def make_page_generate(catalog: Catalog, stops: Stops):
     """The page's own handler: `generate`, except that a seed it cannot use keeps the text
-    on screen and flags the seed field, instead of turning the outputs into errors."""
+    on screen and flags the seed field, instead of turning the outputs into errors, and that
+    `stops` can end it early."""
     generate = make_generate(catalog)
 
-    def page_generate(name, prompt, length, temperature, top_k, top_p, seed):
+    def page_generate(name, prompt, length, temperature, top_k, top_p, seed,
+                      request: gr.Request = None):
         try:
             _seed(seed)
         except gr.Error as e:
@@ -174,15 +204,20 @@ def make_page_generate(catalog: Catalog):
             yield gr.skip(), gr.skip(), gr.Textbox(info=f"⚠ {SEED_RULE}"), gr.skip()
             return
         want, start, n = int(_clamp(length, 0, MAX_NEW_CHARS, 300)), None, 0
-        for text, seed_used in generate(name, prompt, length, temperature, top_k, top_p, seed):
-            if start is None:  # the first update is the prompt (as used: maybe cut)
-                start = len(text)
-                yield (shown(text, ""), seed_used, gr.Textbox(info=SEED_INFO),
-                       f"0 / {want:,} characters")
-                continue
-            n = len(text) - start
-            yield shown(text[:start], text[start:]), seed_used, gr.skip(), \
-                f"{n:,} / {want:,} characters"
+        stream = generate(name, prompt, length, temperature, top_k, top_p, seed)
+        with stops.watch(request) as stop, contextlib.closing(stream):
+            for text, seed_used in stream:
+                if start is None:  # the first update is the prompt (as used: maybe cut)
+                    start = len(text)
+                    yield (shown(text, ""), seed_used, gr.Textbox(info=SEED_INFO),
+                           f"0 / {want:,} characters")
+                    continue
+                n = len(text) - start
+                yield shown(text[:start], text[start:]), seed_used, gr.skip(), \
+                    f"{n:,} / {want:,} characters"
+                if stop.is_set():
+                    yield gr.skip(), gr.skip(), gr.skip(), f"stopped at {n:,} / {want:,} characters"
+                    return
         yield gr.skip(), gr.skip(), gr.skip(), f"done: {n:,} characters"
 
     return page_generate
@@ -299,17 +334,23 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
             elif query.get("model"):  # unknown here, or a visitor's own: do not draw another's
                 warn(f"The link's model {str(query['model'])[:80]!r} is not on this page.")
                 link.pop("seed", None)
+            if str(query.get("seed", "")).strip() and "seed" not in link and link.get("model"):
+                warn(f"The link's seed {str(query['seed'])[:40]!r} cannot be used: "
+                     f"{SEED_RULE}.")
             lists = [gr.Dropdown(choices=choices, value=k) for k in keep]
             fields = [link.get(k, gr.skip()) for k in SHARED[1:]]
             return *lists, *fields, "seed" in link
 
         model.change(select, model, [card, curve, examples], api_visibility="private")
         settings = [prompt, length, temperature, top_k, top_p, seed]
-        page_generate = make_page_generate(catalog)
+        stops = Stops()
+        page_generate = make_page_generate(catalog, stops)
 
-        def from_link(go, *args):
+        def from_link(go, name, prompt, length, temperature, top_k, top_p, seed,
+                      request: gr.Request = None):
             if go:
-                yield from page_generate(*args)
+                yield from page_generate(name, prompt, length, temperature, top_k, top_p, seed,
+                                         request)
             else:
                 yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
@@ -326,8 +367,7 @@ def build(catalog: Catalog, bench=None, max_train_minutes: float = MAX_TRAIN_MIN
         copy.click(None, js="() => navigator.clipboard.writeText("
                    "document.querySelector('#output pre')?.innerText ?? '')",
                    api_visibility="private")
-        stop.click(None, None, None, cancels=[event], api_visibility="private").then(
-            None, status, status, js=STOPPED_JS, api_visibility="private")
+        stop.click(stops.stop, None, None, api_visibility="private", queue=False)
         generate = make_generate(catalog)
 
         def api_generate(name: str, prompt: str, length: float, temperature: float,

@@ -305,6 +305,7 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
             time.sleep(0.05)
         assert stopped < len("CARL:") + app.MAX_NEW_CHARS
         assert page.locator("#status").inner_text().startswith("stopped at ")
+        assert page.get_by_text("Error", exact=True).count() == 0  # no badge on the outputs
         # Stop after the end changes nothing: the text is whole, and the status says so.
         page.locator("#length input[type=number]").fill("400")
         page.locator("#length input[type=number]").press("Tab")
@@ -610,6 +611,9 @@ def test_browser_looks_inside_compares_and_opens_a_shared_link(server):
         other.get_by_text("is not on this page").first.wait_for(timeout=30_000)
         assert other.locator("a[href*='example.invalid']").count() == 0
         assert bait in other.get_by_text("is not on this page").first.inner_text()
+        other.goto(server + "?model=tiny&prompt=BEN&seed=abc")  # says why nothing is drawn
+        other.get_by_text("seed 'abc' cannot be used").first.wait_for(timeout=30_000)
+        assert other.locator("#prompt textarea").input_value() == "BEN"
         browser.close()
 
 

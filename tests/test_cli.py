@@ -135,6 +135,17 @@ def test_bad_training_input_is_one_line(case, tmp_path, capsys):
     assert not (tmp_path / "run" / "config.json").exists()
 
 
+def test_a_folder_that_is_not_there_or_cannot_be_written_is_named(corpus_file, tmp_path,
+                                                                  capsys):
+    code, _, err = run(capsys, "train", corpus_file, "--resume", tmp_path / "gone")
+    assert code == 1 and err == f"textrnn: error: no such run folder: {tmp_path / 'gone'}\n"
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(capsys, "train", corpus_file, "--out", tmp_path / "file" / "run", *SMALL)
+    said = err.splitlines()[-1]  # (after where the corpus's token files were cached, if new)
+    assert code == 1 and said.startswith("textrnn: error: ") and "Errno" not in err, err
+    assert str(tmp_path / "file") in said and "Traceback" not in err, err
+
+
 def test_existing_run_needs_resume_or_overwrite(trained, corpus_file, capsys):
     before = (trained / "model.safetensors").read_bytes()
     code, _, err = run(capsys, "train", corpus_file, "--out", trained, *SMALL)

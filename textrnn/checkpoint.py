@@ -347,6 +347,8 @@ class Resume:
 def load_resume(run: str | Path) -> Resume:
     """The resume state of a run folder (or of its `last/` given directly)."""
     path = last_dir(run)
+    if not Path(run).is_dir():
+        raise FileNotFoundError(f"no such run folder: {run}")
     if not (path / "resume.json").is_file():
         if is_checkpoint(path):  # the best checkpoint of a first save that was cut short
             raise FileNotFoundError(f"{path} holds a checkpoint but no resume state: its "

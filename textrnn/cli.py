@@ -332,6 +332,8 @@ def _main(argv: list[str] | None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (OSError, ValueError, FloatingPointError) as e:
+        if isinstance(e, OSError) and e.filename and e.strerror:  # the system's, not ours
+            e = f"{e.filename}: {e.strerror.lower()}"
         print(f"textrnn: error: {e}", file=sys.stderr)
         return 1
     except (MemoryError, torch.OutOfMemoryError, RuntimeError) as e:
