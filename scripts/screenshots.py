@@ -63,7 +63,11 @@ def main() -> int:
                                    "> 600")
             time.sleep(1.0)  # the last updates, and the plot drawn
             page.screenshot(path=str(out / "page.png"), full_page=True)
-            page.locator("#curve").screenshot(path=str(out / "loss.png"))
+            top = page.locator("#curve-caption").bounding_box()  # the plot, its caption above
+            box = page.locator("#curve").bounding_box()
+            page.screenshot(path=str(out / "loss.png"), full_page=True, clip={
+                "x": box["x"], "y": top["y"] - 8, "width": box["width"],
+                "height": box["y"] + box["height"] - top["y"] + 8})
             inside(page, out)
             compare(page, out)
             train(page, out, runs)
