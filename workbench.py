@@ -219,7 +219,11 @@ class Workbench:
         config = {"corpus": str(work / "corpus.txt"), "out": str(self.run_folder(job)),
                   "tokenizer": job.tokenizer, "time_budget": job.minutes * 60,
                   "data_cache": str(work / "tokens"), "threads": self.threads}
-        job.state = "preparing"
+        with self._lock:
+            if job.stop_asked:  # between leaving the line and here
+                job.state, job.error = "stopped", "stopped before it started"
+                return
+            job.state = "preparing"
         with open(work / "stderr.txt", "w", encoding="utf-8") as errors:  # never a full pipe
             child = subprocess.Popen(
                 [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(config)],
@@ -249,7 +253,8 @@ class Workbench:
         elif job.ending and job.state != "failed":
             job.zip = self._zip(job)  # before the state says finished: the page offers it then
             shutil.rmtree(work / "tokens", ignore_errors=True)  # the page never resumes a run
-            shutil.rmtree(self.run_folder(job) / "last", ignore_errors=True)
+            if _has_best(self.run_folder(job)):  # else last/ is the only checkpoint there is
+                shutil.rmtree(self.run_folder(job) / "last", ignore_errors=True)
             job.state = job.ending
         elif job.state != "failed":
             job.state = "failed"
@@ -307,6 +312,13 @@ class Workbench:
         for f in folders:
             shutil.rmtree(f, ignore_errors=True)
         return freed
+
+
+def _has_best(run: Path) -> bool:
+    """Whether a run folder holds a best checkpoint (a run stopped before its first
+    validation has only last/)."""
+    from textrnn import checkpoint
+    return checkpoint.is_checkpoint(run)
 
 
 # -- the child ---------------------------------------------------------------------------------

@@ -142,8 +142,22 @@ def test_stop_reaches_a_child_that_ignores_sigint(tmp_path):
         bench.stop(job)  # as early as can be: the child may not be running Python yet
     finally:
         signal.signal(signal.SIGINT, before)
-    wait(job, timeout=40)  # its budget is 60 s
+    wait(job, timeout=55)  # its budget is 60 s
     assert job.state == "stopped", (job.state, job.error)
+
+
+def test_a_run_stopped_before_its_first_validation_keeps_a_model_to_list(tmp_path):
+    bench = Workbench(tmp_path / "runs", max_minutes=1)
+    job = bench.submit(TEXT, 1, "char", "early")
+    deadline = time.time() + 60
+    while not job.losses:  # trains, but has not validated yet (at 20% of its 60 s)
+        assert time.time() < deadline and not job.finished, (job.state, job.error)
+        time.sleep(0.02)
+    bench.stop(job)
+    wait(job)
+    assert job.state == "stopped" and job.zip is not None and not job.samples
+    lm = textrnn.load(bench.run_folder(job))  # what the page lists and generates from
+    assert lm.config["training"]["steps"] > 0
 
 
 APP_THAT_DIES = """
@@ -175,7 +189,7 @@ def test_a_child_whose_app_died_stops_and_saves(tmp_path):
               "threads": 1}
     app = subprocess.run([sys.executable, "-c", APP_THAT_DIES, json.dumps(config),
                           tmp_path / "stderr.txt", workbench.__file__],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=120)
     child, deadline = int(app.stdout), time.time() + 30  # its budget is 60 s
     while _alive(child):
         assert time.time() < deadline, "the child trains on with no one to hear it"

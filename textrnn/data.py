@@ -46,7 +46,7 @@ def check_not_binary(path: Path, head: bytes, encoding: str) -> None:
         odd, even = head[1::2].count(0), head[0::2].count(0)  # UTF-16's NULs take one side
         half = len(head) // 2
         if head[:2] in (b"\xff\xfe", b"\xfe\xff") or \
-                max(odd, even) > half // 2 and min(odd, even) < half // 20:
+                max(odd, even) > half // 2 and min(odd, even) <= half // 20:
             raise ValueError(f"{path} looks like UTF-16 text; read it with --encoding utf-16")
         raise ValueError(f"{path} looks like a binary file (it holds NUL bytes), not text")
 

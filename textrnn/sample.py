@@ -35,7 +35,8 @@ MAX_SEED = 2**53 - 1    # seeds run from -MAX_SEED to MAX_SEED: whole numbers a 
 def check_seed(seed) -> int:
     """`seed` as an int, or ValueError in one line if it is not a whole number in range."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or abs(seed) > MAX_SEED:
-        shown = str(seed) if len(str(seed)) <= 24 else str(seed)[:20] + "..."
+        shown = "a number of more than 24 digits" if isinstance(seed, int) and \
+            abs(seed) >= 10**24 else str(seed)[:24] + ("..." if len(str(seed)) > 24 else "")
         raise ValueError(f"seed must be a whole number between -{MAX_SEED:,} and {MAX_SEED:,}, "
                          f"got {shown}")
     return int(seed)

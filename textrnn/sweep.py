@@ -96,7 +96,7 @@ class SweepConfig:
             raise ValueError("a trial's budget must be positive")
         if not 0 <= self.seed < 2**32:  # what Optuna's samplers take
             raise ValueError(f"the sweep's seed must be between 0 and {2**32 - 1:,}, got "
-                             f"{self.seed if len(str(self.seed)) <= 24 else 'a longer number'}")
+                             f"{self.seed if abs(self.seed) < 10**24 else 'a longer number'}")
         if self.prune_margin is not None and self.prune_margin < 0:
             raise ValueError(f"prune margin must be >= 0, got {self.prune_margin}")
         for name, values in self.grid.items():
