@@ -37,8 +37,8 @@ class Looker:
     def inspect(self, name: str, text: str) -> textrnn.Inspection:
         text = str(text or "")
         if len(text) > MAX_INSIDE_CHARS:
-            raise self.refuse(f"The page looks at up to {MAX_INSIDE_CHARS:,} characters; this text "
-                          f"has {len(text):,}. Use LM.inspect for longer ones.")
+            raise self.refuse(f"The page looks at up to {MAX_INSIDE_CHARS:,} characters; this "
+                              f"text has {len(text):,}. Use LM.inspect for longer ones.")
         key = (name, text)
         with self._lock:
             if key in self._kept:
@@ -192,15 +192,16 @@ def tab(looker: Looker, model: gr.Dropdown) -> None:
                 if found.constant else "")
         return units_table(found), f"{name}: units ranked over {len(ins.pieces):,} tokens{note}"
 
-    def kept(handler, outputs: int):
-        """`handler` as the page runs it: refused, it leaves what is drawn as it was and says
-        why (a toast, and the line under the text) instead of Gradio's error badges."""
+    def kept(handler):
+        """`handler` (its outputs: a drawing, then the line under the text) as the page runs
+        it: refused, it leaves the drawing as it was and says why (a toast, and that line)
+        instead of Gradio's error badges."""
         def run(*args):
             try:
                 return handler(*args)
             except gr.Error as e:  # app.refuse's: logged, and escaped for the page already
                 gr.Warning(e.message)
-                return *[gr.skip()] * (outputs - 1), f"⚠ {e.message}"
+                return gr.skip(), f"⚠ {e.message}"
         return run
 
     def pick(rows: pd.DataFrame, evt: gr.SelectData):
@@ -210,8 +211,8 @@ def tab(looker: Looker, model: gr.Dropdown) -> None:
     take.click(None, None, text, js="() => document.querySelector('#output pre')?.innerText "
                "?? ''", api_visibility="private")
     same = dict(api_visibility="private", concurrency_id="generate")  # shares the CPU limit
-    surprise.click(kept(look, 2), [model, text], [view, summary], **same)
-    show_unit.click(kept(colour, 2), [model, text, layer, state, unit], [view, summary], **same)
-    find.click(kept(rank, 2), [model, text], [table, summary], **same)
+    surprise.click(kept(look), [model, text], [view, summary], **same)
+    show_unit.click(kept(colour), [model, text, layer, state, unit], [view, summary], **same)
+    find.click(kept(rank), [model, text], [table, summary], **same)
     table.select(pick, table, [layer, state, unit], api_visibility="private").then(
-        kept(colour, 2), [model, text, layer, state, unit], [view, summary], **same)
+        kept(colour), [model, text, layer, state, unit], [view, summary], **same)

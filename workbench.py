@@ -351,11 +351,7 @@ def _child(config: dict) -> int:
         except OSError:  # the app is gone (stdin's end says so too): stop, and save
             stop.set()
 
-    try:
-        return _child_train(config, say, stop)
-    except KeyboardInterrupt:  # stopped before training began
-        say("end", "stopped")
-        return 0
+    return _child_train(config, say, stop)
 
 
 def _child_train(config: dict, say, stop: threading.Event) -> int:
