@@ -216,21 +216,26 @@ def pick_precision(name: str, device: torch.device) -> str:
     on CUDA, bf16 where the GPU has it (Ampere on), else fp16 with loss scaling.
 
     bf16 autocast runs the RNN's and the head's matmuls in bfloat16 with fp32 accumulation; the
-    weights, the optimizer and the loss stay fp32. On a CPU without native bf16 it is emulated
-    and slower than fp32, so auto keeps fp32 there. fp16 is for CUDA alone: its narrow range
-    needs a gradient scaler (train.py), which only CUDA's autocast pairs with.
+    weights, the optimizer and the loss stay fp32. A CPU without native bf16 is refused bf16:
+    oneDNN has no bfloat16 LSTM there (it fails to build the primitive), and what it emulates is
+    slower than fp32. fp16 is for CUDA alone: its narrow range needs a gradient scaler
+    (train.py), which only CUDA's autocast pairs with.
     """
+    native = device.type == "cpu" and torch.backends.mkldnn.is_available() and \
+        torch.ops.mkldnn._is_mkldnn_bf16_supported()
     if name != "auto":
         if name == "bf16" and device.type == "mps":
             raise ValueError("bf16 training is not supported on mps; use --precision fp32")
+        if name == "bf16" and device.type == "cpu" and not native:
+            raise ValueError("bf16 training needs a CPU with native bfloat16 (AVX-512 BF16 or "
+                             "AMX), and this one has none; use --precision fp32 (what auto "
+                             "picks here)")
         if name == "fp16" and device.type != "cuda":
             raise ValueError(f"fp16 training needs a CUDA GPU (the device is {device.type}); "
                              "use --precision bf16 or fp32")
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    native = device.type == "cpu" and torch.backends.mkldnn.is_available() and \
-        torch.ops.mkldnn._is_mkldnn_bf16_supported()
     return "bf16" if native else "fp32"
 
 
