@@ -5,7 +5,6 @@ import json
 import re
 import shutil
 import socket
-import sys
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -16,9 +15,12 @@ import pytest
 
 from textrnn import ModelConfig, TrainConfig, fast, sample, train
 
+from textrnn.web import generate, messages, request, workbench
+from textrnn.web.catalog import Catalog
+from textrnn.web.page import build
+from textrnn.web.server import MAX_REQUEST_BYTES, serve
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-import app  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts"
 OUT = "(document.querySelector('#output pre')?.innerText ?? '')"  # the page's sample, as text
@@ -50,7 +52,7 @@ def checkpoints(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def catalog(checkpoints):
-    return app.Catalog(checkpoints)
+    return Catalog(checkpoints)
 
 
 def settings(**kw):
@@ -60,7 +62,7 @@ def settings(**kw):
 
 
 def run_all(catalog, **kw):
-    return list(app.make_generate(catalog)(**settings(**kw)))
+    return list(generate.make_generate(catalog)(**settings(**kw)))
 
 
 def test_catalog_lists_good_and_broken_folders(catalog):
@@ -98,10 +100,10 @@ def test_seed_reproduces_and_blank_seed_is_reported(catalog):
 def test_limits_hold(catalog):
     text, _ = run_all(catalog, prompt="", length=10**9, temperature=99, top_k=-3,
                       top_p=-1)[-1]
-    assert len(text) == app.MAX_NEW_CHARS
-    long_prompt = "x" * (app.MAX_PROMPT_CHARS + 50)
+    assert len(text) == request.MAX_NEW_CHARS
+    long_prompt = "x" * (request.MAX_PROMPT_CHARS + 50)
     text, _ = run_all(catalog, prompt=long_prompt, length=5)[-1]
-    assert len(text) == app.MAX_PROMPT_CHARS + 5
+    assert len(text) == request.MAX_PROMPT_CHARS + 5
     text, _ = run_all(catalog, prompt="日本語 🙂", length=20, temperature=float("nan"))[-1]
     assert text.startswith("日本語 🙂") and len(text) == len("日本語 🙂") + 20
 
@@ -130,11 +132,11 @@ def test_a_message_quoting_a_request_is_short_one_line_and_escaped(catalog, caps
         with pytest.raises(gr.Error) as refused:
             run_all(catalog, seed=seed)
         message = refused.value.message
-        assert len(html.unescape(message)) <= app.MAX_MESSAGE_CHARS, message[:400]
+        assert len(html.unescape(message)) <= messages.MAX_MESSAGE_CHARS, message[:400]
         assert "<" not in message
         logged = capsys.readouterr().err
-        assert logged.count("\n") == 1 and len(logged) < 2 * app.MAX_MESSAGE_CHARS
-    assert app.said("a <b>&\nc") == "a &lt;b&gt;&amp; c"
+        assert logged.count("\n") == 1 and len(logged) < 2 * messages.MAX_MESSAGE_CHARS
+    assert messages.said("a <b>&\nc") == "a &lt;b&gt;&amp; c"
 
 
 def test_bad_checkpoint_is_an_error_and_the_app_stays_up(catalog):
@@ -153,7 +155,7 @@ def test_curve_comes_from_metrics(catalog):
 def test_a_curve_names_both_splits_from_its_first_point():
     """A plot keeps the colours of the splits in the first table it gets: a run's curve has a
     blank validation point until its first validation."""
-    from catalog import curve_table
+    from textrnn.web.catalog import curve_table
     assert curve_table([]) is None and curve_table([{"step": 1, "lr": 0.1}]) is None
     early = curve_table([{"step": 10, "train_loss": 3.0}, {"step": 20, "train_loss": 2.5}])
     assert list(early["split"]) == ["train", "train", "validation"]
@@ -178,7 +180,7 @@ def app_root(url: str) -> Path:
 @pytest.fixture(scope="module")
 def server(catalog):
     port = free_port()
-    demo = app.serve(app.build(catalog), "127.0.0.1", port, block=False)
+    demo = serve(build(catalog), "127.0.0.1", port, block=False)
     url = f"http://127.0.0.1:{port}/"
     SERVED[url] = catalog.root
     yield url
@@ -288,7 +290,7 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         seed_box.fill("")
 
         # Stop ends a long generation part-way.
-        page.locator("#length input[type=number]").fill(str(app.MAX_NEW_CHARS))
+        page.locator("#length input[type=number]").fill(str(request.MAX_NEW_CHARS))
         page.locator("#length input[type=number]").press("Tab")
         page.get_by_role("button", name="Generate").click()
         page.wait_for_function(f"() => {OUT}.length > 20 && {OUT}.length < 400",
@@ -303,7 +305,7 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
             if n != stopped:
                 stopped, still_since = n, time.time()
             time.sleep(0.05)
-        assert stopped < len("CARL:") + app.MAX_NEW_CHARS
+        assert stopped < len("CARL:") + request.MAX_NEW_CHARS
         assert page.locator("#status").inner_text().startswith("stopped at ")
         assert page.get_by_text("Error", exact=True).count() == 0  # no badge on the outputs
         # Stop after the end changes nothing: the text is whole, and the status says so.
@@ -333,7 +335,7 @@ def test_a_rescan_takes_in_new_and_mended_folders_and_keeps_loaded_models(checkp
                                                                           tmp_path):
     root = tmp_path / "ck"
     shutil.copytree(checkpoints / "tiny", root / "a")
-    catalog = app.Catalog(root)
+    catalog = Catalog(root)
     loaded = catalog.get("a")
     (root / "b").mkdir()  # a run that has not written its first checkpoint yet
     catalog.rescan()
@@ -357,8 +359,8 @@ def test_no_checkpoint_however_broken_stops_the_app(checkpoints, tmp_path):
         (root / name / "config.json").write_text(json.dumps(cfg))
     (root / "steps" / "metrics.jsonl").write_text('{"step": "a", "train_loss": 1}\n[1]\n'
                                                  '{"train_loss": 2}\n{"step": 3, "val_loss": 1}\n')
-    catalog = app.Catalog(root)
-    app.build(catalog)  # the page builds: every card and curve can be drawn
+    catalog = Catalog(root)
+    build(catalog)  # the page builds: every card and curve can be drawn
     for name in ("steps", "cell", "training", "model"):
         assert catalog.card(name)
         catalog.curve(name)
@@ -382,15 +384,15 @@ def test_a_full_queue_says_busy_and_a_huge_request_is_refused_unread(catalog, mo
     run = fast.Stepper.run
     monkeypatch.setattr(fast.Stepper, "run", lambda *a: time.sleep(0.05) or run(*a))
     port = free_port()
-    demo = app.serve(app.build(catalog), "127.0.0.1", port, queue_size=2, concurrency=1,
+    demo = serve(build(catalog), "127.0.0.1", port, queue_size=2, concurrency=1,
                      block=False)
     url = f"http://127.0.0.1:{port}/"
     try:
-        codes = [_join(url, demo, f"s{i}", length=app.MAX_NEW_CHARS).status_code
+        codes = [_join(url, demo, f"s{i}", length=request.MAX_NEW_CHARS).status_code
                  for i in range(6)]
         assert codes.count(200) in (3, 4) and set(codes[4:]) == {503}, codes
         capfd.readouterr()
-        huge = _join(url, demo, "big", prompt="x" * (app.MAX_REQUEST_BYTES + 1))
+        huge = _join(url, demo, "big", prompt="x" * (MAX_REQUEST_BYTES + 1))
         assert huge.status_code == 413 and "too large" in huge.json()["detail"]
         assert "refused: a /gradio_api/queue/join request over" in capfd.readouterr().err
         with pytest.raises(gr.Error, match="whole number"):
@@ -417,12 +419,11 @@ def test_the_load_benchmark_loses_nothing_and_says_busy_past_the_queue(checkpoin
 
 @pytest.fixture(scope="module")
 def workbench_server(checkpoints, tmp_path_factory):
-    import workbench
     runs = tmp_path_factory.mktemp("web-runs")
     bench = workbench.Workbench(runs, max_minutes=1)
-    catalog = app.Catalog(checkpoints, private=runs)
+    catalog = Catalog(checkpoints, private=runs)
     port = free_port()
-    demo = app.serve(app.build(catalog, bench, 1), "127.0.0.1", port, block=False)
+    demo = serve(build(catalog, bench), "127.0.0.1", port, block=False)
     yield f"http://127.0.0.1:{port}/", bench
     demo.close()
 
@@ -619,13 +620,13 @@ def test_browser_looks_inside_compares_and_opens_a_shared_link(server):
 
 def test_a_shared_link_is_checked_like_a_request():
     models = ["tiny", "other"]
-    got = app.shared_settings({"model": "tiny", "prompt": "x" * 5000, "length": "99999",
+    got = request.shared_settings({"model": "tiny", "prompt": "x" * 5000, "length": "99999",
                                "temperature": "-1", "top_k": "7", "top_p": "nan",
                                "seed": "-3"}, models)
-    assert got == {"model": "tiny", "prompt": "x" * app.MAX_PROMPT_CHARS,
-                   "length": app.MAX_NEW_CHARS, "temperature": 0.0, "top_k": 7, "seed": "-3"}
-    assert app.shared_settings({"model": "../etc", "seed": "1.5"}, models) == {}
-    assert "seed" not in app.shared_settings({"seed": " "}, models)  # blank: no draw
+    assert got == {"model": "tiny", "prompt": "x" * request.MAX_PROMPT_CHARS,
+                   "length": request.MAX_NEW_CHARS, "temperature": 0.0, "top_k": 7, "seed": "-3"}
+    assert request.shared_settings({"model": "../etc", "seed": "1.5"}, models) == {}
+    assert "seed" not in request.shared_settings({"seed": " "}, models)  # blank: no draw
 
 
 def test_a_private_folder_inside_the_shared_one_is_not_listed_as_a_model(checkpoints,
@@ -634,6 +635,6 @@ def test_a_private_folder_inside_the_shared_one_is_not_listed_as_a_model(checkpo
     shutil.copytree(checkpoints / "tiny", root / "a")
     (root / "web").mkdir()
     shutil.copytree(checkpoints / "tiny", root / "web" / "web-mine-1")
-    catalog = app.Catalog(root, private=root / "web")
+    catalog = Catalog(root, private=root / "web")
     assert [n for _, n in catalog.choices()] == ["a"]
     assert [n for _, n in catalog.choices(["web-mine-1"])] == ["a", "web-mine-1"]

@@ -288,7 +288,7 @@ def test_a_run_shows_a_sample_at_each_validation_and_the_next_commands(corpus_fi
     for r in vals:
         assert f"--- step {r['step']}, validation" in err and r["sample"] in err
     assert f"next: textrnn sample {tmp_path / 'a'} --length 500" in err
-    assert f"python app.py --checkpoints {tmp_path}" in err
+    assert f"textrnn serve {tmp_path}" in err
     # the same seed samples the same text, and sampling leaves the training alone
     code, _, _ = run(capsys, "train", corpus_file, "--out", tmp_path / "b", *SMALL)
     assert [r["sample"] for r in checkpoint.read_metrics(tmp_path / "b") if "sample" in r] == \
@@ -333,3 +333,14 @@ def test_a_run_that_learned_its_text_by_heart_says_so(corpus_file, tmp_path, cap
     assert code == 0, err
     assert "note: validation stopped improving at step 30 of 120" in err, err
     assert "note:" not in run(capsys, "train", corpus_file, "--out", tmp_path / "s", *SMALL)[2]
+
+
+def test_serve_is_the_page_and_takes_its_own_flags(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["serve", "-h"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and out.startswith("usage: textrnn serve [-h]")
+    assert "CHECKPOINTS" in out and "--no-training" in out
+    with pytest.raises(SystemExit) as done:
+        main(["serve", "--queue-size", "0"])
+    assert done.value.code == 2 and "--queue-size must be at least 1" in capsys.readouterr().err

@@ -20,23 +20,66 @@ def test_the_library_loads_without_benchmarks_or_teaching_code():
     assert not {"textrnn.bench", "textrnn.reference", "textrnn.gradflow"} & set(out)
 
 
-DOORS = ["app.py", "app_train.py", "app_inside.py", "app_compare.py", "workbench.py"]
+WEB = ROOT / "textrnn" / "web"
+DOORS = [ROOT / "app.py", *sorted(WEB.glob("*.py"))]  # the page: every module of it
+
+
+def _imports(tree: ast.AST, package: str = "textrnn.web") -> list[tuple[str, list[str]]]:
+    """(module, names) of every import, relative ones resolved against `package`."""
+    found = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            found += [(a.name, []) for a in n.names]
+        elif isinstance(n, ast.ImportFrom):
+            base = ".".join(package.split(".")[:len(package.split(".")) + 1 - n.level])
+            module = ".".join(p for p in (base, n.module or "") if p)
+            found.append((module, [a.name for a in n.names]))
+    return found
 
 
 def test_the_web_app_uses_the_public_api_only():
-    for name in DOORS:
-        tree = ast.parse((ROOT / name).read_text())
-        imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-        imported += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
-        assert not [m for m in imported if m.startswith("textrnn.")], name
+    """The page reaches the library through `textrnn` (its __all__) alone: no `textrnn.x`
+    module, in any import form (`import textrnn.x`, `from textrnn import x`, `from textrnn.x
+    import y`, `from .. import x`), and no attribute of `textrnn` outside __all__."""
+    public = set(textrnn.__all__)
+    for path in DOORS:
+        tree = ast.parse(path.read_text())
+        for module, names in _imports(tree):
+            if module.startswith("textrnn.web") or not module.startswith("textrnn"):
+                continue  # the page's own modules, or another package
+            assert module == "textrnn", f"{path.name} imports {module}"
+            assert set(names) <= public, f"{path.name}: from textrnn import {names}"
         used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
-                and isinstance(n.value, ast.Name) and n.value.id == "textrnn"}
-        assert used <= set(textrnn.__all__), (name, used - set(textrnn.__all__))
-    assert "textrnn" in (ROOT / "app.py").read_text()
+                and isinstance(n.value, ast.Name) and n.value.id == "textrnn"
+                and not n.attr.startswith("__")}  # a module's own __file__, __version__
+        assert used <= public, (path.name, used - public)
+    assert "textrnn.web" in (ROOT / "app.py").read_text()
+
+
+def test_the_public_api_test_sees_every_import_form():
+    """The check above, on imports it must refuse."""
+    for bad in ("import textrnn.checkpoint", "from textrnn import checkpoint",
+                "from textrnn.lm import LM", "from .. import checkpoint",
+                "from ..checkpoint import load"):
+        module, names = _imports(ast.parse(bad))[0]
+        assert module != "textrnn" or not set(names) <= set(textrnn.__all__), bad
+
+
+def test_the_library_never_loads_the_page_or_gradio():
+    code = ("import sys, textrnn, textrnn.cli\n"
+            "print(' '.join(m for m in sys.modules if m.startswith(('textrnn', 'gradio'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert "textrnn.cli" in out and not [m for m in out if m.startswith(("textrnn.web",
+                                                                          "gradio"))]
+    for path in sorted((ROOT / "textrnn").glob("*.py")):
+        for module, _ in _imports(ast.parse(path.read_text()), "textrnn"):
+            assert not module.startswith(("textrnn.web", "gradio")) or path.name == "cli.py", \
+                f"{path.name} imports {module}"
 
 
 def test_no_module_imports_another_modules_private_names():
-    for path in [*(ROOT / d for d in DOORS), *sorted((ROOT / "textrnn").glob("*.py"))]:
+    for path in [*DOORS, *sorted((ROOT / "textrnn").glob("*.py"))]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module != "__future__":
                 private = [a.name for a in node.names if a.name.startswith("_")

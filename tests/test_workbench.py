@@ -14,10 +14,10 @@ import pytest
 
 import textrnn
 
+from textrnn.web import workbench
+from textrnn.web.workbench import Refused, Workbench, check_text
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-import workbench  # noqa: E402
-from workbench import Refused, Workbench, check_text  # noqa: E402
 
 TEXT = (ROOT / "corpora" / "tiny.txt").read_text(encoding="utf-8") * 20  # 20 kB
 
@@ -162,9 +162,9 @@ def test_a_run_stopped_before_its_first_validation_keeps_a_model_to_list(tmp_pat
 
 APP_THAT_DIES = """
 import json, os, subprocess, sys
-config, errors = sys.argv[1], open(sys.argv[2], "w")
-child = subprocess.Popen([sys.executable, sys.argv[3], "--child", config], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=errors, text=True)
+config, errors = sys.argv[1], open(sys.argv[2], "w")  # the workbench's own child
+child = subprocess.Popen([sys.executable, "-m", "textrnn.web.trainer", config],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True)
 print(child.pid, flush=True)
 for line in child.stdout:
     if '"trained"' in line:
@@ -188,7 +188,7 @@ def test_a_child_whose_app_died_stops_and_saves(tmp_path):
               "tokenizer": "char", "time_budget": 60, "data_cache": str(tmp_path / "tokens"),
               "threads": 1}
     app = subprocess.run([sys.executable, "-c", APP_THAT_DIES, json.dumps(config),
-                          tmp_path / "stderr.txt", workbench.__file__],
+                          tmp_path / "stderr.txt"],
                          capture_output=True, text=True, timeout=120)
     child, deadline = int(app.stdout), time.time() + 30  # its budget is 60 s
     while _alive(child):

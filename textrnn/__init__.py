@@ -8,7 +8,7 @@
 
 __version__ = "0.1.0"
 
-from .checkpoint import FORMAT_VERSION, export_zip, read_config, read_metrics
+from .checkpoint import FORMAT_VERSION, export_zip, is_checkpoint, read_config, read_metrics
 from .config import TrainConfig
 from .fast import status as kernel_status
 from .lm import LM, load, model_card, new_seed
@@ -21,6 +21,6 @@ from .train import Reporter, Terminal, train
 __all__ = ["CELLS", "CharTokenizer", "FEATURES", "FORMAT_VERSION", "Findings", "Inspection", "LM",
            "MAX_INSPECT_CHARS", "MAX_SEED", "MIN_TEMPERATURE", "ModelConfig", "RNNLM", "Reporter",
            "Settings", "Terminal", "TrainConfig", "Unit", "__version__", "export_zip",
-           "find_units",
+           "find_units", "is_checkpoint",
            "generate", "kernel_status", "load", "model_card", "new_seed", "read_config",
            "read_metrics", "sample_next", "train"]

@@ -1,4 +1,5 @@
-"""The command line: `textrnn train | sample | eval | info | sweep`. A thin door over the library.
+"""The command line: `textrnn train | sample | eval | info | sweep | serve`. A thin door over the
+library (`serve` hands its flags to the page, textrnn/web/server.py).
 
 Every flag maps onto one field of `TrainConfig` or `ModelConfig`; a flag left out keeps the
 dataclass default (or, with --resume, the value the run was started with); the model's width,
@@ -142,6 +143,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (cpu)")
 
     _sweep_parser(sub)
+    sub.add_parser("serve", add_help=False, help="serve checkpoints in a web page "
+                   "(`textrnn serve [CHECKPOINTS] -h` lists its flags; needs the app extra)")
     p = sub.add_parser("info", help="print a checkpoint's model card")
     p.add_argument("checkpoint", help="a checkpoint or run folder")
     p.add_argument("--json", action="store_true", help="print config.json as it is")
@@ -315,10 +318,23 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _cmd_serve(argv: list[str]) -> int:
+    try:
+        from .web.server import main as serve
+    except ImportError as e:  # gradio is the app extra
+        raise ValueError(f"the web page needs Gradio ({e.name or e}): pip install -r "
+                         "requirements.txt, or pip install 'textrnn[app]'") from None
+    serve(argv, prog="textrnn serve")
+    return 0
+
+
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = _build_parser().parse_args(argv)
+    serving = argv[:1] == ["serve"]  # the page parses its own flags (and -h)
+    args = None if serving else _build_parser().parse_args(argv)
     try:
+        if serving:
+            return _cmd_serve(argv[1:])
         if args.command == "train":
             return _cmd_train(args, argv)
         return {"sample": _cmd_sample, "eval": _cmd_eval, "info": _cmd_info,

@@ -592,6 +592,6 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
                      "The best checkpoint is kept; more text would help more than more time")
     out, folder = shlex.quote(str(run.out)), shlex.quote(str(run.out.parent))
     reporter.hint(f"next: textrnn sample {out} --length 500    (text from the best checkpoint)\n"
-                  f"      python app.py --checkpoints {folder}    (the web page, with every run in "
+                  f"      textrnn serve {folder}    (the web page, with every run in "
                   f"{folder})")
     return run.out

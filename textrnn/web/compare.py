@@ -1,15 +1,19 @@
 """The page's Compare tab: one prompt, seed and settings, two models, their texts side by side as
-they are written. Built by app.py's `build`, from app.py's own generator."""
+they are written, by the Generate tab's own generation."""
 
 from __future__ import annotations
 
 import gradio as gr
 
+from .catalog import Catalog
+from .generate import make_generate, shown
+from .messages import warn
+from .request import seed_from
 
-def tab(catalog, generate, shown, seeded, warn):
-    """The tab's components; `generate` is app.make_generate's generator of (text, seed),
-    `shown` app.shown, `seeded` app._seed (blank: a fresh random seed) and `warn` app.warn.
-    Returns the two model lists, for the page's rescan."""
+
+def tab(catalog: Catalog):
+    """The tab's components. Returns the two model lists, for the page's rescan."""
+    generate = make_generate(catalog)
     gr.Markdown("The same prompt, seed and settings on two models, side by side: what one "
                 "learned that the other did not.")
     names = [n for _, n in catalog.choices()]
@@ -44,7 +48,7 @@ def tab(catalog, generate, shown, seeded, warn):
         """Both texts, a piece of each in turn, so they grow together; one seed for both, drawn
         here if blank."""
         try:
-            seed = str(seeded(seed))
+            seed = str(seed_from(seed))
         except gr.Error as e:
             yield gr.skip(), gr.skip(), f"⚠ {warn(e.message)}"
             return

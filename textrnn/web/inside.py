@@ -1,7 +1,7 @@
 """The page's Look inside tab: a text coloured by how surprised the model was at each character
 (hover for its top 5 guesses), or by one hidden unit's activation, and the units that follow
 simple features of the text. The library does the looking (`LM.inspect`, `find_units`); this
-file only draws. Built by app.py's `build`."""
+file only draws."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ import pandas as pd
 
 import textrnn
 
+from .catalog import Catalog
+from .messages import refuse
+
 MAX_INSIDE_CHARS = 3000    # a page's text: ~3,000 coloured spans stay quick to draw
 SURPRISE_TOP_BITS = 8.0    # bits at which the red is full
 CACHED = 4                 # inspections kept, so that switching views does not read again
@@ -26,18 +29,18 @@ CSS = ("#inside-view pre {white-space: pre-wrap; overflow-wrap: anywhere; margin
 
 
 class Looker:
-    """`LM.inspect` over a page's text, with the last few kept. `refuse(message)` is app.refuse:
-    the gr.Error a refused request raises (one log line, no traceback)."""
+    """`LM.inspect` over a page's text, with the last few kept; a request it cannot serve
+    raises `messages.refuse`'s gr.Error (one log line, no traceback)."""
 
-    def __init__(self, catalog, refuse):
-        self.catalog, self.refuse = catalog, refuse
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
         self._kept: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
     def inspect(self, name: str, text: str) -> textrnn.Inspection:
         text = str(text or "")
         if len(text) > MAX_INSIDE_CHARS:
-            raise self.refuse(f"The page looks at up to {MAX_INSIDE_CHARS:,} characters; this "
+            raise refuse(f"The page looks at up to {MAX_INSIDE_CHARS:,} characters; this "
                               f"text has {len(text):,}. Use LM.inspect for longer ones.")
         key = (name, text)
         with self._lock:
@@ -47,11 +50,11 @@ class Looker:
         try:
             lm = self.catalog.get(name)
         except gr.Error as e:
-            raise self.refuse(e.message) from None
+            raise refuse(e.message) from None
         try:
             found = lm.inspect(text)
         except ValueError as e:
-            raise self.refuse(f"Cannot look inside with this text: {e}.") from None
+            raise refuse(f"Cannot look inside with this text: {e}.") from None
         with self._lock:
             self._kept[key] = found
             while len(self._kept) > CACHED:
@@ -176,11 +179,11 @@ def tab(looker: Looker, model: gr.Dropdown) -> None:
         ins = looker.inspect(name, text)
         layers, width = ins.activations["h"].shape[0], ins.activations["h"].shape[2]
         if state not in ins.activations:
-            raise looker.refuse(f"{name} has no cell state c (only an LSTM has one); pick h.")
+            raise refuse(f"{name} has no cell state c (only an LSTM has one); pick h.")
         layer, unit = layer or 0, unit or 0
         if not (layer == int(layer) and unit == int(unit) and 0 <= layer < layers
                 and 0 <= unit < width):
-            raise looker.refuse(f"{name} has layers 0-{layers - 1} and units 0-{width - 1}; "
+            raise refuse(f"{name} has layers 0-{layers - 1} and units 0-{width - 1}; "
                                 f"give whole numbers in those ranges.")
         return unit_html(ins, int(layer), state, int(unit)), (
             f"{name}: red, the unit above zero; blue, below; hover for its value")
@@ -199,7 +202,7 @@ def tab(looker: Looker, model: gr.Dropdown) -> None:
         def run(*args):
             try:
                 return handler(*args)
-            except gr.Error as e:  # app.refuse's: logged, and escaped for the page already
+            except gr.Error as e:  # refuse's: logged, and escaped for the page already
                 gr.Warning(e.message)
                 return gr.skip(), f"⚠ {e.message}"
         return run

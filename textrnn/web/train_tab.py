@@ -1,6 +1,6 @@
 """The page's Train tab: bring a text, pick a budget and a tokenizer, watch the run learn, then
 generate from it and download it. The jobs themselves are workbench.py's; this file only draws
-them. Built by app.py's `build`."""
+them."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from catalog import CAPTION, PLOT, curve_table
-from workbench import (JOBS, MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused, Workbench, check_text,
-                       too_large)
+from .catalog import CAPTION, PLOT, Catalog, curve_table
+from .messages import warn
+from .workbench import (JOBS, MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused, Workbench, check_text,
+                        too_large)
 
 POLL_S = 1.0  # how often a visitor's page asks how its run is going
 
@@ -98,16 +99,16 @@ def _read_upload(path: str) -> tuple[bytes, str]:
     return p.read_bytes(), p.stem
 
 
-def tab(demo: gr.Blocks, bench: Workbench | None, catalog, model: gr.Dropdown,
-        mine: gr.BrowserState, job_id: gr.BrowserState, max_minutes: float, warn) -> None:
+def tab(demo: gr.Blocks, bench: Workbench | None, catalog: Catalog, model: gr.Dropdown,
+        mine: gr.BrowserState, job_id: gr.BrowserState) -> None:
     """The Train tab's components and events; `model` is the Generate tab's model list, which a
     finished run joins (for this visitor alone: `mine` holds their runs' names; `job_id` their
     run under way). Both live outside the tab: a tab's content mounts only when opened, too late
-    for a page load to read what the browser kept. `warn` is app.warn."""
+    for a page load to read what the browser kept."""
     if bench is None:
         gr.Markdown("Training in the page is turned off on this server (`--no-training`). "
-                    "Train on your own machine with `textrnn train YOUR_TEXT`, then `python "
-                    "app.py --checkpoints runs`.")
+                    "Train on your own machine with `textrnn train YOUR_TEXT`, then `textrnn "
+                    "serve runs`.")
         return
     gr.Markdown(f"Bring a text (a `.txt` file or a paste, at least a few pages, at most "
                 f"{MAX_CORPUS_BYTES // 2**20} MB) and watch a network learn it. The settings "
@@ -120,6 +121,7 @@ def tab(demo: gr.Blocks, bench: Workbench | None, catalog, model: gr.Dropdown,
             pasted = gr.Textbox(label="Or paste text", lines=6, elem_id="paste",
                                 max_length=MAX_CORPUS_BYTES)
         with gr.Column(scale=2):
+            max_minutes = bench.max_minutes
             minutes = gr.Slider(0.5, max_minutes, value=min(2, max_minutes), step=0.5,
                                 label="Training time", info="minutes", elem_id="minutes",
                                 buttons=[])

@@ -7,10 +7,10 @@ time, the others waiting in line. No training logic lives here.
     bench.position(job)   # 0 while it trains, 1.. while it waits
     bench.stop(job)       # ends it at a step's end; the checkpoint is kept
 
-The child is this file run as a script (`python workbench.py --child CONFIG`): it lowers its
-priority, then calls `textrnn.train` with a Reporter that writes each event (a line, the budget,
-a training or validation record, the end) as one JSON line on stdout, which a thread here reads
-into the job. A visitor never names a path: folders are named here, from a random id.
+The child is trainer.py (`python -m textrnn.web.trainer CONFIG`): it lowers its priority, then
+calls `textrnn.train` with a Reporter that writes each event (a line, the budget, a training or
+validation record, the end) as one JSON line on stdout, which a thread here reads into the job.
+A visitor never names a path: folders are named here, from a random id.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -28,10 +27,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import textrnn
+
+MAX_TRAIN_MINUTES = 10         # the most a visitor's run may train; --max-train-minutes lowers it
 MAX_CORPUS_BYTES = 2**20       # an upload or a paste; Gradio's own upload limit is the same
 MIN_CORPUS_CHARS = 500         # less is learned by heart in seconds; there is nothing to watch
 TOKENIZERS = ("char", "bpe", "byte")
-NICE = 10                      # the child's priority below the page's: generation stays quick
 JOBS = ".jobs"                 # beside the runs: each job's corpus, token files and zip
 CLEAN_EVERY_S = 600            # how often an idle workbench looks for runs past their age
 MAX_WAITING = 8                # runs in line at most; past it a visitor is told to come back
@@ -109,7 +110,8 @@ class Workbench:
     """Visitors' runs under `root`: a line of jobs, trained one at a time, and a cap on their
     age and on the disk they use (the oldest finished runs go first)."""
 
-    def __init__(self, root: str | Path, max_minutes: float = 10, keep_hours: float = 24,
+    def __init__(self, root: str | Path, max_minutes: float = MAX_TRAIN_MINUTES,
+                 keep_hours: float = 24,
                  max_mb: float = 500, threads: int | None = None):
         self.root = Path(root)
         self.max_minutes, self.keep_s, self.max_bytes = max_minutes, keep_hours * 3600, \
@@ -226,9 +228,9 @@ class Workbench:
             job.state = "preparing"
         with open(work / "stderr.txt", "w", encoding="utf-8") as errors:  # never a full pipe
             child = subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(config)],
+                [sys.executable, "-m", "textrnn.web.trainer", json.dumps(config)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
-                encoding="utf-8")
+                encoding="utf-8", env=_child_env())
         watchdog = threading.Timer(job.minutes * 60 + OVERTIME_S, child.kill)
         watchdog.start()
         with self._lock:
@@ -281,7 +283,6 @@ class Workbench:
 
     def _zip(self, job: Job) -> Path | None:
         """The run as `<name>.zip` (textrnn.export_zip), or None if it saved no checkpoint."""
-        import textrnn
         try:
             return textrnn.export_zip(self.run_folder(job),
                                       self.root / JOBS / job.id / f"{job.name}.zip", job.name)
@@ -317,78 +318,13 @@ class Workbench:
 def _has_best(run: Path) -> bool:
     """Whether a run folder holds a best checkpoint (a run stopped before its first
     validation has only last/)."""
-    from textrnn import checkpoint
-    return checkpoint.is_checkpoint(run)
+    return textrnn.is_checkpoint(run)
 
 
-# -- the child ---------------------------------------------------------------------------------
-
-def _child(config: dict) -> int:
-    """Train as `config` says, telling the parent on stdout (one JSON event a line)."""
-    try:
-        os.nice(NICE)
-    except (AttributeError, OSError):
-        pass
-    # Stop is the end of stdin: the parent closed it (or died). It is heard from the first
-    # moment and acted on at a step's end, never in the middle of an import or a save. A
-    # Ctrl-C in the app's terminal reaches this process too, to the same effect.
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-
-    def hear_stop():
-        while os.read(0, 4096):
-            pass
-        stop.set()
-
-    threading.Thread(target=hear_stop, daemon=True).start()
-    out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    os.dup2(2, 1)  # nothing else, Python or C, may write to the parent's line
-    sys.stdout = sys.stderr
-
-    def say(kind, value):
-        try:
-            out.write(json.dumps({kind: value}) + "\n")
-        except OSError:  # the app is gone (stdin's end says so too): stop, and save
-            stop.set()
-
-    return _child_train(config, say, stop)
-
-
-def _child_train(config: dict, say, stop: threading.Event) -> int:
-    import torch
-
-    import textrnn
-
-    torch.set_num_threads(config.pop("threads"))
-
-    class Events(textrnn.Reporter):
-        def log(self, message):
-            say("log", message)
-
-        def begin(self, budget, state):
-            say("begin", budget.seconds or 0)
-
-        def trained(self, state, record):
-            say("trained", record)
-
-        def validated(self, state, record):
-            say("validated", record)
-
-        def stepped(self, state):
-            if stop.is_set():  # Stop (or a Ctrl-C before the loop began)
-                raise KeyboardInterrupt
-
-    try:
-        textrnn.train(textrnn.TrainConfig(**config), reporter=Events())
-    except KeyboardInterrupt:
-        say("end", "stopped")
-        return 0
-    except (ValueError, OSError, MemoryError) as e:
-        say("error", str(e).splitlines()[0] if str(e) else type(e).__name__)
-        return 1
-    say("end", "done")
-    return 0
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
-    raise SystemExit(_child(json.loads(sys.argv[2])))
+def _child_env() -> dict:
+    """The environment of a job's child: this one, with the folder that holds the textrnn
+    package first on its path, so that `-m textrnn.web.trainer` finds this very copy (installed
+    or not, whatever the working folder)."""
+    home = str(Path(textrnn.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": home + (os.pathsep + path if path else "")}

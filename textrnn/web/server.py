@@ -1,0 +1,144 @@
+"""Serving the page: the command line (`textrnn serve`, `python -m textrnn.web`, the
+repository's app.py), the HTTP limits (request bodies, uploads, the queue) and the launch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a demo
+
+import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+
+import textrnn  # noqa: E402
+
+from . import inside  # noqa: E402
+from .catalog import Catalog  # noqa: E402
+from .generate import CONCURRENCY  # noqa: E402
+from .page import CSS, build  # noqa: E402
+from .workbench import MAX_TRAIN_MINUTES, Workbench  # noqa: E402
+
+QUEUE_SIZE = 64           # requests waiting beyond those; past it a visitor is told "busy"
+MAX_REQUEST_BYTES = 5 * 2**20  # any HTTP request body: an upload (4 MB) and its framing; a
+                               # prompt is at most ~8 KB of JSON
+MAX_FILE_SIZE = "4mb"     # Gradio's upload route; the Train tab refuses past 1 MB itself, saying so
+
+
+def main(argv: list[str] | None = None, home: str | Path = ".", prog: str | None = None) -> None:
+    """Serve the page as the command line `argv` says; the default folders are under `home`
+    (the repository, for its app.py; the working folder for `textrnn serve`)."""
+    home = Path(home)
+    parser = argparse.ArgumentParser(prog=prog,
+                                     description="Serve textrnn checkpoints in the browser.")
+    parser.add_argument("folder", nargs="?", metavar="CHECKPOINTS",
+                        help="folder whose sub-folders are checkpoints (default: checkpoints/)")
+    parser.add_argument("--checkpoints", default=str(home / "checkpoints"),
+                        help="the same folder, as a flag")
+    parser.add_argument("--host", default=None, help="address to listen on "
+                        "(default 127.0.0.1, or $GRADIO_SERVER_NAME)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port (default 7860 or the next free one, or $GRADIO_SERVER_PORT)")
+    parser.add_argument("--share", action="store_true", help="also open a public share link")
+    parser.add_argument("--queue-size", type=int, default=QUEUE_SIZE,
+                        help=f"requests that may wait while {CONCURRENCY} generate; past it a "
+                        f"visitor is told the app is busy ({QUEUE_SIZE})")
+    parser.add_argument("--runs", default=str(home / "runs" / "web"),
+                        help="folder for visitors' runs (default: runs/web/)")
+    parser.add_argument("--no-training", action="store_true",
+                        help="turn the Train tab off")
+    parser.add_argument("--max-train-minutes", type=float, default=MAX_TRAIN_MINUTES,
+                        help=f"the most a visitor's run may train ({MAX_TRAIN_MINUTES:g}; at "
+                        "least 1)")
+    parser.add_argument("--keep-runs-hours", type=float, default=24,
+                        help="visitors' runs older than this are removed (24)")
+    parser.add_argument("--max-runs-mb", type=float, default=500,
+                        help="disk visitors' runs may use; the oldest go first (500)")
+    args = parser.parse_args(argv)
+    args.checkpoints = args.folder or args.checkpoints
+    if args.queue_size < 1:
+        parser.error(f"--queue-size must be at least 1, got {args.queue_size}")
+    if not 1 <= args.max_train_minutes <= 24 * 60:
+        parser.error(f"--max-train-minutes must be between 1 and 1440, got "
+                     f"{args.max_train_minutes:g}")
+    if args.keep_runs_hours <= 0 or args.max_runs_mb <= 0:
+        parser.error("--keep-runs-hours and --max-runs-mb must be positive")
+    # Compile the generation kernel (once per machine, about a second; cached after) while the
+    # page starts, rather than on the first click.
+    threading.Thread(target=textrnn.kernel_status, daemon=True).start()
+    bench = None if args.no_training else Workbench(
+        args.runs, args.max_train_minutes, args.keep_runs_hours, args.max_runs_mb)
+    catalog = Catalog(args.checkpoints, private=None if bench is None else args.runs)
+    serve(build(catalog, bench), args.host, args.port, args.share,
+          queue_size=args.queue_size)
+
+
+class BodyLimit:
+    """ASGI middleware: a request whose body passes `limit` bytes gets one log line and 413,
+    before the app parses any of it (or, for a body sent in chunks with no declared length, the
+    app's own error if it has answered already)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        seen, started = 0, False
+
+        def refused():
+            print(f"textrnn app: refused: a {scope.get('path')} request over {self.limit:,} "
+                  "bytes", file=sys.stderr, flush=True)
+            return _TooLarge()
+
+        async def counted():  # a body sent in chunks, with no length declared
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise refused()
+            return message
+
+        async def tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            if not declared.isdigit() or int(declared) > self.limit:
+                raise refused()
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if started:  # the app has answered already (it caught the error itself)
+                return
+            await send({"type": "http.response.start", "status": 413,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": json.dumps(
+                {"detail": f"request too large: at most {self.limit:,} bytes"}).encode()})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def serve(demo: gr.Blocks, host=None, port=None, share=False, queue_size: int = QUEUE_SIZE,
+          concurrency: int = CONCURRENCY, block: bool = True) -> gr.Blocks:
+    """Launch the page with its limits: `concurrency` generations at once, `queue_size` more
+    waiting (past that Gradio answers 503 and the page says the app is busy), request bodies
+    and uploads capped."""
+    demo.queue(default_concurrency_limit=concurrency, max_size=queue_size).launch(
+        server_name=host, server_port=port, share=share or None, theme=gr.themes.Soft(),
+        css=CSS + inside.CSS, max_file_size=MAX_FILE_SIZE, prevent_thread_lock=True,
+        quiet=True,
+        app_kwargs={"middleware": [Middleware(BodyLimit, limit=MAX_REQUEST_BYTES)]})
+    if block:  # our own lines: Gradio's would advise `share=True` in code, not our --share
+        print(f"textrnn app: serving on {demo.local_url}"
+              + (f" and {demo.share_url}" if demo.share_url else
+                 " (--share for a public link too)"), flush=True)
+        demo.block_thread()
+    return demo
