@@ -3,17 +3,18 @@ they are written, by the Generate tab's own generation."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gradio as gr
 
 from .catalog import Catalog
-from .generate import make_generate, shown
-from .messages import warn
-from .request import seed_from
+from .generate import refused, shown, stream
+from .messages import refuse, warn
+from .request import BadSeed, Request
 
 
 def tab(catalog: Catalog):
     """The tab's components. Returns the two model lists, for the page's rescan."""
-    generate = make_generate(catalog)
     gr.Markdown("The same prompt, seed and settings on two models, side by side: what one "
                 "learned that the other did not.")
     names = [n for _, n in catalog.choices()]
@@ -45,29 +46,30 @@ def tab(catalog: Catalog):
                             elem_id="out-b", elem_classes=["sample"])
 
     def both(a, b, prompt, seed, length, temperature):
-        """Both texts, a piece of each in turn, so they grow together; one seed for both, drawn
-        here if blank."""
+        """Both texts, a piece of each in turn, so they grow together; one request (one seed,
+        drawn here if blank) for both."""
         try:
-            seed = str(seed_from(seed))
-        except gr.Error as e:
+            req = Request.parse(a, prompt, length, temperature, seed=seed)
+        except BadSeed as e:
             yield gr.skip(), gr.skip(), f"⚠ {warn(e.message)}"
             return
-        streams = [generate(a, prompt, length, temperature, 0, 1.0, seed),
-                   generate(b, prompt, length, temperature, 0, 1.0, seed)]
-        texts, starts = [None, None], [None, None]  # starts: the prompt's length, as used
-        while streams[0] or streams[1]:
-            for i, stream in enumerate(streams):
-                if stream is None:
-                    continue
-                try:
-                    texts[i], _ = next(stream)
-                except StopIteration:
-                    streams[i] = None
-                    continue
-                if starts[i] is None:
-                    starts[i] = len(texts[i])
-            yield (*(shown(t[:n], t[n:]) if t is not None else gr.skip()
-                     for t, n in zip(texts, starts)), f"seed used: {seed}")
+        except gr.Error as e:
+            raise refuse(e.message) from None
+        for note in req.cut:
+            warn(note)
+        streams = [stream(catalog, req), stream(catalog, replace(req, model=b))]
+        texts = [None, None]
+        with refused():
+            while streams[0] or streams[1]:
+                for i, texts_i in enumerate(streams):
+                    if texts_i is None:
+                        continue
+                    try:
+                        texts[i] = next(texts_i)
+                    except StopIteration:
+                        streams[i] = None
+                yield (*(shown(req.prompt, t) if t is not None else gr.skip() for t in texts),
+                       f"seed used: {req.seed}")
 
     run.click(both, [left, right, prompt, seed, length, temperature], [out_a, out_b, used],
               api_visibility="private", concurrency_id="generate")

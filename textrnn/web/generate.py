@@ -4,7 +4,7 @@ API, and the page's Stop."""
 from __future__ import annotations
 
 import contextlib
-import math
+from dataclasses import dataclass
 import html
 import threading
 import time
@@ -12,12 +12,11 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-import textrnn
 
-from .catalog import Catalog
+from .catalog import CAPTION, PLOT, Catalog
 from .messages import refuse, warn
 from .request import (MAX_NEW_CHARS, MAX_PROMPT_CHARS, MAX_TEMPERATURE, SEED_INFO, SEED_RULE,
-                      clamp, seed_from)
+                      BadSeed, Request)
 
 CONCURRENCY = 4           # generations run at once; more only share the same cores
 STREAM_EVERY_S = 0.03     # send the page at most ~30 updates a second; the first one at once
@@ -41,16 +40,43 @@ SHARE_JS = ("(model, prompt, length, temperature, top_k, top_p, seed) => { if (s
 
 
 def make_generate(catalog: Catalog):
+    """The /generate API's handler: a stream of (prompt + text so far, seed used); the seed
+    reproduces the sample."""
     def generate(name, prompt, length, temperature, top_k, top_p, seed):
-        """Stream (prompt + text so far, seed used); the seed reproduces the sample."""
-        try:
-            yield from stream_text(catalog, name, prompt, length, temperature, top_k, top_p, seed)
-        except gr.Error as e:
-            raise refuse(e.message) from None
-        except (ValueError, OSError, MemoryError) as e:
-            raise refuse(f"Could not generate: {e}") from None
+        with refused():
+            req = Request.parse(name, prompt, length, temperature, top_k, top_p, seed)
+            for note in req.cut:
+                warn(note)
+            for text in stream(catalog, req):
+                yield req.prompt + text, req.seed
 
     return generate
+
+
+@contextlib.contextmanager
+def refused():
+    """What a generation raises, as the page says it: one line, logged, no traceback."""
+    try:
+        yield
+    except gr.Error as e:
+        raise refuse(e.message) from None
+    except (ValueError, OSError, MemoryError) as e:
+        raise refuse(f"Could not generate: {e}") from None
+
+
+def stream(catalog: Catalog, req: Request) -> Iterator[str]:
+    """The text written so far, after the prompt: "" at once, then at most every
+    STREAM_EVERY_S seconds, then the whole of it."""
+    lm = catalog.get(req.model)
+    text, last = "", 0.0
+    yield text
+    for piece in lm.stream(req.prompt, req.length, **req.settings()):
+        text += piece
+        now = time.perf_counter()
+        if now - last >= STREAM_EVERY_S:
+            last = now
+            yield text
+    yield text
 
 
 class Stops:
@@ -84,31 +110,29 @@ class Stops:
 
 
 def make_page_generate(catalog: Catalog, stops: Stops):
-    """The page's own handler: `generate`, except that a seed it cannot use keeps the text
-    on screen and flags the seed field, instead of turning the outputs into errors, and that
-    `stops` can end it early."""
-    generate = make_generate(catalog)
+    """The page's own handler: the stream of `make_generate`, except that a seed it cannot use
+    keeps the text on screen and flags the seed field, instead of turning the outputs into
+    errors, and that `stops` can end it early."""
 
     def page_generate(name, prompt, length, temperature, top_k, top_p, seed,
                       request: gr.Request = None):
         try:
-            seed_from(seed)
-        except gr.Error as e:
+            req = Request.parse(name, prompt, length, temperature, top_k, top_p, seed)
+        except BadSeed as e:
             warn(e.message)
             yield gr.skip(), gr.skip(), gr.Textbox(info=f"⚠ {SEED_RULE}"), gr.skip()
             return
-        want, start, n = int(clamp(length, 0, MAX_NEW_CHARS, 300)), None, 0
-        stream = generate(name, prompt, length, temperature, top_k, top_p, seed)
-        with stops.watch(request) as stop, contextlib.closing(stream):
-            for text, seed_used in stream:
-                if start is None:  # the first update is the prompt (as used: maybe cut)
-                    start = len(text)
-                    yield (shown(text, ""), seed_used, gr.Textbox(info=SEED_INFO),
-                           f"0 / {want:,} characters")
-                    continue
-                n = len(text) - start
-                yield shown(text[:start], text[start:]), seed_used, gr.skip(), \
-                    f"{n:,} / {want:,} characters"
+        except gr.Error as e:
+            raise refuse(e.message) from None
+        for note in req.cut:
+            warn(note)
+        want, n, info = req.length, 0, gr.Textbox(info=SEED_INFO)  # the first update: the prompt
+        texts = stream(catalog, req)
+        with refused(), stops.watch(request) as stop, contextlib.closing(texts):
+            for text in texts:
+                n = len(text)
+                yield shown(req.prompt, text), req.seed, info, f"{n:,} / {want:,} characters"
+                info = gr.skip()
                 if stop.is_set():
                     yield gr.skip(), gr.skip(), gr.skip(), f"stopped at {n:,} / {want:,} characters"
                     return
@@ -117,29 +141,129 @@ def make_page_generate(catalog: Catalog, stops: Stops):
     return page_generate
 
 
-def stream_text(catalog: Catalog, name, prompt, length, temperature, top_k, top_p, seed):
-    """The generation behind `make_generate`: checks and clamps, then streams."""
-    lm = catalog.get(name)
-    prompt = str(prompt or "")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        warn(f"Prompt cut to its last {MAX_PROMPT_CHARS} characters.")
-        prompt = prompt[-MAX_PROMPT_CHARS:]
-    if clamp(length, 0, math.inf, 0) > MAX_NEW_CHARS:
-        warn(f"Length cut to {MAX_NEW_CHARS:,} characters.")
-    length = int(clamp(length, 0, MAX_NEW_CHARS, 300))
-    temperature = clamp(temperature, 0, MAX_TEMPERATURE, 0.8)
-    temperature = 0.0 if temperature < textrnn.MIN_TEMPERATURE else temperature
-    top_k = int(clamp(top_k, 0, 10**6, 0)) or None          # 0 = off
-    top_p = clamp(top_p, 0.01, 1.0, 1.0)
-    top_p = None if top_p >= 1 else top_p                   # 1 = off
-    seed = seed_from(seed)
-    text, last = prompt, 0.0
-    yield text, seed
-    for piece in lm.stream(prompt, length, temperature=temperature, top_k=top_k,
-                           top_p=top_p, seed=seed):
-        text += piece
-        now = time.perf_counter()
-        if now - last >= STREAM_EVERY_S:
-            last = now
-            yield text, seed
-    yield text, seed
+@dataclass
+class Tab:
+    """The Generate tab's components."""
+    model: gr.Dropdown
+    prompt: gr.Textbox
+    examples: gr.Dataset
+    run: gr.Button
+    stop: gr.Button
+    output: gr.HTML
+    status: gr.Markdown
+    copy: gr.Button
+    length: gr.Slider
+    temperature: gr.Slider
+    top_k: gr.Slider
+    top_p: gr.Slider
+    seed: gr.Textbox
+    used: gr.Textbox
+    card: gr.Markdown
+    curve: gr.LinePlot
+
+    @property
+    def settings(self) -> list:
+        """A request's fields, in the order of its handlers' parameters (the model's first)."""
+        return [self.prompt, self.length, self.temperature, self.top_k, self.top_p, self.seed]
+
+    @property
+    def outputs(self) -> list:
+        """What a generation updates: the text, the seed used, the seed field, the status."""
+        return [self.output, self.used, self.seed, self.status]
+
+
+def tab(catalog: Catalog) -> Tab:
+    """The tab's components and events (the /generate API among them)."""
+    t = _layout(catalog)
+    t.model.change(_select(catalog), t.model, [t.card, t.curve, t.examples],
+                   api_visibility="private")
+    stops = Stops()
+    event = t.run.click(make_page_generate(catalog, stops), [t.model, *t.settings], t.outputs,
+                        api_visibility="private", concurrency_id="generate")
+    event.then(None, [t.model, *t.settings[:-1], t.used], None, js=SHARE_JS,
+               api_visibility="private")
+    t.examples.click(lambda sample: sample[0], t.examples, t.prompt, api_visibility="private")
+    t.copy.click(None, js="() => navigator.clipboard.writeText("
+                 "document.querySelector('#output pre')?.innerText ?? '')",
+                 api_visibility="private")
+    t.stop.click(stops.stop, None, None, api_visibility="private", queue=False)
+    generate = make_generate(catalog)
+
+    def api_generate(name: str, prompt: str, length: float, temperature: float,
+                     top_k: float, top_p: float, seed: str) -> Iterator[tuple[str, int]]:
+        """Stream (prompt + text so far, seed used); see docs/web-app.md."""
+        yield from generate(name, prompt, length, temperature, top_k, top_p, seed)
+
+    gr.api(api_generate, api_name="generate", concurrency_id="generate")
+    return t
+
+
+def _select(catalog: Catalog):
+    def select(name):
+        """A model picked: its card, its loss curve and its example prompts."""
+        prompts = catalog.examples(name)
+        return (catalog.card(name), catalog.curve(name),
+                gr.Dataset(samples=[[p] for p in prompts], visible=bool(prompts)))
+    return select
+
+
+def _layout(catalog: Catalog) -> Tab:
+    first = catalog.default()
+    with gr.Row():
+        with gr.Column(scale=3):
+            model = gr.Dropdown(catalog.choices(), value=first, label="Model", elem_id="model")
+            prompt = gr.Textbox(label="Prompt", lines=3, elem_id="prompt",
+                                max_length=MAX_PROMPT_CHARS,
+                                placeholder="Start the text here, or leave it empty")
+            examples = gr.Dataset(components=[prompt], label="Examples",
+                                  samples=[[p] for p in catalog.examples(first)],
+                                  visible=bool(catalog.examples(first)))
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="generate")
+                stop = gr.Button("Stop", variant="stop")
+            output = gr.HTML(shown("", ""), label="Text", show_label=True, container=True,
+                             min_height=320, max_height=640, autoscroll=True,
+                             elem_id="output", elem_classes=["sample"])
+            with gr.Row():
+                status = gr.Markdown("", elem_id="status")
+                copy = gr.Button("Copy text", size="sm", scale=0, elem_id="copy")
+        with gr.Column(scale=2):
+            length = gr.Slider(1, MAX_NEW_CHARS, value=400, step=1, label="Length",
+                               info="characters to generate", elem_id="length",
+                               buttons=[])
+            temperature = gr.Slider(0, MAX_TEMPERATURE, value=0.8, step=0.05,
+                                    label="Temperature", info="0 = always the likeliest",
+                                    buttons=[])
+            top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k",
+                              info="sample from the k likeliest; 0 = off", buttons=[])
+            top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p",
+                              info="sample from the likeliest whose odds reach p; 1 = off",
+                              buttons=[])
+            seed = gr.Textbox(label="Seed", placeholder="random", info=SEED_INFO,
+                              elem_id="seed")
+            used = gr.Textbox(label="Seed used", interactive=False, elem_id="used",
+                              placeholder="none yet")
+            card = gr.Markdown(catalog.card(first) if first else catalog.card(""),
+                               elem_id="card")
+            gr.Markdown(CAPTION, elem_id="curve-caption")
+            curve = gr.LinePlot(catalog.curve(first) if first else None,
+                                label="Loss while training", elem_id="curve", **PLOT)
+
+    return Tab(model, prompt, examples, run, stop, output, status, copy, length, temperature,
+               top_k, top_p, seed, used, card, curve)
+
+
+def from_link(catalog: Catalog):
+    """The handler that, after a page load whose link held a model and a seed (its first
+    input), draws that sample: the Generate tab's own handler."""
+    page_generate = make_page_generate(catalog, Stops())
+
+    def draw(go, name, prompt, length, temperature, top_k, top_p, seed,
+             request: gr.Request = None):  # (one parameter per field: Gradio's way)
+        if go:
+            yield from page_generate(name, prompt, length, temperature, top_k, top_p, seed,
+                                     request)
+        else:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+
+    return draw

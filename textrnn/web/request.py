@@ -1,8 +1,12 @@
-"""The page's limits on a generation request, and the checks that hold a request to them."""
+"""A generation request as the page takes it: checked once where it enters (the Generate tab,
+Compare, a shared link, /generate), then trusted. Numbers out of range are clamped to the page's
+limits, and what was cut is said; a seed that cannot be used, or a model name that is not a
+name, is refused."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -24,6 +28,50 @@ def clamp(value, low, high, default):
     return default if math.isnan(value) else min(max(value, low), high)
 
 
+class BadSeed(gr.Error):
+    """A seed that cannot be used: the page flags its field rather than the text."""
+
+
+@dataclass(frozen=True)
+class Request:
+    model: str                # a name from the catalog (looked up when it runs)
+    prompt: str               # as used: its last MAX_PROMPT_CHARS characters
+    length: int               # characters to write, 0..MAX_NEW_CHARS
+    temperature: float        # 0 (the likeliest), or MIN_TEMPERATURE..MAX_TEMPERATURE
+    top_k: int | None         # None: off
+    top_p: float | None       # None: off
+    seed: int                 # the seed used: a blank one is drawn here, once
+    cut: tuple[str, ...] = ()  # what was cut to the limits, to tell the visitor
+
+    @classmethod
+    def parse(cls, model, prompt, length, temperature, top_k=0, top_p=1.0, seed=None
+              ) -> Request:
+        """The request that these fields (as a page or an API call sends them) ask for; a seed
+        or a model name it cannot use raises gr.Error, checked before anything else."""
+        seed = seed_from(seed)
+        if not isinstance(model, str):
+            raise gr.Error(f"The model must be named by a string; got {type(model).__name__}.")
+        cut = []
+        prompt = str(prompt or "")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            cut.append(f"Prompt cut to its last {MAX_PROMPT_CHARS} characters.")
+            prompt = prompt[-MAX_PROMPT_CHARS:]
+        if clamp(length, 0, math.inf, 0) > MAX_NEW_CHARS:
+            cut.append(f"Length cut to {MAX_NEW_CHARS:,} characters.")
+        temperature = clamp(temperature, 0, MAX_TEMPERATURE, 0.8)
+        top_p = clamp(top_p, 0.01, 1.0, 1.0)
+        return cls(model, prompt, int(clamp(length, 0, MAX_NEW_CHARS, 300)),
+                   0.0 if temperature < textrnn.MIN_TEMPERATURE else temperature,
+                   int(clamp(top_k, 0, 10**6, 0)) or None,         # 0 = off
+                   None if top_p >= 1 else top_p,                  # 1 = off
+                   seed, tuple(cut))
+
+    def settings(self) -> dict:
+        """The sampling settings, as `LM.stream` takes them."""
+        return dict(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
+                    seed=self.seed)
+
+
 def seed_from(value) -> int:
     """Blank means a fresh random seed; anything else must be a whole number, used as is."""
     if value is None or str(value).strip() == "":
@@ -31,9 +79,9 @@ def seed_from(value) -> int:
     try:
         seed = int(str(value).strip())
     except ValueError:
-        raise gr.Error(f"Seed must be a whole number, or blank for a random one; got {value!r}.")
+        raise BadSeed(f"Seed must be a whole number, or blank for a random one; got {value!r}.")
     if abs(seed) > MAX_SEED:
-        raise gr.Error(f"Seed must be between -{MAX_SEED:,} and {MAX_SEED:,}; got {seed}.")
+        raise BadSeed(f"Seed must be between -{MAX_SEED:,} and {MAX_SEED:,}; got {seed}.")
     return seed
 
 
@@ -54,6 +102,6 @@ def shared_settings(query, models: list[str]) -> dict:
     try:
         if str(query.get("seed", "")).strip():  # blank would draw a random one
             out["seed"] = str(seed_from(query["seed"]))  # whole numbers within MAX_SEED only
-    except gr.Error:
+    except BadSeed:
         pass
     return out
