@@ -32,18 +32,8 @@ def tab(catalog: Catalog):
             run = gr.Button("Compare", variant="primary", elem_id="compare")
             used = gr.Markdown("", elem_id="compare-used")
     with gr.Row():
-        with gr.Column():
-            left = gr.Dropdown(catalog.choices(), value=names[0] if names else None,
-                               label="Model A", elem_id="model-a")
-            out_a = gr.HTML(shown("", ""), label="Model A's text", show_label=True,
-                            container=True, min_height=240, max_height=560, autoscroll=True,
-                            elem_id="out-a", elem_classes=["sample"])
-        with gr.Column():
-            right = gr.Dropdown(catalog.choices(), value=names[1 if len(names) > 1 else 0]
-                                if names else None, label="Model B", elem_id="model-b")
-            out_b = gr.HTML(shown("", ""), label="Model B's text", show_label=True,
-                            container=True, min_height=240, max_height=560, autoscroll=True,
-                            elem_id="out-b", elem_classes=["sample"])
+        left, out_a = _side(catalog, "A", names[0] if names else None)
+        right, out_b = _side(catalog, "B", names[1 if len(names) > 1 else 0] if names else None)
 
     def both(a, b, prompt, seed, length, temperature):
         """Both texts, a piece of each in turn, so they grow together; one request (one seed,
@@ -74,3 +64,14 @@ def tab(catalog: Catalog):
     run.click(both, [left, right, prompt, seed, length, temperature], [out_a, out_b, used],
               api_visibility="private", concurrency_id="generate")
     return left, right
+
+
+def _side(catalog: Catalog, which: str, name: str | None) -> tuple[gr.Dropdown, gr.HTML]:
+    """One model's column: its list and its text."""
+    with gr.Column():
+        model = gr.Dropdown(catalog.choices(), value=name, label=f"Model {which}",
+                            elem_id=f"model-{which.lower()}")
+        out = gr.HTML(shown("", ""), label=f"Model {which}'s text", show_label=True,
+                      container=True, min_height=240, max_height=560, autoscroll=True,
+                      elem_id=f"out-{which.lower()}", elem_classes=["sample"])
+    return model, out

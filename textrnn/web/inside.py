@@ -61,6 +61,50 @@ class Looker:
                 self._kept.popitem(last=False)
         return found
 
+    def look(self, name, text):
+        """A text coloured by surprise, and its totals."""
+        ins = self.inspect(name, text)
+        return surprise_html(ins), f"{name}: {totals(ins)}"
+
+    def colour(self, name, text, layer, state, unit):
+        """A text coloured by one unit, checked to be one this model has."""
+        ins = self.inspect(name, text)
+        layers, width = ins.activations["h"].shape[0], ins.activations["h"].shape[2]
+        if state not in ins.activations:
+            raise refuse(f"{name} has no cell state c (only an LSTM has one); pick h.")
+        layer, unit = layer or 0, unit or 0
+        if not (layer == int(layer) and unit == int(unit) and 0 <= layer < layers
+                and 0 <= unit < width):
+            raise refuse(f"{name} has layers 0-{layers - 1} and units 0-{width - 1}; "
+                         f"give whole numbers in those ranges.")
+        return unit_html(ins, int(layer), state, int(unit)), (
+            f"{name}: red, the unit above zero; blue, below; hover for its value")
+
+    def rank(self, name, text):
+        """The units that follow a feature best, as a table."""
+        ins = self.inspect(name, text)
+        found = textrnn.find_units(ins, top=5)
+        note = ("; constant here, so not scored: " + ", ".join(found.constant)
+                if found.constant else "")
+        return units_table(found), f"{name}: units ranked over {len(ins.pieces):,} tokens{note}"
+
+
+def kept(handler):
+    """`handler` (its outputs: a drawing, then the line under the text) as the page runs
+    it: refused, it leaves the drawing as it was and says why (a toast, and that line)
+    instead of Gradio's error badges."""
+    def run(*args):
+        try:
+            return handler(*args)
+        except gr.Error as e:  # refuse's: logged, and escaped for the page already
+            gr.Warning(e.message)
+            return gr.skip(), f"⚠ {e.message}"
+    return run
+
+def pick(rows: pd.DataFrame, evt: gr.SelectData):
+    row = rows.iloc[evt.index[0]]
+    return int(row["layer"]), str(row["state"]), int(row["unit"])
+
 
 def _span(piece: str, colour: str, title: str) -> str:
     return (f'<span style="background:{colour}" title="{html.escape(title, quote=True)}">'
@@ -171,51 +215,11 @@ def tab(looker: Looker, model: gr.Dropdown) -> None:
                                  "(|Pearson r| over this text; select a row to see it)",
                                  interactive=False, elem_id="units")
 
-    def look(name, text):
-        ins = looker.inspect(name, text)
-        return surprise_html(ins), f"{name}: {totals(ins)}"
-
-    def colour(name, text, layer, state, unit):
-        ins = looker.inspect(name, text)
-        layers, width = ins.activations["h"].shape[0], ins.activations["h"].shape[2]
-        if state not in ins.activations:
-            raise refuse(f"{name} has no cell state c (only an LSTM has one); pick h.")
-        layer, unit = layer or 0, unit or 0
-        if not (layer == int(layer) and unit == int(unit) and 0 <= layer < layers
-                and 0 <= unit < width):
-            raise refuse(f"{name} has layers 0-{layers - 1} and units 0-{width - 1}; "
-                                f"give whole numbers in those ranges.")
-        return unit_html(ins, int(layer), state, int(unit)), (
-            f"{name}: red, the unit above zero; blue, below; hover for its value")
-
-    def rank(name, text):
-        ins = looker.inspect(name, text)
-        found = textrnn.find_units(ins, top=5)
-        note = ("; constant here, so not scored: " + ", ".join(found.constant)
-                if found.constant else "")
-        return units_table(found), f"{name}: units ranked over {len(ins.pieces):,} tokens{note}"
-
-    def kept(handler):
-        """`handler` (its outputs: a drawing, then the line under the text) as the page runs
-        it: refused, it leaves the drawing as it was and says why (a toast, and that line)
-        instead of Gradio's error badges."""
-        def run(*args):
-            try:
-                return handler(*args)
-            except gr.Error as e:  # refuse's: logged, and escaped for the page already
-                gr.Warning(e.message)
-                return gr.skip(), f"⚠ {e.message}"
-        return run
-
-    def pick(rows: pd.DataFrame, evt: gr.SelectData):
-        row = rows.iloc[evt.index[0]]
-        return int(row["layer"]), str(row["state"]), int(row["unit"])
-
     take.click(None, None, text, js="() => document.querySelector('#output pre')?.innerText "
                "?? ''", api_visibility="private")
     same = dict(api_visibility="private", concurrency_id="generate")  # shares the CPU limit
-    surprise.click(kept(look), [model, text], [view, summary], **same)
-    show_unit.click(kept(colour), [model, text, layer, state, unit], [view, summary], **same)
-    find.click(kept(rank), [model, text], [table, summary], **same)
+    surprise.click(kept(looker.look), [model, text], [view, summary], **same)
+    show_unit.click(kept(looker.colour), [model, text, layer, state, unit], [view, summary], **same)
+    find.click(kept(looker.rank), [model, text], [table, summary], **same)
     table.select(pick, table, [layer, state, unit], api_visibility="private").then(
-        kept(colour), [model, text, layer, state, unit], [view, summary], **same)
+        kept(looker.colour), [model, text, layer, state, unit], [view, summary], **same)

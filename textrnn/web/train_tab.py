@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 
@@ -110,6 +111,21 @@ def tab(demo: gr.Blocks, bench: Workbench | None, catalog: Catalog, model: gr.Dr
                     "Train on your own machine with `textrnn train YOUR_TEXT`, then `textrnn "
                     "serve runs`.")
         return
+    c = _layout(bench)
+    h = Handlers(bench, catalog)
+    c.start.click(lambda: gr.DownloadButton(visible=False), None, c.download,
+                  api_visibility="private").then(
+        h.submit, [c.upload, c.pasted, c.minutes, c.tokenizer, job_id],
+        [job_id, c.status, c.timer, c.download], api_visibility="private")
+    shown = [c.status, c.sample, c.chosen, c.curve, c.download, c.timer, mine, model]  # poll's
+    c.timer.tick(h.poll, [job_id, mine], shown, api_visibility="private")
+    c.stop.click(h.halt, job_id, c.status, api_visibility="private")
+    demo.load(h.poll, [job_id, mine], shown,
+              api_visibility="private")  # a reload picks up this visitor's run again
+
+
+def _layout(bench: Workbench) -> SimpleNamespace:
+    """The tab's components, by name."""
     gr.Markdown(f"Bring a text (a `.txt` file or a paste, at least a few pages, at most "
                 f"{MAX_CORPUS_BYTES // 2**20} MB) and watch a network learn it. The settings "
                 "are chosen for your text and budget, and shown as they are chosen. One run "
@@ -145,10 +161,20 @@ def tab(demo: gr.Blocks, bench: Workbench | None, catalog: Catalog, model: gr.Dr
             curve = gr.LinePlot(None, label="Loss while training", elem_id="train-curve",
                                 **PLOT)
     timer = gr.Timer(POLL_S, active=False)
+    return SimpleNamespace(upload=upload, pasted=pasted, minutes=minutes, tokenizer=tokenizer,
+                           start=start, stop=stop, status=status, download=download,
+                           sample=sample, chosen=chosen, curve=curve, timer=timer)
 
-    def submit(path, text, minutes, tokenizer, current):
+
+class Handlers:
+    """The tab's events over one workbench: queue a run, report on it, stop it."""
+
+    def __init__(self, bench: Workbench, catalog: Catalog):
+        self.bench, self.catalog = bench, catalog
+
+    def submit(self, path, text, minutes, tokenizer, current):
         try:
-            going = bench.get(current)
+            going = self.bench.get(current)
             if going is not None and not going.finished:
                 raise Refused("Your run is still going: stop it first, or let it finish.")
             if path:
@@ -156,53 +182,43 @@ def tab(demo: gr.Blocks, bench: Workbench | None, catalog: Catalog, model: gr.Dr
                 corpus = check_text(data)
             else:
                 corpus, label = check_text(text or ""), "pasted"
-            job = bench.submit(corpus, _minutes(minutes), str(tokenizer), label)
+            job = self.bench.submit(corpus, _minutes(minutes), str(tokenizer), label)
         except OSError as e:
             print(f"textrnn app: a run could not be queued: {e}", flush=True)
             said = warn("The run could not be queued (the server's disk); try again later.")
             return gr.skip(), f"⚠ {said}", gr.skip(), gr.skip()  # a run under way keeps its poll
         except Refused as e:
             return gr.skip(), f"⚠ {warn(e)}", gr.skip(), gr.skip()
-        return job.id, describe(bench, job), gr.Timer(active=True), gr.DownloadButton(
+        return job.id, describe(self.bench, job), gr.Timer(active=True), gr.DownloadButton(
             visible=False)
 
-    def poll(job_id, mine):
-        job = bench.get(job_id)
+    def poll(self, job_id, mine):
+        job = self.bench.get(job_id)
         if job is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(
                 active=False), gr.skip(), gr.skip()
         last = job.samples[-1] if job.samples else None
         text = f"(step {last[0]:,})\n{last[1]}" if last else ""
         if not job.finished:
-            return (describe(bench, job), text, _said(bench, job), _curve(job), gr.skip(),
+            return (describe(self.bench, job), text, _said(self.bench, job), _curve(job), gr.skip(),
                     gr.Timer(active=True), gr.skip(), gr.skip())
         served = _served(job)
         mine = list(mine or [])
         if served and job.name not in mine:
             mine.append(job.name)
-        catalog.forget(job.name)  # a page load may have read it mid-run
-        catalog.rescan()
-        listed = gr.Dropdown(choices=catalog.choices(mine),
+        self.catalog.forget(job.name)  # a page load may have read it mid-run
+        self.catalog.rescan()
+        listed = gr.Dropdown(choices=self.catalog.choices(mine),
                              **({"value": job.name} if served else {}))
-        return (describe(bench, job), text, _said(bench, job), _curve(job),
+        return (describe(self.bench, job), text, _said(self.bench, job), _curve(job),
                 gr.DownloadButton(value=served, visible=bool(served)), gr.Timer(active=False),
                 mine, listed)
 
-    def halt(job_id):
-        job = bench.get(job_id)
+    def halt(self, job_id):
+        job = self.bench.get(job_id)
         if job is not None and not job.finished:
             if job.stop_asked:
                 return "already stopping: the run saves its checkpoint, then ends"
-            bench.stop(job)
+            self.bench.stop(job)
             return "stopping: the run ends at its next step and keeps its checkpoint"
         return gr.skip()
-
-    start.click(lambda: gr.DownloadButton(visible=False), None, download,
-                api_visibility="private").then(
-        submit, [upload, pasted, minutes, tokenizer, job_id],
-        [job_id, status, timer, download], api_visibility="private")
-    shown = [status, sample, chosen, curve, download, timer, mine, model]  # what `poll` updates
-    timer.tick(poll, [job_id, mine], shown, api_visibility="private")
-    stop.click(halt, job_id, status, api_visibility="private")
-    demo.load(poll, [job_id, mine], shown,
-              api_visibility="private")  # a reload picks up this visitor's run again
