@@ -4,7 +4,6 @@ run spans two `torchrun` "machines", and a dead rank stops its peers instead of 
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from safetensors.torch import load_file
 
 from conftest import TINY
 from textrnn import checkpoint
+from support import free_port
 
 SMALL = ["--hidden", "16", "--embed", "8", "--layers", "2", "--batch-size", "4", "--seq-len",
          "16", "--precision", "fp32", "--dropout", "0", "--lr", "0.01", "--no-progress"]
@@ -28,15 +28,9 @@ def corpus(tmp_path):
     return path
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch(args, world: int = 1, port: int | None = None, env: dict | None = None):
     """`python -m textrnn train ARGS` as `world` ranks set up as torchrun sets them up."""
-    port = port or _port()
+    port = port or free_port()
     procs = []
     for rank in range(world):
         e = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
@@ -145,7 +139,7 @@ def test_a_batch_that_does_not_split_is_refused(corpus, tmp_path):
 
 
 def test_two_torchrun_machines_train_one_run(corpus, tmp_path):
-    port, out = _port(), tmp_path / "r"
+    port, out = free_port(), tmp_path / "r"
     procs = [subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node",
          "1", "--node-rank", str(node), "--rdzv-backend", "c10d", "--rdzv-endpoint",

@@ -1,0 +1,172 @@
+"""The page's handlers and catalog, called directly (no server)."""
+
+import html
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import gradio as gr
+import pytest
+
+from textrnn.web import messages, request
+from textrnn.web.catalog import Catalog
+from textrnn.web.page import build
+from support import run_all
+
+
+def test_catalog_lists_good_and_broken_folders(catalog):
+    assert catalog.choices() == [("broken (unavailable)", "broken"),
+                                 ("future (unavailable)", "future"), ("tiny", "tiny"),
+                                 ("tiny-bpe", "tiny-bpe")]
+    assert catalog.default() == "tiny"
+    assert "version 99" in catalog.card("future") and "corrupt" in catalog.card("broken")
+    assert "a toy" in catalog.card("tiny") and "2-layer LSTM" in catalog.card("tiny")
+    assert catalog.examples("tiny") == ["ANNA:\n", "The sea"] and catalog.examples("broken") == []
+
+
+def test_stream_grows_and_ends_at_the_asked_length(catalog):
+    outs = run_all(catalog)
+    texts = [t for t, _ in outs]
+    assert texts[0] == "ANNA:" and len(texts[-1]) == len("ANNA:") + 120
+    assert all(b.startswith(a) and len(b) >= len(a) for a, b in zip(texts, texts[1:]))
+    assert {s for _, s in outs} == {7}
+
+
+def test_a_bpe_checkpoint_streams_whole_characters(catalog):
+    outs = run_all(catalog, name="tiny-bpe", prompt="Café 🙂 ", length=200, temperature=1.0)
+    texts = [t for t, _ in outs]
+    assert len(texts[-1]) == len("Café 🙂 ") + 200
+    assert all(b.startswith(a) for a, b in zip(texts, texts[1:]))
+    assert "bpe" in catalog.card("tiny-bpe")
+
+
+def test_seed_reproduces_and_blank_seed_is_reported(catalog):
+    assert run_all(catalog)[-1] == run_all(catalog)[-1]
+    text, seed = run_all(catalog, seed=None)[-1]
+    assert isinstance(seed, int) and run_all(catalog, seed=seed)[-1] == (text, seed)
+
+
+def test_limits_hold(catalog):
+    text, _ = run_all(catalog, prompt="", length=10**9, temperature=99, top_k=-3,
+                      top_p=-1)[-1]
+    assert len(text) == request.MAX_NEW_CHARS
+    long_prompt = "x" * (request.MAX_PROMPT_CHARS + 50)
+    text, _ = run_all(catalog, prompt=long_prompt, length=5)[-1]
+    assert len(text) == request.MAX_PROMPT_CHARS + 5
+    text, _ = run_all(catalog, prompt="日本語 🙂", length=20, temperature=float("nan"))[-1]
+    assert text.startswith("日本語 🙂") and len(text) == len("日本語 🙂") + 20
+
+
+def test_concurrent_requests_get_their_own_results(catalog):
+    seeds = (1, 2, 3, 4)
+    alone = [run_all(catalog, seed=s)[-1] for s in seeds]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda s: run_all(catalog, seed=s)[-1], seeds))
+    assert together == alone and len(set(alone)) == 4
+
+
+def test_seed_must_be_a_whole_number(catalog):
+    assert run_all(catalog, seed=" 12 ")[-1][1] == 12
+    assert run_all(catalog, seed="-3")[-1][1] == -3  # used as given, not wrapped
+    with pytest.raises(gr.Error, match="whole number"):
+        run_all(catalog, seed="abc")
+    with pytest.raises(gr.Error, match="between"):
+        run_all(catalog, seed=str(2**53))
+
+
+def test_a_message_quoting_a_request_is_short_one_line_and_escaped(catalog, capsys):
+    """Toasts render HTML, and the log keeps every refusal: what a visitor sent is quoted
+    cut, on one line, as text."""
+    for seed in ("9" * 1_000_000, "<img src=x onerror=alert(1)>\n" * 1000):
+        with pytest.raises(gr.Error) as refused:
+            run_all(catalog, seed=seed)
+        message = refused.value.message
+        assert len(html.unescape(message)) <= messages.MAX_MESSAGE_CHARS, message[:400]
+        assert "<" not in message
+        logged = capsys.readouterr().err
+        assert logged.count("\n") == 1 and len(logged) < 2 * messages.MAX_MESSAGE_CHARS
+    assert messages.said("a <b>&\nc") == "a &lt;b&gt;&amp; c"
+
+
+def test_bad_checkpoint_is_an_error_and_the_app_stays_up(catalog):
+    for name in ("broken", "future", "nothing-here"):
+        with pytest.raises(gr.Error):
+            run_all(catalog, name=name)
+    assert len(run_all(catalog)[-1][0]) == len("ANNA:") + 120
+
+
+def test_curve_comes_from_metrics(catalog):
+    df = catalog.curve("tiny")
+    assert set(df["split"]) == {"train", "validation"} and df["step"].max() == 60
+    assert catalog.curve("broken") is None  # nothing to plot: the plot is cleared
+
+
+def test_a_curve_names_both_splits_from_its_first_point():
+    """A plot keeps the colours of the splits in the first table it gets: a run's curve has a
+    blank validation point until its first validation."""
+    from textrnn.web.catalog import curve_table
+    assert curve_table([]) is None and curve_table([{"step": 1, "lr": 0.1}]) is None
+    early = curve_table([{"step": 10, "train_loss": 3.0}, {"step": 20, "train_loss": 2.5}])
+    assert list(early["split"]) == ["train", "train", "validation"]
+    assert early["nats/char"].iloc[:2].tolist() == [3.0, 2.5] and early["nats/char"].isna()[2]
+    later = curve_table([{"step": 10, "train_loss": 3.0}, {"step": 10, "val_loss": 2.9}])
+    assert list(later["split"]) == ["train", "validation"] and not later.isna().any().any()
+
+
+def test_a_rescan_takes_in_new_and_mended_folders_and_keeps_loaded_models(checkpoints,
+                                                                          tmp_path):
+    root = tmp_path / "ck"
+    shutil.copytree(checkpoints / "tiny", root / "a")
+    catalog = Catalog(root)
+    loaded = catalog.get("a")
+    (root / "b").mkdir()  # a run that has not written its first checkpoint yet
+    catalog.rescan()
+    assert "error" in catalog.entries["b"]
+    shutil.rmtree(root / "b")
+    shutil.copytree(checkpoints / "tiny", root / "b")
+    catalog.rescan()
+    assert [n for n, _ in catalog.choices()] == ["a", "b"] and "error" not in catalog.entries["b"]
+    assert catalog.get("a") is loaded and catalog.get("b") is not loaded
+
+
+def test_no_checkpoint_however_broken_stops_the_app(checkpoints, tmp_path):
+    root = tmp_path / "ck"
+    for name, edit in [("steps", lambda c: c["training"].update(steps="x", val_loss="low")),
+                       ("cell", lambda c: c["model"].update(cell=5, layers="two")),
+                       ("training", lambda c: c.update(training=[1, 2])),
+                       ("model", lambda c: c.update(model=None))]:
+        shutil.copytree(checkpoints / "tiny", root / name)
+        cfg = json.loads((root / name / "config.json").read_text())
+        edit(cfg)
+        (root / name / "config.json").write_text(json.dumps(cfg))
+    (root / "steps" / "metrics.jsonl").write_text('{"step": "a", "train_loss": 1}\n[1]\n'
+                                                 '{"train_loss": 2}\n{"step": 3, "val_loss": 1}\n')
+    catalog = Catalog(root)
+    build(catalog)  # the page builds: every card and curve can be drawn
+    for name in ("steps", "cell", "training", "model"):
+        assert catalog.card(name)
+        catalog.curve(name)
+    with pytest.raises(gr.Error):
+        catalog.get("cell")  # and generating from it says why it cannot
+
+
+def test_a_shared_link_is_checked_like_a_request():
+    models = ["tiny", "other"]
+    got = request.shared_settings({"model": "tiny", "prompt": "x" * 5000, "length": "99999",
+                               "temperature": "-1", "top_k": "7", "top_p": "nan",
+                               "seed": "-3"}, models)
+    assert got == {"model": "tiny", "prompt": "x" * request.MAX_PROMPT_CHARS,
+                   "length": request.MAX_NEW_CHARS, "temperature": 0.0, "top_k": 7, "seed": "-3"}
+    assert request.shared_settings({"model": "../etc", "seed": "1.5"}, models) == {}
+    assert "seed" not in request.shared_settings({"seed": " "}, models)  # blank: no draw
+
+
+def test_a_private_folder_inside_the_shared_one_is_not_listed_as_a_model(checkpoints,
+                                                                       tmp_path):
+    root = tmp_path / "ck"
+    shutil.copytree(checkpoints / "tiny", root / "a")
+    (root / "web").mkdir()
+    shutil.copytree(checkpoints / "tiny", root / "web" / "web-mine-1")
+    catalog = Catalog(root, private=root / "web")
+    assert [n for _, n in catalog.choices()] == ["a"]
+    assert [n for _, n in catalog.choices(["web-mine-1"])] == ["a", "web-mine-1"]
