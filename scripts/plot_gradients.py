@@ -2,9 +2,10 @@
 
     python scripts/plot_gradients.py        (needs matplotlib: pip install -e ".[docs]")
 
-Both panels come from textrnn.gradflow; this script only draws.
+Both panels come from lessons/gradflow.py; this script only draws.
 """
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -12,9 +13,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from textrnn.gradflow import clipping_demo, gradient_flow  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # lessons/ sits beside textrnn/, not installed
+from lessons.gradflow import clipping_demo, gradient_flow  # noqa: E402
 
-OUT = Path(__file__).resolve().parent.parent / "docs" / "gradient-flow.png"
+OUT = ROOT / "docs" / "gradient-flow.png"
 CURVES = [  # (label, cell, W_hh spectral radius, gate bias)
     ("tanh RNN, PyTorch init", "rnn_tanh", None, 0.0),
     ("tanh RNN, orthogonal W_hh, radius 1", "rnn_tanh", 1.0, 0.0),

@@ -2,12 +2,15 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from textrnn import reference
-from textrnn.gradflow import clipping_demo, gradient_flow
+from lessons import reference
+from lessons.gradflow import clipping_demo, gradient_flow
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("loss", ["ce", "mse"])
@@ -46,8 +49,8 @@ def test_numpy_training_loop_learns(task):
 
 
 def test_module_runs_its_checks_and_exits_zero():
-    result = subprocess.run([sys.executable, "-m", "textrnn.reference"], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "lessons.reference"], capture_output=True,
+                            text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "pass" in result.stdout and "W_hh" in result.stdout
 

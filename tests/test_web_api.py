@@ -68,10 +68,9 @@ def test_a_full_queue_says_busy_and_a_huge_request_is_refused_unread(catalog, mo
 
 @pytest.mark.slow
 def test_the_load_benchmark_loses_nothing_and_says_busy_past_the_queue(checkpoints, capsys):
-    from textrnn.bench import main as bench
-    assert bench(["app", "--app", str(ROOT / "app.py"), "--checkpoints", str(checkpoints),
-                  "--queue-size", "4", "--concurrent", "2,24", "--length", "3000",
-                  "--model", "tiny"]) == 0
+    from benchmarks.__main__ import main as bench
+    assert bench(["app", "--checkpoints", str(checkpoints), "--queue-size", "4",
+                  "--concurrent", "2,24", "--length", "3000", "--model", "tiny"]) == 0
     out = capsys.readouterr().out
     rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| 2 |")
             or line.startswith("| 24 |")]

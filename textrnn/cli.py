@@ -206,12 +206,6 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
-def train_config(argv: list[str]) -> TrainConfig:
-    """The TrainConfig that `textrnn train ARGV...` runs with (argv without "train")."""
-    args = _build_parser().parse_args(["train", *argv])
-    return _train_config(args)
-
-
 def _train_config(args) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)} | MODEL_FLAGS
     cfg = config.from_flags({k: v for k, v in vars(args).items()

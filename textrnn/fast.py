@@ -25,8 +25,8 @@ ownership checks against other users.) At load it checks that the compiled struc
 constants are the ones `Net` below declares, and refuses a kernel that disagrees. Without a
 compiler, or with `TEXTRNN_KERNEL=0`, generation takes the plain PyTorch path, which gives the same
 text more slowly; `status()` says which path is in use and why. Only sample.py runs the kernel
-(bench.py times its packing): deleting this module and `_kernel.c`, and the one line in sample.py
-that asks for a Stepper, leaves the plain path, same text.
+(benchmarks/generate.py times its packing): deleting this module and `_kernel.c`, and the one
+line in sample.py that asks for a Stepper, leaves the plain path, same text.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Preparing a big corpus, timed: `python -m textrnn.bench data --size 1000` (MB).
+"""Preparing a big corpus, timed: `python -m benchmarks data --size 1000` (MB).
 
 Builds a synthetic corpus of SIZE MB in a temporary folder from the shipped corpora, each copy
 with its lines shuffled and about a third of them given a numbered word, so that BPE meets new
@@ -120,3 +120,19 @@ def bench_data(size: float, sources: list[Path], before: str | None = None,
                       f"{real_mb / r['seconds']:.1f} | {r['rss_mb']:,.0f} | {first} |",
                       flush=True)
     return rows
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("data", help="preparing a big corpus: MB/s, peak RSS, first step")
+    p.add_argument("--size", type=float, default=1000, help="corpus size in MB (1000)")
+    p.add_argument("--sources", default="corpora", help="folder of .txt files to build it from")
+    p.add_argument("--before", metavar="DIR", help="a checkout of older textrnn code to time "
+                   "beside this one")
+    p.add_argument("--before-size", type=float, default=50, help="MB for that comparison (50)")
+    p.add_argument("--tokenizers", default="char,byte,bpe")
+
+
+def run(args) -> int:
+    bench_data(args.size, sorted(Path(args.sources).glob("*.txt")), args.before,
+               args.before_size, args.tokenizers.split(","))
+    return 0

@@ -19,7 +19,8 @@ import math
 import torch
 import torch.nn as nn
 
-from .model import ModelConfig, RNNLM, recurrent
+from textrnn import ModelConfig, RNNLM
+from textrnn.model import recurrent
 
 
 def _cell(cell: str, hidden: int, radius: float | None, seed: int) -> nn.Module:

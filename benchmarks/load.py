@@ -1,12 +1,12 @@
-"""The web app under a flood of requests: `python -m textrnn.bench app --concurrent 16,48,200`.
+"""The web app under a flood of requests: `python -m benchmarks app --concurrent 16,48,200`.
 
-Starts `app.py` in a child process on a free port, then for each level N sends N generation
-requests at once, as the page does (POST to the queue, then read the event stream), plus one
-small request a moment into the flood. Per level it prints how many were served, how many were
-told "busy" (HTTP 503: the queue is full), how many failed otherwise (lost), the median and 95th
-percentile time to the last character of the served ones, the characters per second served in
-all, the small request's time, and the server's resident memory before and after. Nothing is
-sent anywhere but 127.0.0.1. Run it on an otherwise idle machine.
+Starts the page (`python -m textrnn.web`) in a child process on a free port, then for each
+level N sends N generation requests at once, as the page does (POST to the queue, then read the
+event stream), plus one small request a moment into the flood. Per level it prints how many were
+served, how many were told "busy" (HTTP 503: the queue is full), how many failed otherwise
+(lost), the median and 95th percentile time to the last character of the served ones, the
+characters per second served in all, the small request's time, and the server's resident memory
+before and after. Nothing is sent anywhere but 127.0.0.1. Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ def _request(client, url: str, fn: int, data: list) -> tuple[str, float, int]:
     return "lost", time.perf_counter() - t0, 0
 
 
-def _start(app: str, port: int, flags: list[str]) -> subprocess.Popen:
-    cmd = [sys.executable, app, "--port", str(port), "--host", "127.0.0.1", *flags]
+def _start(port: int, flags: list[str]) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "textrnn.web", "--port", str(port), "--host", "127.0.0.1",
+           *flags]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -109,13 +110,12 @@ def flood(client, url: str, fn: int, model: str, n: int, length: int) -> dict:
             "small": f"{small[0][1]:.2f} ({small[0][0]})"}
 
 
-def bench_app(app: str, levels: list[int], length: int, model: str,
-              flags: list[str] = ()) -> list[dict]:
-    """Flood `app` (started with `flags`) at each level; print and return a row per level."""
+def bench_app(levels: list[int], length: int, model: str, flags: list[str] = ()) -> list[dict]:
+    """Flood the page (started with `flags`) at each level; print and return a row per level."""
     import httpx
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
-    server = _start(app, port, list(flags))
+    server = _start(port, list(flags))
     rows = []
     try:
         with httpx.Client(timeout=600, limits=httpx.Limits(max_connections=2 * max(levels) + 8)
@@ -123,7 +123,7 @@ def bench_app(app: str, levels: list[int], length: int, model: str,
             config = _config(client, url, server)
             fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "generate")
             _request(client, url, fn, [model, "Rom.", 20, 0.8, 0, 1.0, "1"])  # warm up
-            print(f"app {app} on 127.0.0.1:{port}, model {model}, {length} characters a "
+            print(f"textrnn.web on 127.0.0.1:{port}, model {model}, {length} characters a "
                   f"request; server RSS {_rss_mb(server.pid):.0f} MB after one request\n")
             print(HEADER, flush=True)
             for n in levels:
@@ -137,3 +137,21 @@ def bench_app(app: str, levels: list[int], length: int, model: str,
         server.terminate()
         server.wait(timeout=30)
     return rows
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("app", help="the web app under a flood of concurrent requests")
+    p.add_argument("--checkpoints", help="its --checkpoints (default: its own, ./checkpoints)")
+    p.add_argument("--queue-size", help="its --queue-size (default: the app's own)")
+    p.add_argument("--concurrent", default="16,48,200", help="requests at once, per level "
+                   "(16,48,200)")
+    p.add_argument("--length", type=int, default=300, help="characters per request (300)")
+    p.add_argument("--model", default="shakespeare-char-lstm", help="checkpoint to generate "
+                   "from (shakespeare-char-lstm)")
+
+
+def run(args) -> int:
+    flags = [f"--{k.replace('_', '-')}={getattr(args, k)}"
+             for k in ("checkpoints", "queue_size") if getattr(args, k) is not None]
+    bench_app([int(n) for n in args.concurrent.split(",") if n], args.length, args.model, flags)
+    return 0

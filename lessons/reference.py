@@ -1,6 +1,6 @@
 """The vanilla RNN from first principles: NumPy only, every gradient by hand, checked.
 
-    python -m textrnn.reference        # finite differences and PyTorch agreement, float64
+    python -m lessons.reference        # finite differences and PyTorch agreement, float64
 
 The model, for t = 1..T (x_t an input vector: one-hot for tokens, real values otherwise):
 
@@ -166,7 +166,7 @@ def to_torch(p: Params, f: str):
     """An RNNLM (float64) computing exactly the reference: embedding = identity, so that
     W_ih x_t = W_xh onehot(x_t); b_ih = b_h, b_hh = 0."""
     import torch
-    from .model import ModelConfig, RNNLM
+    from textrnn import ModelConfig, RNNLM
     H, D = p.W_xh.shape
     model = RNNLM(ModelConfig(vocab_size=D, cell=f"rnn_{f}", embed=D, hidden=H, layers=1,
                               dropout=0.0)).double()
@@ -223,7 +223,7 @@ def torch_check(f: str, seed: int = 0) -> dict[str, float]:
     # PyTorch (a real embedding, random biases) -> reference
     import torch
     torch.manual_seed(seed)
-    from .model import ModelConfig, RNNLM
+    from textrnn import ModelConfig, RNNLM
     H, D = p.W_xh.shape
     model = RNNLM(ModelConfig(vocab_size=D, cell=f"rnn_{f}", embed=3, hidden=H,
                               layers=1, dropout=0.0)).double()

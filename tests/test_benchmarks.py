@@ -1,0 +1,84 @@
+"""The benchmarks (benchmarks/, beside the library): each runs on a tiny budget and prints its
+table. The load test of the page is in test_app.py, beside the page's other server tests."""
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.__main__ import main as bench
+from benchmarks.generate import bench_generate
+from benchmarks.train import protocol_split, train_config
+from conftest import make_model
+from textrnn import LM, CharTokenizer
+
+
+def test_tokenizer_benchmark_runs_and_prints_its_table(capsys):
+    corpus = str(Path(__file__).parent.parent / "corpora" / "tiny.txt")
+    assert bench(["tokenizers", "--corpus", corpus, "--budget", "0.3",
+                  "--vocab-sizes", "300"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [r.split("|")[1].strip() for r in rows[1:]] == ["char", "byte", "bpe"]
+    assert "best:" in out
+
+
+def test_training_benchmark_runs_the_protocol_and_prints_a_median(corpus_file, capsys):
+    assert bench(["train", "--corpus", str(corpus_file), "--budget", "1", "--runs", "2",
+                  "--", "--hidden", "16", "--embed", "8", "--evals", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 3 and all("2x16 LSTM" in r for r in rows[1:])
+    assert "| weight decay |" in rows[0] and all(r.count("|") == 14 for r in rows)
+    assert "--time-budget 1 --hidden 16" in out and "median of 2: val" in out
+    curves = [line for line in out.splitlines() if ": val nats/char " in line]
+    assert [c.split(" (")[0] for c in curves] == ["run 1", "run 2"]
+    assert all(c.count(" at ") == 1 for c in curves)  # --evals 1: one point, at the end
+    # --nproc 2: the same run again on 2 processes of 1 thread under torchrun, same model
+    assert bench(["train", "--corpus", str(corpus_file), "--budget", "1", "--nproc", "2",
+                  "--", "--hidden", "16", "--embed", "8", "--evals", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split(" | ") for line in out.splitlines()
+            if line.startswith("| 1 |") and "---" not in line]
+    assert [r[1] for r in rows][1:] == ["2 x 1"] and rows[0][2:8] == rows[1][2:8]
+    assert "2 x 1, median of 1: val" in out
+
+
+def test_the_training_benchmark_reads_textrnn_train_flags_into_the_config():
+    cfg = train_config(["c.txt", "--val-file", "v.txt", "--time-budget", "2.5", "--no-progress",
+                        "--hidden", "16", "--embed=16", "--tie-weights", "--lr", "0.002",
+                        "--precision", "fp32", "--out", "runs/a-b"])
+    assert (cfg.corpus, cfg.val_file, cfg.time_budget, cfg.lr, cfg.precision, cfg.out) == \
+        ("c.txt", "v.txt", 2.5, 0.002, "fp32", "runs/a-b")
+    assert (cfg.model.hidden, cfg.model.embed, cfg.model.tie_weights) == (16, 16, True)
+    with pytest.raises(ValueError, match="--hiden"):
+        train_config(["c.txt", "--hiden", "16"])
+
+
+def test_protocol_split_is_the_first_90_and_last_10_percent(tmp_path, tiny_text):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(tiny_text, encoding="utf-8")
+    train_path, val_path = protocol_split(str(corpus), tmp_path)
+    train_text, val_text = train_path.read_text(), val_path.read_text()
+    assert train_text + val_text == tiny_text
+    assert len(train_text) == int(len(tiny_text) * 0.9)
+
+
+def test_generation_benchmark_prints_a_row_beside_its_baseline(capsys):
+    lm = LM(make_model(vocab=20).eval(), CharTokenizer([chr(65 + i) for i in range(19)]))
+    rows = bench_generate([("tiny", lm)], n1=20, n64=5, n_naive=5)
+    out = capsys.readouterr().out
+    assert "| tiny |" in out and "naive `nn.LSTM` per step" in out
+    assert "plain path (oneDNN off)" in out and rows[0]["plain"] > 0 and rows[0]["over_plain"] > 0
+    assert all(rows[0][k] > 0 for k in ("naive", "batch1", "ratio", "read_GBps", "read_share",
+                                        "batch64", "GFLOPs", "flop_share", "pack_ms",
+                                        "extra_MB"))
+
+
+@pytest.mark.slow
+def test_data_benchmark_prepares_and_prints_its_table(capsys, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("The sea is grey, and so am I.\nCARL: the road is long.\n" * 200)
+    assert bench(["data", "--size", "0.3", "--sources", str(src), "--tokenizers", "char,bpe"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| now |")]
+    assert len(rows) == 2 and all("failed" not in r for r in rows), rows
