@@ -2,7 +2,7 @@
 show it.
 
 The loop, step by step: read and encode the corpus; split off validation text; resolve what the
-config leaves open (config.py); build the model and AdamW; then repeat (batch -> forward -> loss
+config leaves open (plan.py); build the model and AdamW; then repeat (batch -> forward -> loss
 -> backward -> clip -> step) with the recurrent state carried between batches (truncated BPTT,
 see data.py), validating on the whole validation text at evenly spaced points of the run and
 keeping the best and the latest checkpoint.
@@ -46,7 +46,8 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint
-from .config import Budget, Resolved, TrainConfig, resolve
+from .config import TrainConfig
+from .plan import Budget, Resolved, resolve
 from .corpus import Corpus
 from .corpus import prepare as prepare_corpus
 from .data import Batches, corpus_name
