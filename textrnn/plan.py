@@ -48,8 +48,7 @@ import torch
 from .config import (BASE_LR, BASE_WIDTH, BATCH, DEFAULT_STEPS, LAYERS, MAX_DROPOUT,
                      MAX_WEIGHT_DECAY, MEMORY_SHARE, MIN_BATCH, MIN_STEPS, MIN_VAL_TOKENS, SEQ_LEN,
                      SINGLE_STREAM_TOKENS, TOKENS_PER_WEIGHT, VAL_SHARE, VAL_STREAMS, WEIGHT_DECAY,
-                     WEIGHT_DECAY_PASSES, WEIGHTS_PER_TOKEN, WIDTHS, TrainConfig,
-                     keep_resumed)
+                     WEIGHT_DECAY_PASSES, WEIGHTS_PER_TOKEN, WIDTHS, TrainConfig)
 from .data import fit_batch_shape
 from .evaluate import eval_speed
 from .model import GATES, ModelConfig, RNNLM, autocast, core_params, num_params, pick_device
@@ -290,15 +289,13 @@ class Resolved:
     why: str                 # what `choose` chose and why ("" on resume or when all was set)
 
 
-def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
-            resume: tuple[dict, ModelConfig] | None = None, n_val: int = 0,
-            ranks: int = 1) -> Resolved:
+def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int, resume: dict | None = None,
+            n_val: int = 0, ranks: int = 1) -> Resolved:
     """Fill in everything `cfg` leaves open for a corpus of `n_tokens` training tokens (and
     `n_val` validation tokens), in the order of the module docstring. `resume` is a resumed
-    run's saved train config and model; `ranks`, the processes of a distributed run, over which
-    the batch and each validation pass are split."""
-    if resume is not None:
-        cfg = keep_resumed(cfg, *resume)
+    run's saved train config (`cfg` is already merged with it: config.keep_resumed); `ranks`,
+    the processes of a distributed run, over which the batch and each validation pass are
+    split."""
     device = pick_device(cfg.device)
     cfg = replace(cfg, precision=pick_precision(cfg.precision, device))
     notes, why = [], ""
@@ -318,8 +315,8 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
     warmup = min(cfg.warmup_steps, steps // 10) if steps else cfg.warmup_steps
     streams = cfg.val_streams or val_streams(n_val)
     val_tokens = n_val
-    if resume is not None and resume[0].get("val_tokens"):  # the run's own, so passes compare
-        val_tokens = min(n_val, resume[0]["val_tokens"])
+    if resume is not None and resume.get("val_tokens"):  # the run's own, so passes compare
+        val_tokens = min(n_val, resume["val_tokens"])
     elif streams > 1 and cfg.time_budget:  # validation: a known, small share of the budget
         model = replace(cfg.model, vocab_size=vocab_size)
         rate = ranks * eval_speed(model, -(-streams // ranks), device, cfg.precision)

@@ -46,7 +46,7 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, keep_resumed
 from .plan import Budget, Resolved, resolve
 from .corpus import Corpus
 from .corpus import prepare as prepare_corpus
@@ -239,13 +239,14 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
             model, tokenizer, _ = checkpoint.load(checkpoint.last_dir(cfg.resume))
             return model, tokenizer, checkpoint.load_resume(cfg.resume)
         model, tokenizer, resume = world.together(load)
-    # 2. the data, then everything the config leaves open
+        cfg = keep_resumed(cfg, resume.info["train_config"], model.config)  # the one merge
+    # 2. the data (split as the run was), then everything the config leaves open
     corpus = world.leaders_first(
         lambda: prepare_corpus(cfg, tokenizer, reporter.log, reporter.preparing))
     tokenizer = corpus.tokenizer
     settings = world.on_main(lambda: resolve(
         cfg, len(corpus.train_ids), tokenizer.vocab_size,
-        None if resume is None else (resume.info["train_config"], model.config),
+        None if resume is None else resume.info["train_config"],
         n_val=len(corpus.val_ids), ranks=world.size))
     if world.distributed and settings.device.type == "cuda":  # each rank its own GPU
         settings = replace(settings, device=world.device)
