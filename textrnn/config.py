@@ -27,6 +27,7 @@ MIN_STEPS, MIN_BATCH = 500, 8  # a short time budget halves the batch down to 8 
 MAX_DROPOUT = 0.3         # dropout grows with the passes over the corpus, up to this
 WEIGHT_DECAY, WEIGHT_DECAY_PASSES, MAX_WEIGHT_DECAY = 0.1, 7, 0.3  # AdamW decay, see plan.py
 MAX_SAMPLE_CHARS = 10_000  # of the sample shown at each validation
+SAMPLE_TEMPERATURE, SAMPLE_SEED = 0.8, 1  # ... drawn at this temperature, from this seed
 MAX_SEQ_LEN, MAX_BATCH = 10_000, 65_536  # past these, a typo: refused with advice
 MEMORY_SHARE = 0.8        # a run may plan to use this much of the device's memory, no more
 MAX_VAL_CHARS = 4 * 2**20  # the validation split's default size limit, in characters

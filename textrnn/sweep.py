@@ -32,7 +32,8 @@ from typing import Callable
 from . import checkpoint
 from .config import TrainConfig
 from .model import CELLS
-from .train import Reporter, train
+from .report import Reporter
+from .train import train
 
 
 @dataclass(frozen=True)
