@@ -40,7 +40,7 @@ import math
 import os
 import statistics
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -131,6 +131,86 @@ def train_speed(cfg: ModelConfig, batch: int, seq_len: int, device: torch.device
     return batch * seq_len / statistics.median(times[1:])
 
 
+@dataclass
+class Affordable:
+    """What the budget buys a run with `seq_len`-token windows: training tokens per model and
+    batch. A time budget times each width and batch once (or asks `speed`)."""
+    cfg: TrainConfig
+    seq_len: int
+    device: torch.device
+    precision: str
+    speed: Callable[[ModelConfig, int, int], float] | None = None
+    ranks: int = 1
+    timings: dict[tuple[int, int], float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.steps = budget_steps(self.cfg)
+
+    def rate(self, mc: ModelConfig, b: int) -> float:
+        """Tokens/s for this width and batch, timed once (or asked of `speed`)."""
+        key = (mc.hidden, b)
+        if key not in self.timings:
+            self.timings[key] = (
+                self.speed(mc, b, self.seq_len) if self.speed is not None else self.ranks *
+                train_speed(mc, max(1, b // self.ranks), self.seq_len, self.device,
+                            self.precision))
+        return self.timings[key]
+
+    def tokens(self, mc: ModelConfig, b: int) -> float:
+        """Training tokens the budget buys for this model at batch b."""
+        d = [self.steps * b * self.seq_len] if self.steps else []
+        if self.cfg.time_budget:
+            d.append(self.rate(mc, b) * self.cfg.time_budget)
+        return min(d)
+
+
+def candidate(m: ModelConfig, width: int) -> ModelConfig:
+    """m at this width (unless set), with LAYERS and no dropout unless set."""
+    return replace(m, hidden=width if m.hidden is None else m.hidden,
+                   layers=LAYERS if m.layers is None else m.layers,
+                   dropout=0.0 if m.dropout is None else m.dropout)
+
+
+def widest(m: ModelConfig, n_tokens: int, budget: Affordable, batch: int) -> int:
+    """The widest of WIDTHS that the budget and the corpus both afford (the narrowest, if
+    none)."""
+    width = WIDTHS[0]
+    for w in WIDTHS:
+        p = core_params(candidate(m, w))
+        if p > WEIGHTS_PER_TOKEN * n_tokens or budget.tokens(candidate(m, w), batch) < \
+                TOKENS_PER_WEIGHT * p:
+            break
+        width = w
+    return width
+
+
+def batch_for(m: ModelConfig, n_tokens: int, budget: Affordable, batch: int) -> int:
+    """At least MIN_STEPS steps when a short time budget is what ends the run (under a step
+    budget, smaller batches would add no steps, only read less); fewer streams for a short
+    corpus, a multiple of the ranks."""
+    def steps_at(b: int) -> float:
+        return budget.tokens(m, b) / (b * budget.seq_len)
+
+    while (batch > MIN_BATCH and steps_at(batch) < MIN_STEPS
+           and (not budget.steps or steps_at(batch) < budget.steps)):
+        batch //= 2
+    batch = fit_batch_shape(n_tokens, batch, budget.seq_len)[0]  # a short corpus: fewer streams
+    return max(budget.ranks, batch - batch % budget.ranks)         # ... that split across ranks
+
+
+def chose_line(asked: TrainConfig, out: TrainConfig, why: list[str]) -> str:
+    """"chose hidden 128, ... (why)" for what `asked` left open, or "" if it left nothing."""
+    m, before = out.model, asked.model
+    picked = [f"{name} {value:g}" for name, was, value in [
+        ("hidden", m.hidden if m.tie_weights else before.hidden, m.hidden),
+        ("layers", before.layers, m.layers),
+        ("dropout", before.dropout, m.dropout),
+        ("weight-decay", asked.weight_decay, out.weight_decay), ("lr", asked.lr, out.lr),
+        ("batch-size", asked.batch_size, out.batch_size), ("seq-len", asked.seq_len, out.seq_len)]
+        if was is None]
+    return f"chose {', '.join(picked)} ({'; '.join(why)})" if picked else ""
+
+
 def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.device,
            precision: str,
            speed: Callable[[ModelConfig, int, int], float] | None = None, ranks: int = 1
@@ -140,87 +220,33 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
 
     `speed(model_config, batch, seq_len)` gives training tokens per second; by default each
     width and batch it is asked about is timed once on `device` (only with a time budget), at
-    the rows one of `ranks` processes owns. A batch chosen here splits across the ranks."""
+    the rows one of `ranks` processes owns. A batch chosen here splits across the ranks. A
+    width set by hand is checked against memory before (resolve), a chosen one after."""
     m = replace(cfg.model, vocab_size=vocab_size)
     if m.tie_weights and m.hidden is None:
         m = replace(m, hidden=m.embed)  # tying needs the two widths equal
     seq_len = cfg.seq_len or SEQ_LEN
+    budget = Affordable(cfg, seq_len, device, precision, speed, ranks)
     batch = cfg.batch_size or BATCH
-    timings: dict[tuple[int, int], float] = {}
-
-    def timed_speed(mc: ModelConfig, b: int) -> float:
-        """Tokens/s for this width and batch, timed once (or asked of `speed`)."""
-        key = (mc.hidden, b)
-        if key not in timings:
-            timings[key] = (speed(mc, b, seq_len) if speed is not None else ranks *
-                            train_speed(mc, max(1, b // ranks), seq_len, device, precision))
-        return timings[key]
-    steps = budget_steps(cfg)
-
-    def tokens(mc: ModelConfig, b: int) -> float:
-        """Training tokens the budget buys for this model at batch b."""
-        d = [steps * b * seq_len] if steps else []
-        if cfg.time_budget:
-            d.append(timed_speed(mc, b) * cfg.time_budget)
-        return min(d)
-
-    def candidate(width: int) -> ModelConfig:
-        """m at this width (unless set), with LAYERS and no dropout unless set."""
-        return replace(m, hidden=width if m.hidden is None else m.hidden,
-                       layers=LAYERS if m.layers is None else m.layers,
-                       dropout=0.0 if m.dropout is None else m.dropout)
-
-    if m.hidden is not None:  # a width set by hand: refuse it before timing builds it
-        check_memory(candidate(m.hidden), max(1, batch // ranks), seq_len, device)
-
     # 1. width: the widest candidate that the budget and the corpus both afford
-    if m.hidden is None:
-        width = WIDTHS[0]
-        for w in WIDTHS:
-            mc = candidate(w)
-            p = core_params(mc)
-            if p > WEIGHTS_PER_TOKEN * n_tokens or tokens(mc, batch) < TOKENS_PER_WEIGHT * p:
-                break
-            width = w
-        m = replace(m, hidden=width)
-    m = candidate(m.hidden)
-
-    # 2. batch: keep at least MIN_STEPS steps when a short time budget is what ends the run
-    # (under a step budget, smaller batches would add no steps, only read less)
-    def steps_at(b: int) -> float:
-        return tokens(m, b) / (b * seq_len)
-
+    m = candidate(m, m.hidden if m.hidden is not None else widest(m, n_tokens, budget, batch))
+    # 2. batch: see batch_for
     if cfg.batch_size is None:
-        while (batch > MIN_BATCH and steps_at(batch) < MIN_STEPS
-               and (not steps or steps_at(batch) < steps)):
-            batch //= 2
-        batch = fit_batch_shape(n_tokens, batch, seq_len)[0]  # a short corpus: fewer streams
-        batch = max(ranks, batch - batch % ranks)              # ... that split across ranks
-    d = tokens(m, batch)
-    timed = cfg.time_budget and (not steps or d < steps * batch * seq_len)
+        batch = batch_for(m, n_tokens, budget, batch)
+    d = budget.tokens(m, batch)
+    timed = cfg.time_budget and (not budget.steps or d < budget.steps * batch * seq_len)
+    passes = d / max(n_tokens, 1)
     why = [f"{d / 1e6:.3g}M tokens in the budget"
            + (f" at {d / cfg.time_budget:,.0f} tokens/s" if timed else ""),
-           f"{d / core_params(m):.3g} per recurrent weight"]
-
+           f"{d / core_params(m):.3g} per recurrent weight", f"{passes:.3g} passes over the corpus"]
     # 3. dropout from the passes over the corpus, lr from the width
-    passes = d / max(n_tokens, 1)
-    why.append(f"{passes:.3g} passes over the corpus")
     if cfg.model.dropout is None:
         m = replace(m, dropout=dropout_for(passes))
     wd = cfg.weight_decay if cfg.weight_decay is not None else weight_decay_for(passes)
     lr = cfg.lr if cfg.lr is not None else lr_for(m.hidden)
     out = replace(cfg, model=m, lr=lr, min_lr=min(cfg.min_lr, lr), batch_size=batch,
                   seq_len=seq_len, weight_decay=wd)
-    picked = [f"{name} {value:g}" for name, before, value in [
-        ("hidden", m.hidden if m.tie_weights else cfg.model.hidden, m.hidden),
-        ("layers", cfg.model.layers, m.layers),
-        ("dropout", cfg.model.dropout, m.dropout), ("weight-decay", cfg.weight_decay, wd),
-        ("lr", cfg.lr, lr),
-        ("batch-size", cfg.batch_size, batch), ("seq-len", cfg.seq_len, seq_len)]
-        if before is None]
-    if not picked:
-        return out, ""
-    return out, f"chose {', '.join(picked)} ({'; '.join(why)})"
+    return out, chose_line(cfg, out, why)
 
 
 # --- 4. the batch shape and the budget ---
@@ -299,6 +325,11 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int, resume: dict | Non
     device = pick_device(cfg.device)
     cfg = replace(cfg, precision=pick_precision(cfg.precision, device))
     notes, why = [], ""
+    by_hand = cfg.model.hidden is not None or cfg.model.tie_weights  # known before choosing
+    if resume is None and by_hand:  # refused before the timing of the budget builds it
+        m = replace(cfg.model, vocab_size=vocab_size)
+        check_memory(candidate(replace(m, hidden=m.hidden or m.embed), 0),
+                     max(1, (cfg.batch_size or BATCH) // ranks), cfg.seq_len or SEQ_LEN, device)
     if resume is None:
         asked = cfg.min_lr
         cfg, why = choose(cfg, n_tokens, vocab_size, device, cfg.precision, ranks=ranks)
@@ -309,7 +340,7 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int, resume: dict | Non
     if (B, T) != (cfg.batch_size, cfg.seq_len):
         notes.append(f"corpus is short ({n_tokens:,} training tokens): using batch-size {B}, "
                      f"seq-len {T}")
-    if resume is None:
+    if resume is None and not by_hand:
         check_memory(replace(cfg.model, vocab_size=vocab_size), max(1, B // ranks), T, device)
     steps = budget_steps(cfg)
     warmup = min(cfg.warmup_steps, steps // 10) if steps else cfg.warmup_steps
