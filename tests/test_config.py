@@ -6,14 +6,14 @@ import math
 import pytest
 import torch
 
-from textrnn import ModelConfig, TrainConfig, config, train
+from textrnn import ModelConfig, TrainConfig, config, plan, train
 
 CPU = torch.device("cpu")
 
 
 def flops_speed(rate: float):
     """A machine that trains at `rate` FLOP/s: tokens/s = rate / (6 x weights)."""
-    return lambda mc, b, t: rate / (6 * config.num_weights(mc))
+    return lambda mc, b, t: rate / (6 * plan.num_weights(mc))
 
 
 def no_timing(*_):
@@ -21,7 +21,7 @@ def no_timing(*_):
 
 
 def pick(n_tokens=1_000_000, vocab=65, speed=None, **kw):
-    cfg, why = config.choose(TrainConfig(**kw), n_tokens, vocab, CPU, "fp32", speed=speed)
+    cfg, why = plan.choose(TrainConfig(**kw), n_tokens, vocab, CPU, "fp32", speed=speed)
     return cfg, why
 
 
@@ -29,7 +29,7 @@ def test_a_longer_budget_buys_a_wider_model_and_never_breaks_the_rules():
     widths = []
     for budget in (10, 100, 300, 1800, 20_000):
         cfg, _ = pick(n_tokens=50_000_000, time_budget=budget, speed=flops_speed(150e9))
-        weights = config.num_weights(cfg.model)
+        weights = plan.num_weights(cfg.model)
         tokens = 150e9 / (6 * weights) * budget
         assert tokens >= config.TOKENS_PER_WEIGHT * weights or cfg.model.hidden == config.WIDTHS[0]
         assert weights <= config.WEIGHTS_PER_TOKEN * 50_000_000
@@ -38,13 +38,13 @@ def test_a_longer_budget_buys_a_wider_model_and_never_breaks_the_rules():
     # each choice is the widest that passes: the next width up would not get enough tokens
     cfg, _ = pick(n_tokens=50_000_000, time_budget=300, speed=flops_speed(150e9))
     wider = config.WIDTHS[config.WIDTHS.index(cfg.model.hidden) + 1]
-    w = config.num_weights(ModelConfig(vocab_size=65, hidden=wider, layers=2, dropout=0.0))
+    w = plan.num_weights(ModelConfig(vocab_size=65, hidden=wider, layers=2, dropout=0.0))
     assert 150e9 / (6 * w) * 300 < config.TOKENS_PER_WEIGHT * w
 
 
 def test_a_small_corpus_caps_the_model_whatever_the_budget():
     cfg, why = pick(n_tokens=100_000, time_budget=3600, speed=flops_speed(1e12))
-    assert config.num_weights(cfg.model) <= config.WEIGHTS_PER_TOKEN * 100_000
+    assert plan.num_weights(cfg.model) <= config.WEIGHTS_PER_TOKEN * 100_000
     assert cfg.model.hidden < 256
     # ...and a run that will read it hundreds of times gets the most dropout
     assert cfg.model.dropout == config.MAX_DROPOUT and "passes over the corpus" in why
@@ -92,17 +92,17 @@ def test_tied_weights_get_the_embedding_width():
 
 
 def test_dropout_weight_decay_and_learning_rate_rules():
-    assert config.dropout_for(1) == config.dropout_for(4) == 0.0
-    assert config.dropout_for(10) == 0.1
-    rising = [config.dropout_for(p) for p in (8, 16, 32, 1000)]
+    assert plan.dropout_for(1) == plan.dropout_for(4) == 0.0
+    assert plan.dropout_for(10) == 0.1
+    rising = [plan.dropout_for(p) for p in (8, 16, 32, 1000)]
     assert rising == sorted(rising) and 0 < rising[0] and rising[-1] == config.MAX_DROPOUT
-    assert config.lr_for(config.BASE_WIDTH) == config.BASE_LR
-    assert config.lr_for(64) > config.lr_for(256) > config.lr_for(1024)
-    assert config.lr_for(1024) == pytest.approx(config.BASE_LR / 4 ** 0.75, rel=0.02)
+    assert plan.lr_for(config.BASE_WIDTH) == config.BASE_LR
+    assert plan.lr_for(64) > plan.lr_for(256) > plan.lr_for(1024)
+    assert plan.lr_for(1024) == pytest.approx(config.BASE_LR / 4 ** 0.75, rel=0.02)
     # weight decay: the base value for a few passes, more in proportion for many
-    assert config.weight_decay_for(1) == config.weight_decay_for(config.WEIGHT_DECAY_PASSES) == 0.1
-    assert config.weight_decay_for(2 * config.WEIGHT_DECAY_PASSES) == 0.2
-    assert config.weight_decay_for(1000) == config.MAX_WEIGHT_DECAY
+    assert plan.weight_decay_for(1) == plan.weight_decay_for(config.WEIGHT_DECAY_PASSES) == 0.1
+    assert plan.weight_decay_for(2 * config.WEIGHT_DECAY_PASSES) == 0.2
+    assert plan.weight_decay_for(1000) == config.MAX_WEIGHT_DECAY
 
 
 def test_many_passes_get_more_weight_decay_and_a_hand_set_one_is_kept():
@@ -116,11 +116,11 @@ def test_many_passes_get_more_weight_decay_and_a_hand_set_one_is_kept():
 
 def test_train_speed_times_a_real_model():
     mc = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0)
-    speed = config.train_speed(mc, 4, 10, CPU, "fp32")
+    speed = plan.train_speed(mc, 4, 10, CPU, "fp32")
     assert math.isfinite(speed) and speed > 0
 
 
-NATIVE_BF16 = config.pick_precision("auto", CPU) == "bf16"
+NATIVE_BF16 = plan.pick_precision("auto", CPU) == "bf16"
 
 
 def test_a_resumed_run_keeps_what_was_chosen(corpus_file, tmp_path):
@@ -165,7 +165,7 @@ def test_train_says_what_it_chose_and_records_the_values(corpus_file, tmp_path):
     out = train(TrainConfig(corpus=str(corpus_file), out=str(tmp_path / "r"), max_steps=15,
                             precision="fp32"), log=said.append, progress=False)
     chose = [m for m in said if m.startswith("chose")]
-    lr = config.lr_for(64)
+    lr = plan.lr_for(64)
     assert len(chose) == 1 and "hidden 64" in chose[0] and f"lr {lr:g}" in chose[0]
     saved = json.loads((out / "config.json").read_text())
     assert saved["model"]["hidden"] == 64 and saved["model"]["dropout"] is not None

@@ -216,11 +216,12 @@ def test_mistakes_in_a_prepared_corpus_are_one_clear_line(tmp_path):
 
 def test_a_resumed_run_validates_on_as_many_tokens_as_it_started_with():
     from textrnn import ModelConfig
-    from textrnn.config import resolve
+    from textrnn.config import keep_resumed
+    from textrnn.plan import resolve
     model = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0)
     cfg = TrainConfig(time_budget=60, val_streams=16, precision="fp32", device="cpu")
     saved = {"seq_len": 16, "batch_size": 4, "lr": 0.01, "val_tokens": 300_000}
-    r = resolve(cfg, 10**6, 30, resume=(saved, model), n_val=10**6)
+    r = resolve(keep_resumed(cfg, saved, model), 10**6, 30, resume=saved, n_val=10**6)
     assert r.val_tokens == 300_000 and r.val_streams == 16
 
 
@@ -229,12 +230,12 @@ def test_a_resumed_run_validates_on_as_many_tokens_as_it_started_with():
     (50_000, 60, 65_536),      # 36k would do: the floor, 64k, and the note says what it costs
     (10**7, 600, 10**6)])      # more than there is: all of it
 def test_a_time_budget_validates_on_a_share_of_it(monkeypatch, rate, budget, expect):
-    from textrnn import ModelConfig, config
-    monkeypatch.setattr(config, "eval_speed", lambda *a: rate)
+    from textrnn import ModelConfig, plan
+    monkeypatch.setattr(plan, "eval_speed", lambda *a: rate)
     cfg = TrainConfig(time_budget=budget, precision="fp32", device="cpu", lr=0.01,
                       batch_size=4, seq_len=16,
                       model=ModelConfig(hidden=16, layers=1, dropout=0.0))
-    r = config.resolve(cfg, 10**6, 30, n_val=10**6)
+    r = plan.resolve(cfg, 10**6, 30, n_val=10**6)
     assert r.val_streams == 16 and r.val_tokens == expect
     share = f"{cfg.evals * expect / rate / budget:.0%} of the budget"
     assert any(share in note for note in r.notes) or expect == 10**6

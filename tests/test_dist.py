@@ -171,7 +171,7 @@ def test_a_killed_rank_stops_its_peer_which_says_so(corpus, tmp_path):
 
 
 def test_fp16_is_refused_off_cuda_and_auto_never_picks_it_there():
-    from textrnn.config import pick_precision
+    from textrnn.plan import pick_precision
     cpu = torch.device("cpu")
     with pytest.raises(ValueError, match="fp16 training needs a CUDA GPU"):
         pick_precision("fp16", cpu)
@@ -195,12 +195,12 @@ def test_a_world_of_one_changes_nothing(monkeypatch):
 
 
 def test_a_chosen_batch_splits_across_the_ranks():
-    from textrnn import ModelConfig, TrainConfig, config
+    from textrnn import ModelConfig, TrainConfig, plan
 
     def speed(mc, batch, seq_len):
         return 1e5
     cfg = TrainConfig(time_budget=60, model=ModelConfig(hidden=64, layers=2, dropout=0.0))
     for ranks in (1, 3, 6, 12):
-        chosen, _ = config.choose(cfg, 10**7, 65, torch.device("cpu"), "fp32", speed=speed,
+        chosen, _ = plan.choose(cfg, 10**7, 65, torch.device("cpu"), "fp32", speed=speed,
                                   ranks=ranks)
         assert chosen.batch_size % ranks == 0 and chosen.batch_size >= ranks

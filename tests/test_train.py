@@ -78,6 +78,30 @@ def test_resume_extends_the_budget(corpus_file, tmp_path):
     assert load(run / "last").config["training"]["steps"] == 25
 
 
+def test_a_resumed_run_validates_on_the_split_it_was_started_with(tmp_path):
+    """A run started with a small max_val_chars and resumed through the Python API without it
+    (today's default) validates on its own split: the corpus is prepared from the merged
+    config, not the default's larger split."""
+    import random
+    rng = random.Random(0)
+    text = "".join(rng.choice("abcdefgh ") for _ in range(4000))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(text, encoding="utf-8")
+    run = train(tiny_config(corpus, tmp_path / "r", max_steps=10, evals=1, max_val_chars=100),
+                **quiet())
+    first = load(run / "last").config["training"]
+    train(TrainConfig(corpus=str(corpus), out=str(run), resume=str(run), max_steps=20, evals=1),
+          **quiet())
+    resumed = load(run / "last").config["training"]
+    assert resumed["train_config"]["max_val_chars"] == 100
+    assert resumed["val_chars"] == first["val_chars"] == 100
+    val = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+           if "val_loss" in line][-1]
+    assert val["step"] == 20  # ... and the figure is that of the run's own split, the last 100
+    assert val["val_loss"] == pytest.approx(load(run / "last").evaluate(text[-100:])["loss"],
+                                            abs=1e-4)
+
+
 def test_existing_run_is_never_silently_overwritten(corpus_file, tmp_path):
     run = train(tiny_config(corpus_file, tmp_path / "r", max_steps=5), **quiet())
     before = (run / "model.safetensors").read_bytes()

@@ -16,7 +16,8 @@ from .model import CELLS, ModelConfig, RNNLM
 from .probe import FEATURES, MAX_INSPECT_CHARS, Findings, Inspection, Unit, find_units
 from .sample import MAX_SEED, MIN_TEMPERATURE, Settings, generate, sample_next
 from .tokenizer import CharTokenizer
-from .train import Reporter, Terminal, train
+from .report import Reporter, Terminal
+from .train import train
 
 __all__ = ["CELLS", "CharTokenizer", "FEATURES", "FORMAT_VERSION", "Findings", "Inspection", "LM",
            "MAX_INSPECT_CHARS", "MAX_SEED", "MIN_TEMPERATURE", "ModelConfig", "RNNLM", "Reporter",

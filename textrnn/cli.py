@@ -4,7 +4,7 @@ library (`serve` hands its flags to the page, textrnn/web/server.py).
 Every flag maps onto one field of `TrainConfig` or `ModelConfig`; a flag left out keeps the
 dataclass default (or, with --resume, the value the run was started with); the model's width,
 layers and dropout, the batch shape and the learning rate default to a choice made from the corpus
-and the budget at the start of the run (config.py), which is printed. Mistakes a person can
+and the budget at the start of the run (plan.py), which is printed. Mistakes a person can
 make become one line on stderr and exit status 1; Ctrl-C exits with 130, after training has
 saved its state.
 """

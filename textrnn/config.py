@@ -1,53 +1,16 @@
-"""Training configuration: `TrainConfig`, every default, and `resolve()`, the one place that fills
-in what a run leaves open.
+"""Training configuration: what a person asks for. `TrainConfig`, every default, and the merge
+of what is asked anew with what a resumed run was saved with (`from_flags`, `keep_resumed`).
 
-What a person leaves unset (None, or "auto") is decided here, in this order, and nowhere else:
-  1. a resumed run keeps its model and tokenizer (the checkpoint's) and the batch shape, lr and
-     precision it was started with; flags given anew replace the rest (`from_flags`);
-  2. device and precision;
-  3. the adaptive defaults, from the corpus and the budget (`choose`, below);
-  4. the batch shape that fits a short corpus, and the budget: steps, seconds and warm-up.
-
-The adaptive defaults. A run can afford a number of training tokens D: max_steps x batch x
-seq_len for a step budget, and for a time budget the tokens per second this machine trains a
-candidate model at (timed in a few steps at the start) times the seconds. Then, measured on the
-sweep in docs/training.md:
-
-- width: the widest of `WIDTHS` (two layers) that still gets `TOKENS_PER_WEIGHT` training tokens
-  per recurrent weight, and has at most `WEIGHTS_PER_TOKEN` of them per corpus token. The
-  embedding and the softmax are not counted: each of their rows is trained by its own token's
-  occurrences, and what they cost a step is in the timed speed. (Counting them, a Chinese text
-  of 6,000 distinct characters got a 2x64 core for its 120 s, 0.10 nats/char behind 2x256.) A
-  wider model that cannot see enough text in the budget is still learning when time runs out,
-  and the narrower one that converged wins; a model much larger than its corpus memorises it.
-- dropout: none while the run reads the corpus only a few times; more as the number of passes
-  grows (the larger model a long run buys would otherwise overfit a small corpus).
-- weight decay: `WEIGHT_DECAY` while the run reads the corpus up to `WEIGHT_DECAY_PASSES` times,
-  more in proportion beyond, for the same reason.
-- learning rate: `BASE_LR` at width 256, times (256 / width) ** 0.75: wider layers sum more
-  inputs per unit, so each weight must move less.
-- batch: 64 streams of 50 tokens, fewer streams when a time budget would leave fewer than
-  `MIN_STEPS` steps (a short budget is better spent on more, smaller steps), shrunk further for a
-  short corpus.
-
-Anything set by hand is kept, and the rest is chosen around it.
+What the config leaves open (None, or "auto") is decided by the plan (plan.py), not here.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import statistics
-import time
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Callable
-
-import torch
 
 from . import checkpoint
-from .data import fit_batch_shape
-from .evaluate import eval_speed
-from .model import GATES, ModelConfig, RNNLM, autocast, core_params, num_params, pick_device
+from .model import ModelConfig
 from .sample import check_seed
 from .tokenizer import KINDS as TOKENIZERS
 
@@ -62,8 +25,9 @@ BASE_LR, BASE_WIDTH = 1e-2, 256  # the peak lr at width 256; wider models take l
 BATCH, SEQ_LEN = 64, 50   # streams x BPTT tokens: 64 streams keep two cores' matmuls busy
 MIN_STEPS, MIN_BATCH = 500, 8  # a short time budget halves the batch down to 8 for 500 steps
 MAX_DROPOUT = 0.3         # dropout grows with the passes over the corpus, up to this
-WEIGHT_DECAY, WEIGHT_DECAY_PASSES, MAX_WEIGHT_DECAY = 0.1, 7, 0.3  # AdamW decay, see above
+WEIGHT_DECAY, WEIGHT_DECAY_PASSES, MAX_WEIGHT_DECAY = 0.1, 7, 0.3  # AdamW decay, see plan.py
 MAX_SAMPLE_CHARS = 10_000  # of the sample shown at each validation
+SAMPLE_TEMPERATURE, SAMPLE_SEED = 0.8, 1  # ... drawn at this temperature, from this seed
 MAX_SEQ_LEN, MAX_BATCH = 10_000, 65_536  # past these, a typo: refused with advice
 MEMORY_SHARE = 0.8        # a run may plan to use this much of the device's memory, no more
 MAX_VAL_CHARS = 4 * 2**20  # the validation split's default size limit, in characters
@@ -93,7 +57,7 @@ class TrainConfig:
     batch_size: int | None = None  # parallel streams; more uses the cores better, to a point
     lr: float | None = None        # peak AdamW learning rate (warm-up, then a cosine to min_lr)
     # None (the default for these three and for the model's hidden, layers and dropout): chosen
-    # when the run starts (`choose`): width, dropout and lr from the corpus size and the budget,
+    # when the run starts (plan.choose): width, dropout and lr from the corpus size and the budget,
     # batch 64 (fewer for a short time budget) and seq-len 50
     min_lr: float = 0.0            # where the cosine ends; 0 spends the whole budget annealing
     warmup_steps: int = 50         # linear warm-up (capped at a tenth of max_steps)
@@ -200,288 +164,10 @@ def from_flags(given: dict) -> TrainConfig:
     return cfg
 
 
-def _keep_resumed(cfg: TrainConfig, saved: dict, model: ModelConfig) -> TrainConfig:
+def keep_resumed(cfg: TrainConfig, saved: dict, model: ModelConfig) -> TrainConfig:
     """A resumed run's model, and what it chose, where `cfg` leaves a choice open."""
     keep = {k: saved[k] for k in RESUME_KEEPS if getattr(cfg, k) is None}
     keep["max_val_chars"] = saved.get("max_val_chars")  # the run's split, not today's default
     if cfg.precision == "auto":  # the run's own; runs from before --precision were fp32
         keep["precision"] = saved.get("precision", "fp32")
     return replace(cfg, model=model, **keep)
-
-
-# --- 2. device and precision ---
-
-def pick_precision(name: str, device: torch.device) -> str:
-    """auto -> bf16 where the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), else fp32;
-    on CUDA, bf16 where the GPU has it (Ampere on), else fp16 with loss scaling.
-
-    bf16 autocast runs the RNN's and the head's matmuls in bfloat16 with fp32 accumulation; the
-    weights, the optimizer and the loss stay fp32. A CPU without native bf16 is refused bf16:
-    oneDNN has no bfloat16 LSTM there (it fails to build the primitive), and what it emulates is
-    slower than fp32. fp16 is for CUDA alone: its narrow range needs a gradient scaler
-    (train.py), which only CUDA's autocast pairs with.
-    """
-    native = device.type == "cpu" and torch.backends.mkldnn.is_available() and \
-        torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    if name != "auto":
-        if name == "bf16" and device.type == "mps":
-            raise ValueError("bf16 training is not supported on mps; use --precision fp32")
-        if name == "bf16" and device.type == "cpu" and not native:
-            raise ValueError("bf16 training needs a CPU with native bfloat16 (AVX-512 BF16 or "
-                             "AMX), and this one has none; use --precision fp32 (what auto "
-                             "picks here)")
-        if name == "fp16" and device.type != "cuda":
-            raise ValueError(f"fp16 training needs a CUDA GPU (the device is {device.type}); "
-                             "use --precision bf16 or fp32")
-        return name
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if native else "fp32"
-
-
-# --- 3. the adaptive defaults ---
-
-def num_weights(cfg: ModelConfig) -> int:
-    """Parameters of a model with this config (counted from its shapes: no memory, no time)."""
-    return num_params(cfg)
-
-
-def dropout_for(passes: float) -> float:
-    """Dropout for a run that reads the corpus `passes` times: 0.1 at 10 passes, 0.1 more per
-    doubling, up to `MAX_DROPOUT`; none below 0.05 (about 7 passes)."""
-    p = round(min(MAX_DROPOUT, 0.1 * math.log2(max(passes, 1) / 5)), 2)
-    return p if p >= 0.05 else 0.0
-
-
-def weight_decay_for(passes: float) -> float:
-    """AdamW weight decay for a run that reads the corpus `passes` times: `WEIGHT_DECAY` up to
-    `WEIGHT_DECAY_PASSES` passes, in proportion to the passes beyond, up to `MAX_WEIGHT_DECAY`."""
-    return round(min(MAX_WEIGHT_DECAY,
-                     WEIGHT_DECAY * max(1.0, passes / WEIGHT_DECAY_PASSES)), 2)
-
-
-def lr_for(width: int) -> float:
-    """BASE_LR at BASE_WIDTH, times (BASE_WIDTH / width) ** 0.75, to two significant digits."""
-    return float(f"{BASE_LR * (BASE_WIDTH / width) ** 0.75:.2g}")
-
-
-def train_speed(cfg: ModelConfig, batch: int, seq_len: int, device: torch.device,
-                precision: str, steps: int = 3) -> float:
-    """Training tokens per second of a fresh model with `cfg`: the median of `steps` timed
-    forward-backward-update steps, after one untimed step."""
-    model = RNNLM(cfg).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randint(cfg.vocab_size, (batch, seq_len + 1), device=device)
-    times = []
-    for _ in range(steps + 1):
-        t0 = time.perf_counter()
-        with autocast(device, precision):
-            _, loss, _ = model(x[:, :-1], x[:, 1:])
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return batch * seq_len / statistics.median(times[1:])
-
-
-def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.device,
-           precision: str,
-           speed: Callable[[ModelConfig, int, int], float] | None = None, ranks: int = 1
-           ) -> tuple[TrainConfig, str]:
-    """Fill in what `cfg` leaves unset (None) for a corpus of `n_tokens` training tokens; return
-    the filled-in config and a line saying what was chosen and why ("" if nothing was).
-
-    `speed(model_config, batch, seq_len)` gives training tokens per second; by default each
-    width and batch it is asked about is timed once on `device` (only with a time budget), at
-    the rows one of `ranks` processes owns. A batch chosen here splits across the ranks."""
-    m = replace(cfg.model, vocab_size=vocab_size)
-    if m.tie_weights and m.hidden is None:
-        m = replace(m, hidden=m.embed)  # tying needs the two widths equal
-    seq_len = cfg.seq_len or SEQ_LEN
-    batch = cfg.batch_size or BATCH
-    timings: dict[tuple[int, int], float] = {}
-
-    def timed_speed(mc: ModelConfig, b: int) -> float:
-        """Tokens/s for this width and batch, timed once (or asked of `speed`)."""
-        key = (mc.hidden, b)
-        if key not in timings:
-            timings[key] = (speed(mc, b, seq_len) if speed is not None else ranks *
-                            train_speed(mc, max(1, b // ranks), seq_len, device, precision))
-        return timings[key]
-    steps = budget_steps(cfg)
-
-    def tokens(mc: ModelConfig, b: int) -> float:
-        """Training tokens the budget buys for this model at batch b."""
-        d = [steps * b * seq_len] if steps else []
-        if cfg.time_budget:
-            d.append(timed_speed(mc, b) * cfg.time_budget)
-        return min(d)
-
-    def candidate(width: int) -> ModelConfig:
-        """m at this width (unless set), with LAYERS and no dropout unless set."""
-        return replace(m, hidden=width if m.hidden is None else m.hidden,
-                       layers=LAYERS if m.layers is None else m.layers,
-                       dropout=0.0 if m.dropout is None else m.dropout)
-
-    if m.hidden is not None:  # a width set by hand: refuse it before timing builds it
-        check_memory(candidate(m.hidden), max(1, batch // ranks), seq_len, device)
-
-    # 1. width: the widest candidate that the budget and the corpus both afford
-    if m.hidden is None:
-        width = WIDTHS[0]
-        for w in WIDTHS:
-            mc = candidate(w)
-            p = core_params(mc)
-            if p > WEIGHTS_PER_TOKEN * n_tokens or tokens(mc, batch) < TOKENS_PER_WEIGHT * p:
-                break
-            width = w
-        m = replace(m, hidden=width)
-    m = candidate(m.hidden)
-
-    # 2. batch: keep at least MIN_STEPS steps when a short time budget is what ends the run
-    # (under a step budget, smaller batches would add no steps, only read less)
-    def steps_at(b: int) -> float:
-        return tokens(m, b) / (b * seq_len)
-
-    if cfg.batch_size is None:
-        while (batch > MIN_BATCH and steps_at(batch) < MIN_STEPS
-               and (not steps or steps_at(batch) < steps)):
-            batch //= 2
-        batch = fit_batch_shape(n_tokens, batch, seq_len)[0]  # a short corpus: fewer streams
-        batch = max(ranks, batch - batch % ranks)              # ... that split across ranks
-    d = tokens(m, batch)
-    timed = cfg.time_budget and (not steps or d < steps * batch * seq_len)
-    why = [f"{d / 1e6:.3g}M tokens in the budget"
-           + (f" at {d / cfg.time_budget:,.0f} tokens/s" if timed else ""),
-           f"{d / core_params(m):.3g} per recurrent weight"]
-
-    # 3. dropout from the passes over the corpus, lr from the width
-    passes = d / max(n_tokens, 1)
-    why.append(f"{passes:.3g} passes over the corpus")
-    if cfg.model.dropout is None:
-        m = replace(m, dropout=dropout_for(passes))
-    wd = cfg.weight_decay if cfg.weight_decay is not None else weight_decay_for(passes)
-    lr = cfg.lr if cfg.lr is not None else lr_for(m.hidden)
-    out = replace(cfg, model=m, lr=lr, min_lr=min(cfg.min_lr, lr), batch_size=batch,
-                  seq_len=seq_len, weight_decay=wd)
-    picked = [f"{name} {value:g}" for name, before, value in [
-        ("hidden", m.hidden if m.tie_weights else cfg.model.hidden, m.hidden),
-        ("layers", cfg.model.layers, m.layers),
-        ("dropout", cfg.model.dropout, m.dropout), ("weight-decay", cfg.weight_decay, wd),
-        ("lr", cfg.lr, lr),
-        ("batch-size", cfg.batch_size, batch), ("seq-len", cfg.seq_len, seq_len)]
-        if before is None]
-    if not picked:
-        return out, ""
-    return out, f"chose {', '.join(picked)} ({'; '.join(why)})"
-
-
-# --- 4. the batch shape and the budget ---
-
-def budget_steps(cfg: TrainConfig) -> int | None:
-    """The step budget: max_steps, or DEFAULT_STEPS when no budget at all is given."""
-    if cfg.max_steps is None and cfg.time_budget is None:
-        return DEFAULT_STEPS
-    return cfg.max_steps
-
-
-def device_memory(device: torch.device) -> int:
-    """Bytes of memory on `device`: the GPU's, or the machine's RAM."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).total_memory
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def check_memory(m: ModelConfig, batch: int, seq_len: int, device: torch.device) -> None:
-    """Refuse, before anything is allocated, a model and batch that cannot fit: fp32 weights,
-    gradients and two AdamW moments, and the activations BPTT keeps for a batch."""
-    per_token = m.layers * (GATES[m.cell] + 2) * m.hidden + m.embed + 3 * m.vocab_size
-    acts = batch * seq_len * per_token
-    need, have = 4 * (4 * num_weights(m) + acts), device_memory(device)
-    if need > MEMORY_SHARE * have:
-        raise ValueError(f"a {m.layers}x{m.hidden} {m.cell.upper()} trained at batch {batch} x "
-                         f"{seq_len} needs about {need / 2**30:,.1f} GB (weights, gradients, "
-                         f"AdamW moments, activations), more than {device}'s "
-                         f"{have / 2**30:,.1f} GB allow; lower --hidden, --layers, --batch-size "
-                         "or --seq-len")
-
-
-@dataclass(frozen=True)
-class Budget:
-    steps: int | None        # optimizer steps, or None for a time budget alone
-    seconds: float | None    # seconds of training, or None for a step budget alone
-    warmup: int              # linear warm-up steps
-
-    def progress(self, step: int, train_time: float) -> float:
-        """The fraction of the budget used: whichever of steps and seconds runs out first."""
-        p = [step / self.steps] if self.steps else []
-        p += [train_time / self.seconds] if self.seconds else []
-        return max(p)
-
-    def __str__(self) -> str:
-        return " or ".join(([f"{self.steps:,} steps"] if self.steps else []) +
-                           ([f"{self.seconds:g} s"] if self.seconds else []))
-
-
-def val_streams(n_tokens: int) -> int:
-    """Slices a validation pass over `n_tokens` reads side by side, by default."""
-    return 1 if n_tokens <= SINGLE_STREAM_TOKENS else VAL_STREAMS
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """A run's settings with nothing left open: what the training loop reads."""
-    cfg: TrainConfig         # every choice filled in, as the checkpoint records it
-    device: torch.device
-    batch: int               # B and T as trained: the config's, shrunk for a short corpus
-    seq_len: int
-    budget: Budget
-    val_streams: int         # slices a validation pass reads side by side
-    val_tokens: int          # validation tokens a pass reads (a prefix, for a short budget)
-    notes: list[str]         # what was adjusted, to say before the run
-    why: str                 # what `choose` chose and why ("" on resume or when all was set)
-
-
-def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int,
-            resume: tuple[dict, ModelConfig] | None = None, n_val: int = 0,
-            ranks: int = 1) -> Resolved:
-    """Fill in everything `cfg` leaves open for a corpus of `n_tokens` training tokens (and
-    `n_val` validation tokens), in the order of the module docstring. `resume` is a resumed
-    run's saved train config and model; `ranks`, the processes of a distributed run, over which
-    the batch and each validation pass are split."""
-    if resume is not None:
-        cfg = _keep_resumed(cfg, *resume)
-    device = pick_device(cfg.device)
-    cfg = replace(cfg, precision=pick_precision(cfg.precision, device))
-    notes, why = [], ""
-    if resume is None:
-        asked = cfg.min_lr
-        cfg, why = choose(cfg, n_tokens, vocab_size, device, cfg.precision, ranks=ranks)
-        if cfg.min_lr < asked:  # choose() caps it at the lr it chose
-            notes.append(f"note: min-lr {asked:g} is above the chosen lr {cfg.lr:g}; using "
-                         f"{cfg.lr:g} for both (a flat schedule)")
-    B, T = fit_batch_shape(n_tokens, cfg.batch_size, cfg.seq_len)
-    if (B, T) != (cfg.batch_size, cfg.seq_len):
-        notes.append(f"corpus is short ({n_tokens:,} training tokens): using batch-size {B}, "
-                     f"seq-len {T}")
-    if resume is None:
-        check_memory(replace(cfg.model, vocab_size=vocab_size), max(1, B // ranks), T, device)
-    steps = budget_steps(cfg)
-    warmup = min(cfg.warmup_steps, steps // 10) if steps else cfg.warmup_steps
-    streams = cfg.val_streams or val_streams(n_val)
-    val_tokens = n_val
-    if resume is not None and resume[0].get("val_tokens"):  # the run's own, so passes compare
-        val_tokens = min(n_val, resume[0]["val_tokens"])
-    elif streams > 1 and cfg.time_budget:  # validation: a known, small share of the budget
-        model = replace(cfg.model, vocab_size=vocab_size)
-        rate = ranks * eval_speed(model, -(-streams // ranks), device, cfg.precision)
-        affordable = VAL_SHARE * cfg.time_budget * rate / cfg.evals
-        val_tokens = min(n_val, max(MIN_VAL_TOKENS, 2 ** int(math.log2(affordable))))
-        notes.append(f"validating on {val_tokens:,} of the {n_val:,} validation tokens in "
-                     f"{streams} streams: about {val_tokens / rate:.0f} s a pass, "
-                     f"{cfg.evals} passes, {cfg.evals * val_tokens / rate / cfg.time_budget:.0%}"
-                     " of the budget")
-    return Resolved(cfg, device, B, T, Budget(steps, cfg.time_budget, warmup), streams,
-                    val_tokens, notes, why)

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
-from .config import val_streams
+from .plan import val_streams
 from .corpus import encode_file
 from .data import cache_root
 from .evaluate import evaluate_ids

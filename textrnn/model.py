@@ -39,7 +39,7 @@ class ModelConfig:
     layers: int | None = None  # stacked layers; a second layer helps, a third rarely pays on a CPU
     dropout: float | None = None  # on embeddings, between layers and before the head; raise it
                              # (0.1-0.3) when validation loss rises while training loss falls
-    # None: `textrnn train` chooses from the corpus and budget (config.py); a model is only
+    # None: `textrnn train` chooses from the corpus and budget (plan.py); a model is only
     # built from a config that leaves nothing open
     tie_weights: bool = False  # share the embedding with the output layer (needs embed == hidden)
 

@@ -3,7 +3,7 @@ by Optuna, and a report of which won.
 
     best = sweep(SweepConfig(corpus="my.txt", out="sweeps/mine", trial_seconds=60, trials=12))
 
-Trial 0 is always the adaptive defaults (every setting left to `config.choose`); the search
+Trial 0 is always the adaptive defaults (every setting left to `plan.choose`); the search
 ranges are then set around what it chose: hidden width from half to twice, learning rate from a
 quarter to 4x, and so on (SPACE). Each later trial is drawn by a TPE sampler (or walks a grid),
 trains in its own run folder under `out/trials/`, and reports its validation loss at each of
@@ -32,7 +32,8 @@ from typing import Callable
 from . import checkpoint
 from .config import TrainConfig
 from .model import CELLS
-from .train import Reporter, train
+from .report import Reporter
+from .train import train
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,7 @@
-"""Training: `train()`, the loop that turns a corpus into a checkpoint, and the reporters that
-show it.
+"""Training: `train()`, the loop that turns a corpus into a checkpoint.
 
 The loop, step by step: read and encode the corpus; split off validation text; resolve what the
-config leaves open (config.py); build the model and AdamW; then repeat (batch -> forward -> loss
+config leaves open (plan.py); build the model and AdamW; then repeat (batch -> forward -> loss
 -> backward -> clip -> step) with the recurrent state carried between batches (truncated BPTT,
 see data.py), validating on the whole validation text at evenly spaced points of the run and
 keeping the best and the latest checkpoint.
@@ -25,8 +24,8 @@ stay fp32.
 Under `torchrun` each process is one rank of a data-parallel run over the same batch (dist.py):
 the steps are those of one process, so a run may resume on another number of processes.
 
-What the run shows goes through a `Reporter`: `Terminal` prints lines and a progress bar; another
-front end (a web page) passes its own; ranks other than 0 show nothing. Left out on purpose:
+What the run shows goes through a `Reporter` (report.py): `Terminal` prints lines and a progress
+bar; another front end (a web page) passes its own; ranks other than 0 show nothing. Left out on purpose:
 gradient accumulation (a bigger batch is more streams, and the streams are what is split).
 """
 
@@ -35,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import math
 import shlex
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -43,10 +41,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm import tqdm
 
 from . import checkpoint
-from .config import Budget, Resolved, TrainConfig, resolve
+from .config import SAMPLE_SEED, SAMPLE_TEMPERATURE, TrainConfig, keep_resumed
+from .plan import Resolved, resolve
 from .corpus import Corpus
 from .corpus import prepare as prepare_corpus
 from .data import Batches, corpus_name
@@ -54,118 +52,7 @@ from .dist import PeerLost, StopRequested, World
 from .evaluate import evaluate_ids
 from .lm import LM
 from .model import RNNLM, autocast, detach_state
-
-
-@dataclass
-class LoopState:
-    """Where the loop is: saved in `last/resume.json`, so a resumed run carries on from here."""
-    step: int = 0
-    epoch: int = 0                  # passes over the training streams
-    pos: int = 0                    # batches read in this epoch
-    train_time: float = 0.0         # seconds of training steps (the time budget counts these)
-    wall_time: float = 0.0          # seconds of the run, validation and saving included
-    tokens: int = 0
-    best_val: float | None = None   # nats/char of the best validation so far, and its step
-    best_step: int | None = None
-    evals_done: int = 0             # validation passes done
-    last_val: float | None = None   # nats/char of the latest validation, and its step
-    last_val_step: int | None = None
-
-
-class Reporter:
-    """What a training run shows, and where. Every method may be left as it is (silent)."""
-
-    def log(self, message: str) -> None:
-        """A line for a person: what was decided, a note, the end of the run."""
-
-    def hint(self, message: str) -> None:
-        """What to type next at a command line (resume a stopped run, sample a finished one);
-        a front end with its own buttons leaves it unsaid."""
-
-    def preparing(self, what: str, done: int, total: int) -> None:
-        """How far a pass over the corpus has come ("reading", "encoding"), in bytes."""
-
-    def begin(self, budget: Budget, state: LoopState) -> None:
-        """The loop starts (at step `state.step` when resumed)."""
-
-    def trained(self, state: LoopState, record: dict) -> None:
-        """A training record (every `log_every` steps), as written to metrics.jsonl."""
-
-    def stepped(self, state: LoopState) -> None:
-        """A step is done; raising KeyboardInterrupt here stops the run as Ctrl-C does."""
-
-    def validated(self, state: LoopState, record: dict) -> None:
-        """A validation record, as written to metrics.jsonl."""
-
-    def end(self) -> None:
-        """The loop is over, finished or not."""
-
-
-class Terminal(Reporter):
-    """Lines through `log` and a tqdm progress bar; `on_step(step)` after each step."""
-
-    def __init__(self, log: Callable[[str], None] = print, progress: bool = True,
-                 on_step: Callable[[int], None] | None = None):
-        self.log, self.progress, self.on_step = log, progress, on_step
-        self.bar, self.budget = None, None
-
-    def hint(self, message: str) -> None:
-        self.log(message)
-
-    def preparing(self, what: str, done: int, total: int) -> None:
-        """A bar in MB/s for each pass over a corpus of more than a few MB."""
-        if total < 16 * 2**20 or not self.progress:
-            return
-        if self.bar is None or self.bar.desc != what:
-            self.end()
-            self.bar = tqdm(total=total, desc=what, unit="B", unit_scale=True,
-                            dynamic_ncols=True)
-        self.bar.update(done - self.bar.n)
-        if done >= total:
-            self.end()
-
-    def begin(self, budget: Budget, state: LoopState) -> None:
-        self.end()  # a preparation bar, if one is still open
-        by_steps = budget.steps is not None
-        self.budget = budget
-        self.bar = tqdm(
-            total=budget.steps if by_steps else budget.seconds,
-            initial=state.step if by_steps else 0, unit="step" if by_steps else "s",
-            disable=not self.progress, dynamic_ncols=True,
-            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
-            if by_steps else "{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}{postfix}]")
-
-    def trained(self, state: LoopState, record: dict) -> None:
-        loss = record["train_loss"]
-        self.bar.set_postfix_str(f"loss {loss:.3f}, {loss / math.log(2):.3f} bpc, "
-                                 f"{record['chars_per_s']:,.0f} chars/s"
-                                 + (f", val {state.last_val:.3f}" if state.last_val else ""),
-                                 refresh=False)
-
-    def stepped(self, state: LoopState) -> None:
-        b = self.budget
-        self.bar.update(1 if b.steps else min(state.train_time, b.seconds) - self.bar.n)
-        if self.on_step is not None:
-            self.on_step(state.step)
-
-    def validated(self, state: LoopState, record: dict) -> None:
-        val = state.last_val
-        self.bar.set_postfix_str(f"val {val:.3f} nats/char, {val / math.log(2):.3f} bpc")
-        if "sample" in record:
-            self._say(f"--- step {state.step:,}, validation {val:.4f} nats/char; sampled at "
-                      f"temperature {SAMPLE_TEMPERATURE} ---\n{record['sample']}\n---")
-
-    def _say(self, text: str) -> None:
-        """A line above the progress bar (or just a line, without one)."""
-        if self.bar is not None and not self.bar.disable:
-            tqdm.write(text, file=sys.stderr)
-        else:
-            self.log(text)
-
-    def end(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+from .report import LoopState, Reporter, Terminal
 
 
 @dataclass
@@ -238,13 +125,14 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
             model, tokenizer, _ = checkpoint.load(checkpoint.last_dir(cfg.resume))
             return model, tokenizer, checkpoint.load_resume(cfg.resume)
         model, tokenizer, resume = world.together(load)
-    # 2. the data, then everything the config leaves open
+        cfg = keep_resumed(cfg, resume.info["train_config"], model.config)  # the one merge
+    # 2. the data (split as the run was), then everything the config leaves open
     corpus = world.leaders_first(
         lambda: prepare_corpus(cfg, tokenizer, reporter.log, reporter.preparing))
     tokenizer = corpus.tokenizer
     settings = world.on_main(lambda: resolve(
         cfg, len(corpus.train_ids), tokenizer.vocab_size,
-        None if resume is None else (resume.info["train_config"], model.config),
+        None if resume is None else resume.info["train_config"],
         n_val=len(corpus.val_ids), ranks=world.size))
     if world.distributed and settings.device.type == "cuda":  # each rank its own GPU
         settings = replace(settings, device=world.device)
@@ -455,9 +343,6 @@ def validate(run: Run, state: LoopState) -> dict:
             "val_bpc": round(val / math.log(2), 5),
             "val_nats_per_token": round(nats / (len(ids) - 1), 5),
             "train_time": round(state.train_time, 3)}
-
-
-SAMPLE_TEMPERATURE, SAMPLE_SEED = 0.8, 1  # of the sample shown at each validation
 
 
 def sample(run: Run) -> str:
