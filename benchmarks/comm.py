@@ -17,7 +17,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from textrnn import ModelConfig
-from textrnn.config import pick_precision, train_speed
+from textrnn.plan import pick_precision, train_speed
 from textrnn.model import num_params
 
 
