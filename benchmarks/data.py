@@ -45,14 +45,15 @@ else:
     prepared = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    def stop(step):
-        raise KeyboardInterrupt
+    class FirstStep(textrnn.Reporter):
+        def stepped(self, state):
+            raise KeyboardInterrupt  # timed: preparing, then the first step
     t1 = time.perf_counter()
     try:
         textrnn.train(textrnn.TrainConfig(corpus=corpus, tokenizer=kind, vocab_size=vocab,
                                           data_cache=cache, out=tempfile.mkdtemp(),
                                           max_steps=100, model={"hidden": 256, "layers": 2}),
-                      log=lambda m: None, progress=False, on_step=stop)
+                      reporter=FirstStep())
     except KeyboardInterrupt:
         pass
     first = time.perf_counter() - t1

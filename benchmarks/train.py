@@ -88,7 +88,7 @@ def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()
                     f"{budget:g}", "--no-progress", *seed, *flags]
             said = []
             out = textrnn.train(train_config([*argv, "--out", str(Path(tmp) / f"run{i}")]),
-                                log=said.append, progress=False)
+                                reporter=textrnn.Terminal(log=said.append, progress=False))
             rows.append(_train_row(out, i + 1, flops, said, f"1 x {torch.get_num_threads()}"))
             if nproc > 1:
                 out = Path(tmp) / f"run{i}-ddp"

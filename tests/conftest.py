@@ -12,7 +12,7 @@ import torch
 # Token files and the compiled kernel go to a cache of this session's own, not the user's.
 os.environ["TEXTRNN_CACHE"] = tempfile.mkdtemp(prefix="textrnn-test-cache-")
 
-from textrnn import CharTokenizer, ModelConfig, RNNLM, TrainConfig, train  # noqa: E402
+from textrnn import CharTokenizer, ModelConfig, RNNLM, Reporter, TrainConfig, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,12 +59,12 @@ def checkpoints(tmp_path_factory):
     cfg = TrainConfig(corpus=str(ROOT / "corpora" / "tiny.txt"), out=str(root / "tiny"),
                       model=ModelConfig(hidden=128, embed=16, layers=2), seq_len=32,
                       batch_size=4, lr=1e-2, max_steps=60, evals=2)
-    train(cfg, log=lambda m: None, progress=False)
+    train(cfg, reporter=Reporter())
     shutil.rmtree(root / "tiny" / "last")
     train(TrainConfig(corpus=str(ROOT / "corpora" / "tiny.txt"), out=str(root / "tiny-bpe"),
                       tokenizer="bpe", vocab_size=300, model=ModelConfig(hidden=32, embed=16),
                       seq_len=16, batch_size=4, max_steps=20, evals=1),
-          log=lambda m: None, progress=False)
+          reporter=Reporter())
     (root / "tiny" / "examples.json").write_text(json.dumps(
         {"about": "a toy", "prompts": ["ANNA:\n", "The sea"]}))
     (root / "broken").mkdir()

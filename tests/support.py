@@ -5,7 +5,7 @@ import shutil
 import socket
 from pathlib import Path
 
-from textrnn.web import generate
+from textrnn import Reporter
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -19,6 +19,7 @@ def settings(**kw):
 
 
 def run_all(catalog, **kw):
+    from textrnn.web import generate
     return list(generate.make_generate(catalog)(**settings(**kw)))
 
 
@@ -49,3 +50,15 @@ def join_queue(url, demo, session, **kw):
     return httpx.post(url + "gradio_api/queue/join", timeout=30,
                       json={"data": data, "fn_index": fn, "session_hash": session,
                             "event_data": None, "trigger_id": None})
+
+
+class Silent(Reporter):
+    """A run that shows nothing; `on_step(step)`, if given, hears each step's end (raising
+    KeyboardInterrupt there stops the run as Ctrl-C does)."""
+
+    def __init__(self, on_step=None):
+        self.on_step = on_step
+
+    def stepped(self, state) -> None:
+        if self.on_step is not None:
+            self.on_step(state.step)

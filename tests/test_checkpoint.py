@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import make_model
-from textrnn import checkpoint, load
+from textrnn import Reporter, checkpoint, load
 from textrnn.tokenizer import CharTokenizer
 
 
@@ -92,7 +92,7 @@ def test_export_zip_holds_the_checkpoint_and_log_and_nothing_else(tmp_path):
     run = train(TrainConfig(corpus=str(corpus), out=str(tmp_path / "run"), max_steps=8,
                             evals=1, batch_size=4, seq_len=16,
                             model=ModelConfig(hidden=16, embed=8, layers=1)),
-                log=lambda m: None, progress=False)
+                reporter=Reporter())
     (run / "stray.tmp").write_text("x")
     path = export_zip(run, tmp_path / "m.zip", "mine")
     names = sorted(zipfile.ZipFile(path).namelist())

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from textrnn import ModelConfig, TrainConfig, config, plan, train
+from textrnn import ModelConfig, Reporter, Terminal, TrainConfig, config, plan, train
 
 CPU = torch.device("cpu")
 
@@ -126,12 +126,12 @@ NATIVE_BF16 = plan.pick_precision("auto", CPU) == "bf16"
 def test_a_resumed_run_keeps_what_was_chosen(corpus_file, tmp_path):
     precision = "bf16" if NATIVE_BF16 else "fp32"  # bf16 where this CPU can, else by hand
     out = train(TrainConfig(corpus=str(corpus_file), out=str(tmp_path / "r"), max_steps=10,
-                            precision=precision), log=lambda m: None, progress=False)
+                            precision=precision), reporter=Reporter())
     first = json.loads((out / "config.json").read_text())["training"]
     assert first["precision"] == first["train_config"]["precision"] == precision
     said = []
     train(TrainConfig(corpus=str(corpus_file), out=str(out), resume=str(out), max_steps=20),
-          log=said.append, progress=False)
+          reporter=Terminal(log=said.append, progress=False))
     again = json.loads((out / "last" / "config.json").read_text())["training"]
     assert again["steps"] == 20 and not any(m.startswith("chose") for m in said)
     for key in ("lr", "batch_size", "seq_len", "precision"):
@@ -143,18 +143,18 @@ def test_bf16_trains_where_the_cpu_has_it_and_is_refused_in_one_line_where_not(c
     cfg = TrainConfig(corpus=str(corpus_file), out=str(tmp_path / "r"), max_steps=3,
                       precision="bf16")
     if NATIVE_BF16:
-        out = train(cfg, log=lambda m: None, progress=False)
+        out = train(cfg, reporter=Reporter())
         assert json.loads((out / "config.json").read_text())["training"]["precision"] == "bf16"
     else:  # oneDNN has no bfloat16 LSTM here: it used to fail deep inside the first step
         with pytest.raises(ValueError, match="needs a CPU with native bfloat16.*fp32"):
-            train(cfg, log=lambda m: None, progress=False)
+            train(cfg, reporter=Reporter())
         assert not (tmp_path / "r").exists()
 
 
 def test_a_min_lr_above_the_chosen_lr_is_said_and_clamped(corpus_file, tmp_path):
     said = []
     out = train(TrainConfig(corpus=str(corpus_file), out=str(tmp_path / "r"), max_steps=5,
-                            min_lr=0.5, precision="fp32"), log=said.append, progress=False)
+                            min_lr=0.5, precision="fp32"), reporter=Terminal(log=said.append, progress=False))
     tc = json.loads((out / "config.json").read_text())["training"]["train_config"]
     assert tc["min_lr"] == tc["lr"] < 0.5
     assert any(m.startswith("note: min-lr 0.5 is above the chosen lr") for m in said)
@@ -163,7 +163,7 @@ def test_a_min_lr_above_the_chosen_lr_is_said_and_clamped(corpus_file, tmp_path)
 def test_train_says_what_it_chose_and_records_the_values(corpus_file, tmp_path):
     said = []
     out = train(TrainConfig(corpus=str(corpus_file), out=str(tmp_path / "r"), max_steps=15,
-                            precision="fp32"), log=said.append, progress=False)
+                            precision="fp32"), reporter=Terminal(log=said.append, progress=False))
     chose = [m for m in said if m.startswith("chose")]
     lr = plan.lr_for(64)
     assert len(chose) == 1 and "hidden 64" in chose[0] and f"lr {lr:g}" in chose[0]

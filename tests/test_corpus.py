@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import TINY, make_model
-from textrnn import TrainConfig, corpus, train
+from textrnn import Reporter, TrainConfig, corpus, train
 from textrnn.data import read_corpus, split
 from textrnn.evaluate import evaluate_ids
 from textrnn.tokenizer import build
@@ -113,11 +113,9 @@ def test_training_resumes_on_the_cached_token_files(tmp_path, corpus_file):
     cfg = dict(corpus=str(corpus_file), seq_len=16, batch_size=4, lr=1e-2, evals=2,
                precision="fp32", data_cache=str(cache),
                model=dict(hidden=16, embed=8, layers=1, dropout=0.0))
-    run = train(TrainConfig(out=str(tmp_path / "r"), max_steps=10, **cfg), log=lambda m: None,
-                progress=False)
+    run = train(TrainConfig(out=str(tmp_path / "r"), max_steps=10, **cfg), reporter=Reporter())
     folders = sorted(cache.iterdir())
-    train(TrainConfig(out=str(run), resume=str(run), max_steps=20, **cfg), log=lambda m: None,
-          progress=False)
+    train(TrainConfig(out=str(run), resume=str(run), max_steps=20, **cfg), reporter=Reporter())
     assert sorted(cache.iterdir()) == folders and len(folders) == 1  # served, not made again
 
 

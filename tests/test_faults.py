@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from conftest import make_model
 from textrnn import ModelConfig, TrainConfig, checkpoint, load, train
+from support import Silent
 from textrnn.cli import main
 from textrnn.tokenizer import CharTokenizer
 
@@ -27,9 +28,6 @@ def config(corpus, out, **kw):
                 model=ModelConfig(hidden=16, embed=8, layers=1, dropout=0.0))
     return TrainConfig(**{**base, **kw})
 
-
-def quiet(**kw):
-    return dict(log=lambda m: None, progress=False, **kw)
 
 
 def sha(folder):
@@ -73,7 +71,7 @@ def test_a_kill_at_any_point_of_a_save_leaves_no_mix_and_resume_ends_the_same(
     def mark(step):
         if step in (11, 21):  # the validations at steps 10 and 20 have saved
             marks.append(ref.n)
-    whole = train(config(corpus_file, tmp_path / "whole"), **quiet(on_step=mark))
+    whole = train(config(corpus_file, tmp_path / "whole"), Silent(mark))
     monkeypatch.undo()
     final, by_step = sha(whole / "last"), dict(ref.saved)
     # the saves at steps 10 and 20: the best checkpoint at the top, then last/ as a unit
@@ -83,7 +81,7 @@ def test_a_kill_at_any_point_of_a_save_leaves_no_mix_and_resume_ends_the_same(
         run = tmp_path / f"k{kill_at}"
         Saves(monkeypatch, kill_at)
         with pytest.raises(Killed):
-            train(config(corpus_file, run), **quiet())
+            train(config(corpus_file, run), Silent())
         monkeypatch.undo()
         for folder in (run, checkpoint.last_dir(run)):  # consistent, or refused in one line
             if not checkpoint.is_checkpoint(folder):
@@ -95,19 +93,19 @@ def test_a_kill_at_any_point_of_a_save_leaves_no_mix_and_resume_ends_the_same(
                 continue
             assert sha(folder) == by_step[cfg["training"]["steps"]], (kill_at, folder)
         if checkpoint.last_dir(run) != run:  # resume state: carry on to the same end
-            again = train(config(corpus_file, run, resume=str(run)), **quiet())
+            again = train(config(corpus_file, run, resume=str(run)), Silent())
         elif checkpoint.holds_run(run):  # only a best checkpoint: its first save was cut
             with pytest.raises(FileNotFoundError, match="--overwrite"):
-                train(config(corpus_file, run, resume=str(run)), **quiet())
-            again = train(config(corpus_file, run, overwrite=True), **quiet())
+                train(config(corpus_file, run, resume=str(run)), Silent())
+            again = train(config(corpus_file, run, overwrite=True), Silent())
         else:  # nothing worth keeping: a plain rerun is not blocked
-            again = train(config(corpus_file, run), **quiet())
+            again = train(config(corpus_file, run), Silent())
         assert sha(again / "last") == final, kill_at
         assert not any(p.name.startswith(".") for p in run.iterdir()), list(run.iterdir())
 
 
 def test_a_mixed_checkpoint_is_refused_in_one_line(corpus_file, tmp_path, capsys):
-    run = train(config(corpus_file, tmp_path / "r", max_steps=20, evals=2), **quiet())
+    run = train(config(corpus_file, tmp_path / "r", max_steps=20, evals=2), Silent())
     shutil.copy(run / "last" / "model.safetensors", run / "model.safetensors")  # a newer step
     with pytest.raises(ValueError, match="parts of two saves"):
         load(run)
@@ -136,17 +134,17 @@ def test_a_failed_start_leaves_nothing_that_blocks_a_rerun(corpus_file, tmp_path
 
 
 def test_a_torn_metrics_line_does_not_block_resume(corpus_file, tmp_path):
-    run = train(config(corpus_file, tmp_path / "r", max_steps=10, evals=1), **quiet())
+    run = train(config(corpus_file, tmp_path / "r", max_steps=10, evals=1), Silent())
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"step": 11, "train_lo')
-    train(config(corpus_file, run, max_steps=20, resume=str(run)), **quiet())
+    train(config(corpus_file, run, max_steps=20, resume=str(run)), Silent())
     steps = [r["step"] for r in checkpoint.read_metrics(run) if "train_loss" in r]
     assert steps == sorted(set(steps)) and steps[-1] == 20
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(corpus_file, tmp_path,
                                                                   monkeypatch, capsys):
-    run = train(config(corpus_file, tmp_path / "r", max_steps=10, evals=1), **quiet())
+    run = train(config(corpus_file, tmp_path / "r", max_steps=10, evals=1), Silent())
     before = sha(run)
 
     def full(tensors, filename, metadata=None):

@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file
 
 import textrnn
-from textrnn import CELLS, ModelConfig, TrainConfig, train
+from textrnn import CELLS, ModelConfig, Terminal, TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import TINY  # noqa: E402
@@ -101,7 +101,7 @@ def record(root: Path) -> dict:
     runs = {}
     for name, cfg in run_configs(corpus, root).items():
         said = []
-        runs[name] = observe(train(cfg, log=said.append, progress=False), said)
+        runs[name] = observe(train(cfg, reporter=Terminal(log=said.append, progress=False)), said)
     return {"platform": platform_key(), "runs": runs,
             "texts": texts(root / "lstm", plain=False)}
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import TINY, make_model
-from textrnn import LM, ModelConfig, TrainConfig, load, train
+from textrnn import LM, ModelConfig, Reporter, TrainConfig, load, train
 from textrnn.tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer, build, tokenizer_from_json
 
 SAMPLES = ["", "plain ASCII text.", "accents: café, déjà vu, Ångström", "CJK: 日本語のテキスト、中文",
@@ -59,7 +59,7 @@ def test_bpe_never_learns_from_validation_text(tmp_path):
     run = train(TrainConfig(corpus=str(corpus), out=str(tmp_path / "r"), tokenizer="bpe",
                             vocab_size=300, model=ModelConfig(hidden=16, embed=8, layers=1),
                             seq_len=16, batch_size=4, max_steps=2, evals=1),
-                log=lambda m: None, progress=False)
+                reporter=Reporter())
     tok = load(run).tokenizer
     assert len(tok.encode("zyxwvutsrq")) == 10  # no merge ever joined its letters
     assert len(tok.encode(" bright")) < len(" bright")  # while a training word's did

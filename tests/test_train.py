@@ -6,7 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from textrnn import ModelConfig, TrainConfig, load, train
+from textrnn import ModelConfig, Terminal, TrainConfig, load, train
+from support import Silent
 from textrnn.evaluate import evaluate_ids
 
 
@@ -16,9 +17,6 @@ def tiny_config(corpus, out, **kw):
     return TrainConfig(corpus=str(corpus), out=str(out), model=model, **{**defaults, **kw})
 
 
-def quiet(**kw):
-    return dict(log=lambda msg: None, progress=False, **kw)
-
 
 def weights(run):
     return load_file(run / "last" / "model.safetensors")
@@ -27,7 +25,7 @@ def weights(run):
 def test_tiny_model_overfits_tiny_corpus(corpus_file, tmp_path, tiny_text):
     cfg = tiny_config(corpus_file, tmp_path / "run", max_steps=300, lr=2e-2, evals=1,
                       model=ModelConfig(hidden=64, embed=16, layers=1))
-    run = train(cfg, **quiet())
+    run = train(cfg, Silent())
     lm = load(run)
     assert lm.evaluate(tiny_text)["loss"] < 0.5  # from ln(27) = 3.3 nats at the start
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -38,12 +36,12 @@ def test_tiny_model_overfits_tiny_corpus(corpus_file, tmp_path, tiny_text):
 
 def test_same_seed_same_run(corpus_file, tmp_path):
     a = train(tiny_config(corpus_file, tmp_path / "a", model=ModelConfig(hidden=16, embed=8,
-                                                                         dropout=0.2)), **quiet())
+                                                                         dropout=0.2)), Silent())
     b = train(tiny_config(corpus_file, tmp_path / "b", model=ModelConfig(hidden=16, embed=8,
-                                                                         dropout=0.2)), **quiet())
+                                                                         dropout=0.2)), Silent())
     wa, wb = weights(a), weights(b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    c = train(tiny_config(corpus_file, tmp_path / "c", seed=2), **quiet())
+    c = train(tiny_config(corpus_file, tmp_path / "c", seed=2), Silent())
     assert not torch.equal(weights(c)["head.weight"], wa["head.weight"])
 
 
@@ -51,7 +49,7 @@ def test_same_seed_same_run(corpus_file, tmp_path):
 def test_interrupt_and_resume_matches_an_unbroken_run(corpus_file, tmp_path, dropout):
     model = ModelConfig(hidden=16, embed=8, layers=2, dropout=dropout)
     whole = train(tiny_config(corpus_file, tmp_path / "whole", model=model, max_steps=30,
-                              evals=3), **quiet())
+                              evals=3), Silent())
 
     def stop_at_13(step):
         if step == 13:
@@ -59,9 +57,9 @@ def test_interrupt_and_resume_matches_an_unbroken_run(corpus_file, tmp_path, dro
 
     cfg = tiny_config(corpus_file, tmp_path / "split", model=model, max_steps=30, evals=3)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, **quiet(on_step=stop_at_13))
+        train(cfg, Silent(stop_at_13))
     assert json.loads((tmp_path / "split/last/resume.json").read_text())["step"] == 13
-    split = train(TrainConfig(**{**cfg.__dict__, "resume": str(tmp_path / "split")}), **quiet())
+    split = train(TrainConfig(**{**cfg.__dict__, "resume": str(tmp_path / "split")}), Silent())
     wa, wb = weights(whole), weights(split)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     # the metrics log reads as one run
@@ -71,9 +69,9 @@ def test_interrupt_and_resume_matches_an_unbroken_run(corpus_file, tmp_path, dro
 
 
 def test_resume_extends_the_budget(corpus_file, tmp_path):
-    run = train(tiny_config(corpus_file, tmp_path / "r", max_steps=10), **quiet())
+    run = train(tiny_config(corpus_file, tmp_path / "r", max_steps=10), Silent())
     cfg = tiny_config(corpus_file, run, max_steps=25, resume=str(run))
-    train(cfg, **quiet())
+    train(cfg, Silent())
     assert json.loads((run / "last/resume.json").read_text())["step"] == 25
     assert load(run / "last").config["training"]["steps"] == 25
 
@@ -88,10 +86,10 @@ def test_a_resumed_run_validates_on_the_split_it_was_started_with(tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text(text, encoding="utf-8")
     run = train(tiny_config(corpus, tmp_path / "r", max_steps=10, evals=1, max_val_chars=100),
-                **quiet())
+                Silent())
     first = load(run / "last").config["training"]
     train(TrainConfig(corpus=str(corpus), out=str(run), resume=str(run), max_steps=20, evals=1),
-          **quiet())
+          Silent())
     resumed = load(run / "last").config["training"]
     assert resumed["train_config"]["max_val_chars"] == 100
     assert resumed["val_chars"] == first["val_chars"] == 100
@@ -103,12 +101,12 @@ def test_a_resumed_run_validates_on_the_split_it_was_started_with(tmp_path):
 
 
 def test_existing_run_is_never_silently_overwritten(corpus_file, tmp_path):
-    run = train(tiny_config(corpus_file, tmp_path / "r", max_steps=5), **quiet())
+    run = train(tiny_config(corpus_file, tmp_path / "r", max_steps=5), Silent())
     before = (run / "model.safetensors").read_bytes()
     with pytest.raises(FileExistsError, match="--resume"):
-        train(tiny_config(corpus_file, run, max_steps=5, seed=9), **quiet())
+        train(tiny_config(corpus_file, run, max_steps=5, seed=9), Silent())
     assert (run / "model.safetensors").read_bytes() == before
-    train(tiny_config(corpus_file, run, max_steps=5, seed=9, overwrite=True), **quiet())
+    train(tiny_config(corpus_file, run, max_steps=5, seed=9, overwrite=True), Silent())
     assert (run / "model.safetensors").read_bytes() != before
 
 
@@ -129,7 +127,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus_file, tmp_path
 
     monkeypatch.setattr(train_module, "RNNLM", spy)
     with pytest.raises(FloatingPointError, match="last good checkpoint"):
-        train(cfg, **quiet(on_step=poison))
+        train(cfg, Silent(poison))
     lm = load(tmp_path / "r")
     assert lm.config["training"]["steps"] == 10
     assert math.isfinite(lm.evaluate("ANNA:\nThe moon")["loss"])
@@ -137,7 +135,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus_file, tmp_path
 
 def test_time_budget_ends_the_run(corpus_file, tmp_path):
     cfg = tiny_config(corpus_file, tmp_path / "r", max_steps=None, time_budget=1.0)
-    run = train(cfg, **quiet())
+    run = train(cfg, Silent())
     summary = load(run / "last").config["training"]
     assert 1.0 <= summary["train_time_s"] < 3.0 and summary["steps"] > 5
 
@@ -148,10 +146,10 @@ def test_validation_file_and_short_corpus(tmp_path, tiny_text):
     val.write_text(tiny_text[60:200])
     logs = []
     run = train(tiny_config(corpus, tmp_path / "r", max_steps=5, batch_size=32, seq_len=100),
-                log=logs.append, progress=False)
+                reporter=Terminal(log=logs.append, progress=False))
     assert any("batch-size 1, seq-len 53" in line for line in logs)  # 54 train chars after split
     cfg = tiny_config(corpus, tmp_path / "v", max_steps=5, val_file=str(val))
-    summary = load(train(cfg, **quiet())).config["training"]
+    summary = load(train(cfg, Silent())).config["training"]
     assert summary["val_chars"] == 140 and summary["val_source"] == str(val)
     assert run.exists()
 
@@ -181,7 +179,7 @@ def test_last_checkpoint_names_the_step_its_validation_came_from(corpus_file, tm
 
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(corpus_file, tmp_path / "r", max_steps=40, evals=2),
-              **quiet(on_step=stop_at_25))
+              Silent(stop_at_25))
     summary = load(tmp_path / "r" / "last").config["training"]
     assert summary["steps"] == 25 and summary["best_step"] == 20
 

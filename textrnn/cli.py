@@ -29,6 +29,7 @@ from .data import corpus_name
 from .lm import load, new_seed
 from .model import CELLS, ModelConfig
 from .tokenizer import KINDS as TOKENIZERS
+from .report import Terminal
 from .train import train
 
 MODEL_FLAGS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
@@ -217,8 +218,8 @@ def _train_config(args) -> TrainConfig:
 
 def _cmd_train(args, argv) -> int:
     cfg = _train_config(args)
-    train(cfg, command=shlex.join(["textrnn", *argv]), progress=not args.no_progress,
-          log=lambda msg: print(msg, file=sys.stderr))
+    train(cfg, Terminal(log=lambda msg: print(msg, file=sys.stderr),
+                        progress=not args.no_progress), command=shlex.join(["textrnn", *argv]))
     return 0
 
 

@@ -63,11 +63,11 @@ class Reporter:
 
 
 class Terminal(Reporter):
-    """Lines through `log` and a tqdm progress bar; `on_step(step)` after each step."""
+    """Lines through `log` and a tqdm progress bar (none with `progress=False`)."""
 
     def __init__(self, log: Callable[[str], None] = print, progress: bool = True,
-                 on_step: Callable[[int], None] | None = None):
-        self.log, self.progress, self.on_step = log, progress, on_step
+                 ):
+        self.log, self.progress = log, progress
         self.bar, self.budget = None, None
 
     def hint(self, message: str) -> None:
@@ -106,8 +106,6 @@ class Terminal(Reporter):
     def stepped(self, state: LoopState) -> None:
         b = self.budget
         self.bar.update(1 if b.steps else min(state.train_time, b.seconds) - self.bar.n)
-        if self.on_step is not None:
-            self.on_step(state.step)
 
     def validated(self, state: LoopState, record: dict) -> None:
         val = state.last_val

@@ -38,7 +38,6 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -376,21 +375,19 @@ def _forget_failed_start(run: Run) -> None:
         run.out.rmdir()  # only if nothing else is there
 
 
-def train(cfg: TrainConfig, command: str | None = None,
-          log: Callable[[str], None] = print, progress: bool = True,
-          on_step: Callable[[int], None] | None = None,
-          reporter: Reporter | None = None) -> Path:
-    """Train as `cfg` says and return the run folder. What the run shows goes to `reporter`;
-    without one, to a `Terminal(log, progress, on_step)` (these three are for it alone). Under
-    `torchrun` this process is one rank of a data-parallel run (dist.py); only rank 0 shows
-    anything."""
+def train(cfg: TrainConfig, reporter: Reporter | None = None, command: str | None = None
+          ) -> Path:
+    """Train as `cfg` says and return the run folder. What the run shows goes to `reporter`:
+    by default a `Terminal` (lines on stdout and a progress bar); `Reporter()` shows nothing.
+    `command` is recorded in the checkpoint (the CLI's own command line). Under `torchrun` this
+    process is one rank of a data-parallel run (dist.py); only rank 0 shows anything."""
     world = World.from_env()
     world.join(cfg.device)
     if not world.main:
         reporter = Reporter()
     together = False
     try:
-        out = _train(cfg, world, command, reporter or Terminal(log, progress, on_step))
+        out = _train(cfg, world, command, reporter or Terminal())
         together = True
         return out
     except StopRequested:
