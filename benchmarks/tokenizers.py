@@ -38,13 +38,13 @@ def bench_tokenizers(corpus: str, budget: float, vocab_sizes: list[int], seed: i
                               model=ModelConfig(hidden=256, layers=2, dropout=0.0))
             textrnn.train(cfg, reporter=textrnn.Reporter())
             summary = textrnn.read_config(out)["training"]
-            val = [m for m in textrnn.read_metrics(out) if "val_loss" in m][-1]
+            val = [m for m in textrnn.read_metrics(out) if isinstance(m, textrnn.ValRecord)][-1]
             rows.append({
                 "tokenizer": kind, "vocab": summary["vocab_size"],
                 "chars_per_token": summary["chars_per_token"], "steps": summary["steps"],
                 "chars_per_s": summary["chars_seen"] / summary["train_time_s"],
-                "val_nats_per_char": val["val_loss"], "val_bpc": val["val_bpc"],
-                "val_nats_per_token": val["val_nats_per_token"],
+                "val_nats_per_char": val.val_loss, "val_bpc": val.val_bpc,
+                "val_nats_per_token": val.val_nats_per_token,
             })
             print(_row(rows[-1]), flush=True)
     return rows

@@ -119,7 +119,7 @@ def _train_row(out: Path, run: int, flops: float, said: list[str], layout: str) 
     """A finished run's figures, as a table row (printed)."""
     model, _, config = checkpoint.load(out / "last")
     summary = config["training"]
-    vals = [m for m in checkpoint.read_metrics(out) if "val_loss" in m]
+    vals = [m for m in textrnn.read_metrics(out) if isinstance(m, textrnn.ValRecord)]
     val = vals[-1]  # at the end of the budget
     tokens_per_s = summary["tokens_seen"] / summary["train_time_s"]
     achieved = train_flops_per_token(model) * tokens_per_s
@@ -129,12 +129,12 @@ def _train_row(out: Path, run: int, flops: float, said: list[str], layout: str) 
            "dropout": m.dropout, "weight_decay": tc["weight_decay"],
            "precision": summary["precision"],
            "batch": tc["batch_size"], "seq_len": tc["seq_len"], "lr": tc["lr"],
-           "steps": summary["steps"], "val_nats_per_char": val["val_loss"],
-           "val_bpc": val["val_bpc"],
+           "steps": summary["steps"], "val_nats_per_char": val.val_loss,
+           "val_bpc": val.val_bpc,
            "chars_per_s": summary["chars_seen"] / summary["train_time_s"],
            "GFLOPs": achieved / 1e9, "matmul_GFLOPs": flops / 1e9,
            "chose": next((m for m in said if m.startswith("chose")), ""),
-           "val_curve": [(m["step"], m["val_loss"]) for m in vals]}
+           "val_curve": [(m.step, m.val_loss) for m in vals]}
     print(f"| {run} | {layout} | {row['model']} | {row['dropout']:g} | "
           f"{row['weight_decay']:g} | {row['batch']} x "
           f"{row['seq_len']} | {row['lr']:g} | {row['precision']} | {row['steps']:,} | "

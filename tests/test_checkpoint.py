@@ -1,10 +1,12 @@
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from conftest import make_model
-from textrnn import Reporter, checkpoint, load
+from textrnn import (Reporter, TrainRecord, ValRecord, checkpoint, load, metrics,
+                     read_metrics)
 from textrnn.tokenizer import CharTokenizer
 
 
@@ -72,16 +74,41 @@ def test_crash_mid_save_keeps_the_old_file(tmp_path, tiny_text, monkeypatch):
 
 
 def test_the_metrics_log_is_read_and_trimmed_in_one_place(tmp_path):
-    log = checkpoint.MetricsLog(tmp_path)
+    log = metrics.MetricsLog(tmp_path)
     for step in (10, 20, 30):
-        log.write({"step": step, "train_loss": 1.0 / step})
+        log.write(TrainRecord(step=step, train_loss=1.0 / step))
     log.close()
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"step": 40, "train_lo')  # the torn end of a killed writer
-    assert [r["step"] for r in checkpoint.read_metrics(tmp_path)] == [10, 20, 30]
-    checkpoint.MetricsLog(tmp_path, upto=20).close()
-    assert [r["step"] for r in checkpoint.read_metrics(tmp_path)] == [10, 20]
-    assert checkpoint.read_metrics(tmp_path / "nowhere") == []
+    assert [r.step for r in read_metrics(tmp_path)] == [10, 20, 30]
+    metrics.MetricsLog(tmp_path, upto=20).close()
+    assert [r.step for r in read_metrics(tmp_path)] == [10, 20]
+    assert read_metrics(tmp_path / "nowhere") == []
+
+
+def test_a_record_reads_back_as_it_was_written_and_odd_lines_are_left_out(tmp_path):
+    train = TrainRecord(step=5, train_loss=2.5, train_bpc=3.6, train_nats_per_token=2.5,
+                        lr=0.01, train_time=1.5, tokens=640, chars_per_s=900)
+    val = ValRecord(step=5, val_loss=2.4, val_bpc=3.46, val_nats_per_token=2.4, train_time=1.5,
+                    sample="ANNA:\nThe sea")
+    log = metrics.MetricsLog(tmp_path)
+    for r in (train, val, replace(val, step=6, sample=None)):
+        log.write(r)
+    log.close()
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[0]) == {"step": 5, "train_loss": 2.5, "train_bpc": 3.6,
+                                    "train_nats_per_token": 2.5, "lr": 0.01, "train_time": 1.5,
+                                    "tokens": 640, "chars_per_s": 900}  # the format, unchanged
+    assert "sample" not in json.loads(lines[2])
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        for odd in ('[1]', '{"step": "a", "train_loss": 1}', '{"train_loss": 2}',
+                    '{"step": 7}', '{"step": 8, "val_loss": "low"}', '{"step": 9, "val_loss": 1,'
+                    ' "sample": 3}', '{"step": 10, "val_loss": true}'):
+            f.write(odd + "\n")
+        f.write('{"step": 11, "val_loss": 1.5}\n')  # a hand-made one: the rest left unknown
+    got = read_metrics(tmp_path)
+    assert got[:3] == [train, val, replace(val, step=6, sample=None)]
+    assert len(got) == 4 and got[3].step == 11 and got[3].val_loss == 1.5
 
 
 def test_export_zip_holds_the_checkpoint_and_log_and_nothing_else(tmp_path):

@@ -210,23 +210,23 @@ def test_ctrl_c_saves_and_exits_cleanly(corpus_file, tmp_path):
 def test_a_run_shows_a_sample_at_each_validation_and_the_next_commands(corpus_file, tmp_path,
                                                                         capsys):
     from safetensors.torch import load_file
-    from textrnn import checkpoint
+    from textrnn import ValRecord, checkpoint, read_metrics
     code, _, err = run(capsys, "train", corpus_file, "--out", tmp_path / "a", *SMALL)
     assert code == 0, err
-    vals = [r for r in checkpoint.read_metrics(tmp_path / "a") if "val_loss" in r]
-    assert len(vals) == 2 and all(len(r["sample"]) == 200 for r in vals)  # char: 200 characters
+    vals = [r for r in read_metrics(tmp_path / "a") if isinstance(r, ValRecord)]
+    assert len(vals) == 2 and all(len(r.sample) == 200 for r in vals)  # char: 200 characters
     for r in vals:
-        assert f"--- step {r['step']}, validation" in err and r["sample"] in err
+        assert f"--- step {r.step}, validation" in err and r.sample in err
     assert f"next: textrnn sample {tmp_path / 'a'} --length 500" in err
     assert f"textrnn serve {tmp_path}" in err
     # the same seed samples the same text, and sampling leaves the training alone
     code, _, _ = run(capsys, "train", corpus_file, "--out", tmp_path / "b", *SMALL)
-    assert [r["sample"] for r in checkpoint.read_metrics(tmp_path / "b") if "sample" in r] == \
-        [r["sample"] for r in vals]
+    assert [r.sample for r in read_metrics(tmp_path / "b") if isinstance(r, ValRecord)] == \
+        [r.sample for r in vals]
     code, _, err = run(capsys, "train", corpus_file, "--out", tmp_path / "c", *SMALL,
                        "--sample-chars", "0")
     assert code == 0 and "--- step" not in err
-    assert not any("sample" in r for r in checkpoint.read_metrics(tmp_path / "c"))
+    assert not any(getattr(r, "sample", None) for r in read_metrics(tmp_path / "c"))
     a, c = (load_file(checkpoint.last_dir(tmp_path / x) / "model.safetensors") for x in "ac")
     assert all(bool((a[k] == c[k]).all()) for k in a)
     code, _, err = run(capsys, "train", corpus_file, "--out", tmp_path / "d", *SMALL,

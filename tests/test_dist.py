@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import TINY
-from textrnn import checkpoint
+from textrnn import ValRecord, checkpoint, read_metrics
 from support import free_port
 
 SMALL = ["--hidden", "16", "--embed", "8", "--layers", "2", "--batch-size", "4", "--seq-len",
@@ -99,13 +99,11 @@ def test_two_ranks_take_the_steps_one_process_takes(corpus, tmp_path, cell):
     assert "over 2 processes (2 streams each)" in err0
     assert not any(w in err1 for w in ("chose", "batch", "done", "next:"))  # rank 1 is silent
     assert_same(weights(tmp_path / "one"), weights(tmp_path / "two"))
-    one = checkpoint.read_metrics(tmp_path / "one")
-    two = checkpoint.read_metrics(tmp_path / "two")
-    assert [r["step"] for r in one] == [r["step"] for r in two]
+    one, two = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
+    assert [(type(r), r.step) for r in one] == [(type(r), r.step) for r in two]
     for a, b in zip(one, two):
-        for key in ("train_loss", "val_loss"):
-            if key in a:
-                assert b[key] == pytest.approx(a[key], abs=1e-4)
+        key = "val_loss" if isinstance(a, ValRecord) else "train_loss"
+        assert getattr(b, key) == pytest.approx(getattr(a, key), abs=1e-4)
     assert not (tmp_path / "two" / "last" / "rank1").exists()
 
 

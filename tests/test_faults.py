@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import make_model
-from textrnn import ModelConfig, TrainConfig, checkpoint, load, train
+from textrnn import (ModelConfig, TrainConfig, TrainRecord, checkpoint, load, read_metrics,
+                     train)
 from support import Silent
 from textrnn.cli import main
 from textrnn.tokenizer import CharTokenizer
@@ -138,7 +139,7 @@ def test_a_torn_metrics_line_does_not_block_resume(corpus_file, tmp_path):
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"step": 11, "train_lo')
     train(config(corpus_file, run, max_steps=20, resume=str(run)), Silent())
-    steps = [r["step"] for r in checkpoint.read_metrics(run) if "train_loss" in r]
+    steps = [r.step for r in read_metrics(run) if isinstance(r, TrainRecord)]
     assert steps == sorted(set(steps)) and steps[-1] == 20
 
 

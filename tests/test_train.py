@@ -185,7 +185,7 @@ def test_last_checkpoint_names_the_step_its_validation_came_from(corpus_file, tm
 
 
 def test_a_front_end_plugs_in_its_own_reporter(corpus_file, tmp_path):
-    from textrnn import Reporter
+    from textrnn import Reporter, ValRecord
 
     class Recorder(Reporter):
         def __init__(self):
@@ -214,4 +214,5 @@ def test_a_front_end_plugs_in_its_own_reporter(corpus_file, tmp_path):
     assert [e[1] for e in rec.events if e[0] == "stepped"] == list(range(1, 21))
     records = [e[1] for e in rec.events if e[0] in ("trained", "validated")]
     logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert records == logged and [r["step"] for r in records if "val_loss" in r] == [10, 20]
+    assert [r.to_dict() for r in records] == logged  # what it hears is what the log holds
+    assert [r.step for r in records if isinstance(r, ValRecord)] == [10, 20]

@@ -8,10 +8,11 @@
 
 __version__ = "0.1.0"
 
-from .checkpoint import FORMAT_VERSION, export_zip, is_checkpoint, read_config, read_metrics
+from .checkpoint import FORMAT_VERSION, export_zip, is_checkpoint, read_config
 from .config import TrainConfig
 from .fast import status as kernel_status
 from .lm import LM, load, model_card, new_seed
+from .metrics import TrainRecord, ValRecord, parse_record, read_metrics
 from .model import CELLS, ModelConfig, RNNLM
 from .probe import FEATURES, MAX_INSPECT_CHARS, Findings, Inspection, Unit, find_units
 from .sample import MAX_SEED, MIN_TEMPERATURE, Settings, generate, sample_next
@@ -21,7 +22,7 @@ from .train import train
 
 __all__ = ["CELLS", "CharTokenizer", "FEATURES", "FORMAT_VERSION", "Findings", "Inspection", "LM",
            "MAX_INSPECT_CHARS", "MAX_SEED", "MIN_TEMPERATURE", "ModelConfig", "RNNLM", "Reporter",
-           "Settings", "Terminal", "TrainConfig", "Unit", "__version__", "export_zip",
-           "find_units", "is_checkpoint",
-           "generate", "kernel_status", "load", "model_card", "new_seed", "read_config",
+           "Settings", "Terminal", "TrainConfig", "TrainRecord", "Unit", "ValRecord",
+           "__version__", "export_zip", "find_units", "generate", "is_checkpoint",
+           "kernel_status", "load", "model_card", "new_seed", "parse_record", "read_config",
            "read_metrics", "sample_next", "train"]

@@ -1,4 +1,5 @@
-"""The on-disk formats: checkpoints, resume state and the metrics log; no other module knows them.
+"""The on-disk formats of a run folder: checkpoints and resume state; no other module knows them
+(the metrics log is metrics.py's).
 
 A checkpoint is a folder that rebuilds itself, with nothing else needed (no corpus, no flags):
 
@@ -67,7 +68,8 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
+    """`text` to `path` (UTF-8), whole or not at all (see _atomic_write)."""
     _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
@@ -106,8 +108,8 @@ def save(path: str | Path, model: RNNLM, tokenizer, training: dict,
     if model.config.tie_weights:
         weights.pop("head.weight")  # the same tensor as embed.weight; safetensors wants one
     _write_tensors(path / "model.safetensors", weights, {"format": "pt", "save_id": save_id})
-    _write_text(path / "tokenizer.json", tokenizer.to_json())
-    _write_text(path / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    write_text(path / "tokenizer.json", tokenizer.to_json())
+    write_text(path / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
     return path
 
 
@@ -313,7 +315,7 @@ def save_resume(path: str | Path, opt: torch.optim.Optimizer, carry, rng: torch.
     tensors = {**opt_tensors, **_state_tensors(carry), "rng": rng}
     _write_tensors(path / "resume.safetensors", tensors,
                    {"step": str(info["step"]), "save_id": save_id})
-    _write_text(path / "resume.json", json.dumps(
+    write_text(path / "resume.json", json.dumps(
         {**info, "save_id": save_id, "optimizer": opt_meta}, indent=2) + "\n")
 
 
@@ -369,51 +371,3 @@ def load_resume(run: str | Path) -> Resume:
                       ("resume.safetensors", meta.get("save_id"))):
         _check_same_save(path, config, {"save_id": sid}, file)
     return Resume(tensors, info)
-
-
-# --- the metrics log (`metrics.jsonl` in a run folder) ---
-
-
-def read_metrics(run: str | Path, strict: bool = False) -> list[dict]:
-    """The records of a run's metrics log, oldest first; [] if it has none. A line that is not
-    a record with a whole-number step (the torn end of a log whose writer was killed) is left
-    out. An unreadable file
-    reads as [] unless `strict`, when it raises OSError naming it."""
-    path = Path(run) / METRICS
-    try:
-        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
-        return []
-    except OSError as e:
-        if strict:
-            raise OSError(f"cannot read {path}: {e.strerror or e}") from None
-        return []
-    records = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and type(record.get("step")) is int:
-            records.append(record)
-    return records
-
-
-class MetricsLog:
-    """Appends records to a run's `metrics.jsonl`, one JSON object a line, flushed as written.
-    `upto=step` first drops the records past `step`: a resumed run's log then reads as one run
-    (they came from a run that did not reach its next save)."""
-
-    def __init__(self, run: str | Path, upto: int | None = None):
-        path = Path(run) / METRICS
-        if upto is not None and path.exists():
-            keep = [r for r in read_metrics(run, strict=True) if r.get("step", 0) <= upto]
-            _write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
-        self.file = open(path, "a", encoding="utf-8")
-
-    def write(self, record: dict) -> None:
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()

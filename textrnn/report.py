@@ -14,6 +14,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from .config import SAMPLE_TEMPERATURE
+from .metrics import TrainRecord, ValRecord
 from .plan import Budget
 
 
@@ -49,13 +50,13 @@ class Reporter:
     def begin(self, budget: Budget, state: LoopState) -> None:
         """The loop starts (at step `state.step` when resumed)."""
 
-    def trained(self, state: LoopState, record: dict) -> None:
+    def trained(self, state: LoopState, record: TrainRecord) -> None:
         """A training record (every `log_every` steps), as written to metrics.jsonl."""
 
     def stepped(self, state: LoopState) -> None:
         """A step is done; raising KeyboardInterrupt here stops the run as Ctrl-C does."""
 
-    def validated(self, state: LoopState, record: dict) -> None:
+    def validated(self, state: LoopState, record: ValRecord) -> None:
         """A validation record, as written to metrics.jsonl."""
 
     def end(self) -> None:
@@ -96,10 +97,10 @@ class Terminal(Reporter):
             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
             if by_steps else "{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}{postfix}]")
 
-    def trained(self, state: LoopState, record: dict) -> None:
-        loss = record["train_loss"]
+    def trained(self, state: LoopState, record: TrainRecord) -> None:
+        loss = record.train_loss
         self.bar.set_postfix_str(f"loss {loss:.3f}, {loss / math.log(2):.3f} bpc, "
-                                 f"{record['chars_per_s']:,.0f} chars/s"
+                                 f"{record.chars_per_s:,.0f} chars/s"
                                  + (f", val {state.last_val:.3f}" if state.last_val else ""),
                                  refresh=False)
 
@@ -107,12 +108,12 @@ class Terminal(Reporter):
         b = self.budget
         self.bar.update(1 if b.steps else min(state.train_time, b.seconds) - self.bar.n)
 
-    def validated(self, state: LoopState, record: dict) -> None:
+    def validated(self, state: LoopState, record: ValRecord) -> None:
         val = state.last_val
         self.bar.set_postfix_str(f"val {val:.3f} nats/char, {val / math.log(2):.3f} bpc")
-        if "sample" in record:
+        if record.sample is not None:
             self._say(f"--- step {state.step:,}, validation {val:.4f} nats/char; sampled at "
-                      f"temperature {SAMPLE_TEMPERATURE} ---\n{record['sample']}\n---")
+                      f"temperature {SAMPLE_TEMPERATURE} ---\n{record.sample}\n---")
 
     def _say(self, text: str) -> None:
         """A line above the progress bar (or just a line, without one)."""

@@ -147,11 +147,11 @@ class _Trial(Reporter):
         self.budget = budget
 
     def trained(self, state, record):
-        self.speed = record.get("chars_per_s", self.speed)
+        self.speed = record.chars_per_s
 
     def validated(self, state, record):
         self.evals += 1
-        loss = record["val_loss"]
+        loss = record.val_loss
         self.curve.append((self.budget.progress(state.step, state.train_time), loss))
         if self.trial is not None:
             self.trial.report(loss, self.evals)

@@ -50,6 +50,7 @@ from .data import Batches, corpus_name
 from .dist import PeerLost, StopRequested, World
 from .evaluate import evaluate_ids
 from .lm import LM
+from .metrics import MetricsLog, Record, TrainRecord, ValRecord
 from .model import RNNLM, autocast, detach_state
 from .report import LoopState, Reporter, Terminal
 
@@ -65,7 +66,7 @@ class Run:
     batches: Batches
     model: RNNLM
     opt: torch.optim.AdamW
-    metrics: checkpoint.MetricsLog
+    metrics: MetricsLog
     summary: dict             # the card's training section, less what changes as it trains
     val_ids: object           # what a validation pass reads: the text, or its first tokens
     val_chars: int            # ... and the characters it predicts
@@ -174,7 +175,7 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
                                           if device.type == "cuda" else None)
     if world.main:
         out.mkdir(parents=True, exist_ok=True)
-        metrics = checkpoint.MetricsLog(out, upto=state.step if resume is not None else None)
+        metrics = MetricsLog(out, upto=state.step if resume is not None else None)
     else:
         metrics = _NoMetrics()
     summary = {
@@ -205,7 +206,7 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
 class _NoMetrics:
     """The metrics log of a rank other than 0: rank 0 writes it."""
 
-    def write(self, record: dict) -> None:
+    def write(self, record: Record) -> None:
         pass
 
     def close(self) -> None:
@@ -287,14 +288,14 @@ class Window:
         self.loss, self.steps = self.loss + loss, self.steps + 1
         self.tokens, self.seconds = self.tokens + tokens, self.seconds + seconds
 
-    def record(self, run: Run, state: LoopState, lr: float) -> dict:
+    def record(self, run: Run, state: LoopState, lr: float) -> TrainRecord:
         per_token = self.loss / self.steps
         per_char = per_token / run.corpus.chars_per_token  # the scale every tokenizer shares
-        return {"step": state.step, "train_loss": round(per_char, 5),
-                "train_bpc": round(per_char / math.log(2), 5),
-                "train_nats_per_token": round(per_token, 5), "lr": lr,
-                "train_time": round(state.train_time, 3), "tokens": state.tokens,
-                "chars_per_s": round(self.tokens * run.corpus.chars_per_token / self.seconds)}
+        return TrainRecord(
+            step=state.step, train_loss=round(per_char, 5),
+            train_bpc=round(per_char / math.log(2), 5), train_nats_per_token=round(per_token, 5),
+            lr=lr, train_time=round(state.train_time, 3), tokens=state.tokens,
+            chars_per_s=round(self.tokens * run.corpus.chars_per_token / self.seconds))
 
 
 def summary(run: Run, state: LoopState, val_loss: float | None, at_step: int | None) -> dict:
@@ -329,7 +330,7 @@ def evals_due(progress: float, evals: int) -> int:
     return math.floor(progress * evals + 1e-9) if progress < 1 else evals
 
 
-def validate(run: Run, state: LoopState) -> dict:
+def validate(run: Run, state: LoopState) -> ValRecord:
     """A pass over the validation text: as one stream (see LM.evaluate), or, for a big one, in
     slices side by side (`evaluate_ids`) under the run's precision."""
     s, ids, w = run.settings, run.val_ids, run.world
@@ -338,10 +339,10 @@ def validate(run: Run, state: LoopState) -> dict:
                                   part=(w.rank, w.size))[0])
     val = nats / run.val_chars  # nats per character
     state.last_val, state.last_val_step = val, state.step
-    return {"step": state.step, "val_loss": round(val, 5),
-            "val_bpc": round(val / math.log(2), 5),
-            "val_nats_per_token": round(nats / (len(ids) - 1), 5),
-            "train_time": round(state.train_time, 3)}
+    return ValRecord(step=state.step, val_loss=round(val, 5),
+                     val_bpc=round(val / math.log(2), 5),
+                     val_nats_per_token=round(nats / (len(ids) - 1), 5),
+                     train_time=round(state.train_time, 3))
 
 
 def sample(run: Run) -> str:
@@ -430,7 +431,7 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
                     state.evals_done = evals_due(run.progress(state), cfg.evals)
                     record = validate(run, state)
                     if cfg.sample_chars and world.main:  # watch it learn
-                        record["sample"] = sample(run)
+                        record = replace(record, sample=sample(run))
                     run.metrics.write(record)
                     save_best(run, state)
                     state.wall_time = time.time() - t_wall

@@ -107,7 +107,6 @@ class Catalog:
         return curve_table(textrnn.read_metrics(path) if path is not None else [])
 
 
-SPLITS = {"train_loss": "train", "val_loss": "validation"}  # a metrics record's losses
 COLOURS = {"train": "#6366f1", "validation": "#f59e0b"}
 # A loss plot, as both tabs draw one. Its caption is a Markdown above it, not its label: a
 # label inside the plot's box pushes the x axis out of it (Gradio sizes the chart to the box),
@@ -123,11 +122,11 @@ def curve_table(records) -> pd.DataFrame | None:
     there is nothing to draw (a Gradio plot stays blank for good once sent an empty table).
     Both splits are always there, a split with no point yet as one blank point: a plot keeps
     the colours of the splits in the first table it was sent."""
-    rows = [(r["step"], r[key], split) for r in records for key, split in SPLITS.items()
-            if isinstance(r.get(key), (int, float))]
+    rows = [(r.step, r.train_loss, "train") if isinstance(r, textrnn.TrainRecord) else
+            (r.step, r.val_loss, "validation") for r in records]
     if not rows:
         return None
-    rows += [(rows[0][0], math.nan, split) for split in SPLITS.values()
+    rows += [(rows[0][0], math.nan, split) for split in COLOURS
              if all(row[2] != split for row in rows)]
     return pd.DataFrame(rows, columns=["step", "nats/char", "split"])
 

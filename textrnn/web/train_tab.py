@@ -14,6 +14,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+import textrnn
+
 from .catalog import CAPTION, PLOT, Catalog, curve_table
 from .messages import warn
 from .workbench import (JOBS, MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused, Workbench, check_text,
@@ -41,7 +43,8 @@ def describe(bench: Workbench, job: Job) -> str:
                 f"({job.trained_s / max(job.budget_s, 1e-9):.0%}), about {_clock(left)} left")
     if job.state == "failed":
         return f"failed: {_private(bench, job, job.error)}"
-    best = min((r["val_loss"] for r in job.losses if "val_loss" in r), default=math.nan)
+    best = min((r.val_loss for r in job.losses if isinstance(r, textrnn.ValRecord)),
+               default=math.nan)
     said = "done" if job.state == "done" else "stopped"
     return (f"{said}: {job.name} is in the model list" + (
         f", validation {best:.3f} nats/char ({best / math.log(2):.3f} bits/char)"

@@ -60,10 +60,10 @@ def _train(config: dict, say, stop: threading.Event) -> int:
             say("begin", budget.seconds or 0)
 
         def trained(self, state, record):
-            say("trained", record)
+            say("trained", record.to_dict())
 
         def validated(self, state, record):
-            say("validated", record)
+            say("validated", record.to_dict())
 
         def stepped(self, state):
             if stop.is_set():  # Stop (or a Ctrl-C before the loop began)

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import textrnn
@@ -92,7 +92,7 @@ class Job:
     tokenizer: str
     state: str = "waiting"     # waiting, preparing, training, done, stopped, failed
     lines: list[str] = field(default_factory=list)     # what the run said (its choices)
-    losses: list[dict] = field(default_factory=list)   # {"step", "train_loss" | "val_loss"}
+    losses: list = field(default_factory=list)  # its textrnn.TrainRecord and ValRecord
     samples: list[tuple[int, str]] = field(default_factory=list)  # (step, text) per validation
     budget_s: float = 0.0
     trained_s: float = 0.0
@@ -269,13 +269,15 @@ class Workbench:
             job.lines.append(value)
         elif kind == "begin":
             job.state, job.budget_s = "training", value
-        elif kind == "trained":
-            job.trained_s = value.get("train_time", job.trained_s)
-            job.losses.append({"step": value["step"], "train_loss": value["train_loss"]})
-        elif kind == "validated":
-            job.losses.append({"step": value["step"], "val_loss": value["val_loss"]})
-            if value.get("sample"):
-                job.samples.append((value["step"], value["sample"]))
+        elif kind in ("trained", "validated"):
+            record = textrnn.parse_record(value)
+            if record is None:
+                return
+            job.losses.append(replace(record, sample=None) if kind == "validated" else record)
+            if kind == "trained":
+                job.trained_s = record.train_time
+            elif record.sample:
+                job.samples.append((record.step, record.sample))
         elif kind == "end":
             job.ending = value
         elif kind == "error":
