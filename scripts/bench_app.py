@@ -55,15 +55,7 @@ def free_port() -> int:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="shakespeare-char-lstm")
-    p.add_argument("--prompt", default="Ham.\n")
-    p.add_argument("--length", type=int, default=500)
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--while-training", metavar="CORPUS",
-                   help="time the clicks while a run on this text trains in the page")
-    args = p.parse_args()
-
+    args = parse_args()
     port = free_port()
     t0 = time.perf_counter()
     runs_dir = tempfile.mkdtemp(prefix="bench-app-runs-")
@@ -72,54 +64,96 @@ def main() -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     try:
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except OSError:
-                if server.poll() is not None or time.perf_counter() - t0 > 120:
-                    sys.exit("app.py did not start")
-                time.sleep(0.05)
-        startup = time.perf_counter() - t0
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=shutil.which("chromium") or shutil.which("chromium-browser"),
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page()
-            page.goto(url)
-            if args.while_training:
-                start_training(page, Path(args.while_training), Path(runs_dir))
-            page.locator("#model input").fill(args.model)
-            page.get_by_role("option", name=args.model, exact=True).click()
-            page.locator("#length input[type=number]").fill(str(args.length))
-            page.locator("#length input[type=number]").press("Tab")
-            page.locator("#prompt textarea").fill(args.prompt)
-            # A first run loads the model (timed on its own) and tells how long a text is.
-            t_click = time.perf_counter()
-            page.locator("#generate").click()
-            page.wait_for_function("n => document.querySelector('#output pre').innerText.length"
-                                   " > n", arg=len(args.prompt), timeout=120_000)
-            cold = (time.perf_counter() - t_click) * 1000
-            length = wait_until_still(page) - len(args.prompt)
-            page.evaluate(f"window.target = {length}")
-            page.evaluate(INSTRUMENT)
-            for i in range(args.runs):
-                page.locator("#generate").click()
-                page.wait_for_function(f"() => window.runs[{i}].done !== null", timeout=120_000)
-            runs = page.evaluate("window.runs")
-            if args.while_training:
-                page.get_by_role("tab", name="Train").click()
-                status = page.locator("#train-status").inner_text()
-                if not status.startswith("training:"):
-                    sys.exit(f"the run was not training through all the clicks: {status}")
-                print(f"while a run trained in the page: {status}")
-                page.get_by_role("button", name="Stop training").click()
-            browser.close()
+        startup = wait_for_page(server, url, t0)
+        cold, length, runs = drive(args, url, runs_dir)
     finally:
         server.terminate()
         server.wait()
         shutil.rmtree(runs_dir, ignore_errors=True)
         Path(f"{runs_dir}-upload.txt").unlink(missing_ok=True)
+    report(args, startup, cold, length, runs)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="shakespeare-char-lstm")
+    p.add_argument("--prompt", default="Ham.\n")
+    p.add_argument("--length", type=int, default=500)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--while-training", metavar="CORPUS",
+                   help="time the clicks while a run on this text trains in the page")
+    return p.parse_args()
+
+
+def wait_for_page(server, url: str, t0: float) -> float:
+    """Seconds from `t0` until the app serves its page; exits if it dies or takes 2 minutes."""
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            if server.poll() is not None or time.perf_counter() - t0 > 120:
+                sys.exit("app.py did not start")
+            time.sleep(0.05)
+    return time.perf_counter() - t0
+
+
+def drive(args, url: str, runs_dir: str) -> tuple[float, int, list[dict]]:
+    """Click Generate in Chromium: (ms from the first click to its first character, the length
+    of a text, the timings of the next `args.runs` clicks)."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=shutil.which("chromium") or shutil.which("chromium-browser"),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page()
+        page.goto(url)
+        if args.while_training:
+            start_training(page, Path(args.while_training), Path(runs_dir))
+        page.locator("#model input").fill(args.model)
+        page.get_by_role("option", name=args.model, exact=True).click()
+        page.locator("#length input[type=number]").fill(str(args.length))
+        page.locator("#length input[type=number]").press("Tab")
+        page.locator("#prompt textarea").fill(args.prompt)
+        cold, length = first_click(page, args.prompt)
+        runs = timed_clicks(page, length, args.runs)
+        if args.while_training:
+            stop_training(page)
+        browser.close()
+    return cold, length, runs
+
+
+def first_click(page, prompt: str) -> tuple[float, int]:
+    """A first run loads the model (timed on its own) and tells how long a text is: (ms to its
+    first character, the length of its text)."""
+    t_click = time.perf_counter()
+    page.locator("#generate").click()
+    page.wait_for_function("n => document.querySelector('#output pre').innerText.length"
+                           " > n", arg=len(prompt), timeout=120_000)
+    cold = (time.perf_counter() - t_click) * 1000
+    return cold, wait_until_still(page) - len(prompt)
+
+
+def timed_clicks(page, length: int, n: int) -> list[dict]:
+    """Click Generate `n` times, each after the last text is whole; the page's own timings."""
+    page.evaluate(f"window.target = {length}")
+    page.evaluate(INSTRUMENT)
+    for i in range(n):
+        page.locator("#generate").click()
+        page.wait_for_function(f"() => window.runs[{i}].done !== null", timeout=120_000)
+    return page.evaluate("window.runs")
+
+
+def stop_training(page) -> None:
+    """Check that the run on the Train tab trained through all the clicks, say so, and stop it."""
+    page.get_by_role("tab", name="Train").click()
+    status = page.locator("#train-status").inner_text()
+    if not status.startswith("training:"):
+        sys.exit(f"the run was not training through all the clicks: {status}")
+    print(f"while a run trained in the page: {status}")
+    page.get_by_role("button", name="Stop training").click()
+
+
+def report(args, startup: float, cold: float, length: int, runs: list[dict]) -> None:
     first = [r["first"] - r["click"] for r in runs]
     whole = [r["done"] - r["click"] for r in runs]
     print(f"python app.py -> page served: {startup:.2f} s")

@@ -54,20 +54,7 @@ def main() -> int:
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(url)
-            page.wait_for_selector("#prompt textarea")
-            page.fill("#prompt textarea", "Rom.\nO, she doth teach the torches to burn")
-            page.fill("#length input[type=number]", "600")
-            page.press("#length input[type=number]", "Enter")
-            page.click("#generate")
-            page.wait_for_function("document.querySelector('#output pre').innerText.length "
-                                   "> 600")
-            time.sleep(1.0)  # the last updates, and the plot drawn
-            page.screenshot(path=str(out / "page.png"), full_page=True)
-            top = page.locator("#curve-caption").bounding_box()  # the plot, its caption above
-            box = page.locator("#curve").bounding_box()
-            page.screenshot(path=str(out / "loss.png"), full_page=True, clip={
-                "x": box["x"], "y": top["y"] - 8, "width": box["width"],
-                "height": box["y"] + box["height"] - top["y"] + 8})
+            generate(page, out)
             inside(page, out)
             compare(page, out)
             train(page, out, runs)
@@ -77,6 +64,24 @@ def main() -> int:
         server.wait(timeout=30)
     print(f"wrote page.png, loss.png, inside.png, compare.png and train.png in {out}")
     return 0
+
+
+def generate(page, out: Path) -> None:
+    """A prompt, Generate, the text streamed to its end; then the loss plot alone."""
+    page.wait_for_selector("#prompt textarea")
+    page.fill("#prompt textarea", "Rom.\nO, she doth teach the torches to burn")
+    page.fill("#length input[type=number]", "600")
+    page.press("#length input[type=number]", "Enter")
+    page.click("#generate")
+    page.wait_for_function("document.querySelector('#output pre').innerText.length "
+                           "> 600")
+    time.sleep(1.0)  # the last updates, and the plot drawn
+    page.screenshot(path=str(out / "page.png"), full_page=True)
+    top = page.locator("#curve-caption").bounding_box()  # the plot, its caption above
+    box = page.locator("#curve").bounding_box()
+    page.screenshot(path=str(out / "loss.png"), full_page=True, clip={
+        "x": box["x"], "y": top["y"] - 8, "width": box["width"],
+        "height": box["y"] + box["height"] - top["y"] + 8})
 
 
 def inside(page, out: Path) -> None:

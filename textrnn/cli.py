@@ -37,12 +37,18 @@ MODEL_FLAGS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
 
 def _train_parser(sub) -> None:
     d = TrainConfig()
-    m = d.model
     p = sub.add_parser("train", help="train a model on a text file or folder",
                        description="Train a recurrent language model; the best checkpoint goes "
                        "to --out (default checkpoints/<corpus name>), the latest to its last/.")
     p.add_argument("corpus", help="a UTF-8 text file, or a folder of .txt files")
-    g = p.add_argument_group("data")
+    _data_flags(p.add_argument_group("data"), d)
+    _model_flags(p.add_argument_group("model"), d.model)
+    _optimisation_flags(p.add_argument_group("optimisation"), d)
+    _run_flags(p.add_argument_group("run"), d)
+
+
+def _data_flags(g, d: TrainConfig) -> None:
+    """The validation split, the token files, the tokenizer and the batch shape."""
     x = g.add_mutually_exclusive_group()
     x.add_argument("--val-file", help="validation text (default: the end of the corpus)")
     x.add_argument("--val-fraction", type=float,
@@ -68,7 +74,10 @@ def _train_parser(sub) -> None:
     g.add_argument("--batch-size", type=int,
                    help=f"parallel streams (auto: {config.BATCH}, fewer for a short budget or "
                    "corpus)")
-    g = p.add_argument_group("model")
+
+
+def _model_flags(g, m: ModelConfig) -> None:
+    """The network: its cell, sizes and regularisation."""
     g.add_argument("--cell", choices=CELLS, help=f"recurrent cell ({m.cell})")
     g.add_argument("--hidden", type=int, help="units per layer (auto: the widest of "
                    f"{', '.join(map(str, config.WIDTHS))} that the budget and corpus afford)")
@@ -79,7 +88,10 @@ def _train_parser(sub) -> None:
                    "validation loss rises while training loss falls")
     g.add_argument("--tie-weights", action="store_true", default=None,
                    help="share embedding and output weights (needs --embed equal to --hidden)")
-    g = p.add_argument_group("optimisation")
+
+
+def _optimisation_flags(g, d: TrainConfig) -> None:
+    """The optimiser, its schedule, the precision and the budget."""
     g.add_argument("--lr", type=float, help=f"peak learning rate (auto: {config.BASE_LR:g} at "
                    f"width {config.BASE_WIDTH}, less for wider models); lower it if the loss jumps "
                    "or turns NaN")
@@ -98,7 +110,10 @@ def _train_parser(sub) -> None:
                    help="stop after this much training time; the learning-rate schedule fits "
                    "whichever budget ends first (with neither: "
                    f"{config.DEFAULT_STEPS} steps)")
-    g = p.add_argument_group("run")
+
+
+def _run_flags(g, d: TrainConfig) -> None:
+    """Where the run goes and what it shows along the way."""
     g.add_argument("--out", help="run folder (default checkpoints/<corpus name>)")
     g.add_argument("--resume", metavar="DIR", help="continue the run in DIR where it stopped")
     g.add_argument("--overwrite", action="store_true", default=None,

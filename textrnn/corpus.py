@@ -213,21 +213,69 @@ def prepare(cfg, tokenizer=None, log: Callable[[str], None] = print,
     progress = progress or (lambda *a: None)
     if cfg.tokenizer != "bpe" and cfg.vocab_size is not None:
         build_tokenizer(cfg.tokenizer, "", cfg.vocab_size)  # refuses it, with the reason
+    # 1. the cache folder, from the files' bytes: a whole one is served as is
     digest, size = _digest(cfg.corpus, cfg.encoding)
-    stamp = [(f.stat().st_size, f.stat().st_mtime_ns) for f in corpus_files(cfg.corpus)]
+    stamp = _stamp(cfg.corpus)
     root = Path(cfg.data_cache) if cfg.data_cache else cache_root() / "corpora"
+    folder, whole = _cached(root, digest, cfg, tokenizer)
+    if whole:
+        return _load(folder)
+    _prune(root)
+    shutil.rmtree(folder, ignore_errors=True)  # damaged, if anything: made again
+    # 2. check, count and hash the text, and split it
+    chars, sha = _count(cfg, size, progress)
+    train_span, val_text_chars = _split(cfg, chars)
+    # 3. the tokenizer, from the training part only
+    if tokenizer is None:
+        tokenizer = _learn(cfg, train_span, log)
+    # 4. encode, into a fresh folder swapped in whole
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{folder.name}."))
+    try:
+        dtype = _dtype(tokenizer.vocab_size)
+        n_train, n_val = _encode(cfg, tokenizer, tmp, train_span[1], size, progress)
+        if n_val < 2:
+            raise ValueError(f"validation text too short ({val_text_chars} characters)")
+        first = _memmap(tmp / "val.bin", dtype, n_val)[:1]
+        meta = {"chars": chars, "sha256": sha, "dtype": dtype.name,
+                "train_tokens": n_train, "val_tokens": n_val, "val_text_chars": val_text_chars,
+                "val_chars": max(val_text_chars - len(tokenizer.decode(first.tolist())), 1),
+                "chars_per_token": (train_span[1] - train_span[0]) / max(n_train, 1)}
+        (tmp / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+        if stamp != _stamp(cfg.corpus):
+            raise ValueError(f"{cfg.corpus} changed while it was being prepared; run again")
+        _swap_in(tmp, folder)
+        log(f"token files: {folder} ({_size(folder) / 2**20:,.1f} MB; remove it, or the whole "
+            "folder, to free the space: it is made again when needed)")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _load(folder)
+
+
+def _stamp(path) -> list[tuple[int, int]]:
+    """The size and modification time of each corpus file, to notice a change part-way."""
+    return [(f.stat().st_size, f.stat().st_mtime_ns) for f in corpus_files(path)]
+
+
+def _cached(root: Path, digest: str, cfg, tokenizer) -> tuple[Path, bool]:
+    """The cache folder of the corpus (the one to make, where none is whole), and whether it is
+    whole. A folder whose tokenizer was learnt from the text also serves a resumed run whose
+    tokenizer is that one; any other resumed run's tokenizer has a folder of its own."""
     folder = root / _key(digest, cfg, None)
     if _whole(folder) and (tokenizer is None or tokenizer.to_json() == (
             folder / "tokenizer.json").read_text(encoding="utf-8")):
-        return _load(folder)  # made by an earlier run (or the one now resumed): served as is
+        return folder, True  # made by an earlier run (or the one now resumed)
     if tokenizer is not None:
         folder = root / _key(digest, cfg, tokenizer)
-        if _whole(folder):
-            return _load(folder)
-    _prune(root)
-    shutil.rmtree(folder, ignore_errors=True)  # damaged, if anything: made again
-    key = folder.name
-    # pass 2: check, count and hash the text
+        return folder, _whole(folder)
+    return folder, False
+
+
+def _count(cfg, size: int, progress) -> tuple[int, str]:
+    """Pass 2 over the corpus: (its characters, the SHA-256 of its text); an empty or blank
+    corpus is refused."""
     chars, sha, dark = 0, hashlib.sha256(), True
     for text, done in read_blocks(cfg.corpus, cfg.encoding):
         chars += len(text)
@@ -236,6 +284,12 @@ def prepare(cfg, tokenizer=None, log: Callable[[str], None] = print,
         progress("reading", done, size)
     if dark:
         check_not_empty(cfg.corpus, "" if chars == 0 else " ")
+    return chars, sha.hexdigest()
+
+
+def _split(cfg, chars: int) -> tuple[tuple[int, int], int]:
+    """(the training part's span of the corpus's characters, the validation text's characters):
+    the whole corpus and `cfg.val_file`, or the corpus less its end."""
     if cfg.val_file:
         train_span = (0, chars)
         val_text = [(len(t), bool(t.strip())) for t, _ in read_blocks(cfg.val_file, cfg.encoding)]
@@ -247,49 +301,35 @@ def prepare(cfg, tokenizer=None, log: Callable[[str], None] = print,
         train_span = (0, chars - val_text_chars)
     if val_text_chars < 2:
         raise ValueError(f"validation text too short ({val_text_chars} characters)")
-    # 3. the tokenizer, from the training part only
-    if tokenizer is None:
-        tokenizer = _learn(cfg, train_span, log)
-    # 4. encode, into a fresh folder swapped in whole
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
+    return train_span, val_text_chars
+
+
+def _encode(cfg, tokenizer, folder: Path, boundary: int, size: int,
+            progress) -> tuple[int, int]:
+    """Pass 4: the training part (characters before `boundary`) into `folder`/train.bin, the
+    validation text into val.bin, in one pass over the corpus; (train tokens, val tokens)."""
+    dtype = _dtype(tokenizer.vocab_size)
+    train = _Writer(folder / "train.bin", tokenizer, dtype)
+    val_out = _Writer(folder / "val.bin", tokenizer, dtype)
+    at = 0
+    for text, done in read_blocks(cfg.corpus, cfg.encoding):  # one pass: both parts
+        cut = min(max(boundary - at, 0), len(text))
+        train.add(text[:cut])
+        if not cfg.val_file:
+            val_out.add(text[cut:])
+        at += len(text)
+        progress("encoding", done, size)
+    if cfg.val_file:
+        for text, _ in read_blocks(cfg.val_file, cfg.encoding):
+            val_out.add(text)
+    return train.close(), val_out.close()
+
+
+def _swap_in(tmp: Path, folder: Path) -> None:
     try:
-        dtype = _dtype(tokenizer.vocab_size)
-        train = _Writer(tmp / "train.bin", tokenizer, dtype)
-        val_out = _Writer(tmp / "val.bin", tokenizer, dtype)
-        at, boundary = 0, train_span[1]
-        for text, done in read_blocks(cfg.corpus, cfg.encoding):  # one pass: both parts
-            cut = min(max(boundary - at, 0), len(text))
-            train.add(text[:cut])
-            if not cfg.val_file:
-                val_out.add(text[cut:])
-            at += len(text)
-            progress("encoding", done, size)
-        if cfg.val_file:
-            for text, _ in read_blocks(cfg.val_file, cfg.encoding):
-                val_out.add(text)
-        n_train, n_val = train.close(), val_out.close()
-        if n_val < 2:
-            raise ValueError(f"validation text too short ({val_text_chars} characters)")
-        first = _memmap(tmp / "val.bin", dtype, n_val)[:1]
-        meta = {"chars": chars, "sha256": sha.hexdigest(), "dtype": dtype.name,
-                "train_tokens": n_train, "val_tokens": n_val, "val_text_chars": val_text_chars,
-                "val_chars": max(val_text_chars - len(tokenizer.decode(first.tolist())), 1),
-                "chars_per_token": (train_span[1] - train_span[0]) / max(n_train, 1)}
-        (tmp / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-        if stamp != [(f.stat().st_size, f.stat().st_mtime_ns) for f in corpus_files(cfg.corpus)]:
-            raise ValueError(f"{cfg.corpus} changed while it was being prepared; run again")
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # another run made the same folder meanwhile: theirs serves as well
-            shutil.rmtree(tmp, ignore_errors=True)
-        log(f"token files: {folder} ({_size(folder) / 2**20:,.1f} MB; remove it, or the whole "
-            "folder, to free the space: it is made again when needed)")
-    except BaseException:
+        os.rename(tmp, folder)
+    except OSError:  # another run made the same folder meanwhile: theirs serves as well
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return _load(folder)
 
 
 def _learn(cfg, span: tuple[int, int], log):
