@@ -119,10 +119,10 @@ def test_a_run_stopped_on_one_world_size_resumes_on_another(corpus, tmp_path, be
     results = finish(procs)
     assert all(code == 130 for code, _ in results), results
     assert "interrupted at step" in results[0][1]
-    stopped = checkpoint.load_resume(run).info["step"]
+    stopped = checkpoint.load_resume(run).info.step
     assert 20 <= stopped < 150
     ok(launch([corpus, "--resume", run, "--no-progress"], world=after))
-    assert checkpoint.load_resume(run).info["step"] == 150
+    assert checkpoint.load_resume(run).info.step == 150
     assert_same(weights(tmp_path / "whole"), weights(run))
 
 
@@ -148,7 +148,7 @@ def test_two_torchrun_machines_train_one_run(corpus, tmp_path):
     results = finish(procs)
     assert all(code == 0 for code, _ in results), results
     assert sum("over 2 processes" in err for _, err in results) == 1  # one voice
-    assert checkpoint.load_resume(out).info["step"] == 20
+    assert checkpoint.load_resume(out).info.step == 20
     assert checkpoint.read_config(out)["training"]["steps"] == 20
 
 

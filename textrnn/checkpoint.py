@@ -33,6 +33,7 @@ import secrets
 import shutil
 import tempfile
 import zipfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -304,8 +305,31 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
+@dataclass
+class ResumeInfo:
+    """What resume.json holds besides the optimizer's settings: where the loop was, and what
+    the run was started with (its keys, in this order, are the file's)."""
+    step: int
+    loop: dict                 # the training loop's state: report.LoopState's fields
+    corpus_sha256: str | None  # of the corpus it trained on (a resume on another one says so)
+    scaler: dict | None        # fp16's GradScaler state; None for bf16 and fp32
+    train_config: dict         # the run's TrainConfig record, with the val_tokens it read
+
+    @classmethod
+    def from_dict(cls, d) -> ResumeInfo:
+        """The info a resume.json object holds, or ValueError if it holds none."""
+        ok = isinstance(d, dict) and type(d.get("step")) is int and \
+            isinstance(d.get("loop"), dict) and isinstance(d.get("train_config"), dict) and \
+            isinstance(d.get("scaler"), (dict, type(None))) and \
+            isinstance(d.get("corpus_sha256"), (str, type(None)))
+        if not ok:
+            raise ValueError("not textrnn resume state")
+        return cls(d["step"], d["loop"], d.get("corpus_sha256"), d.get("scaler"),
+                   d["train_config"])
+
+
 def save_resume(path: str | Path, opt: torch.optim.Optimizer, carry, rng: torch.Tensor,
-                info: dict, save_id: str) -> None:
+                info: ResumeInfo, save_id: str) -> None:
     """Write what resuming needs beside a checkpoint: the optimizer, the carried recurrent
     state and the RNG state as tensors; `info` (the loop's position, JSON) with the optimizer's
     settings added. Both files carry the checkpoint's `save_id`."""
@@ -314,16 +338,17 @@ def save_resume(path: str | Path, opt: torch.optim.Optimizer, carry, rng: torch.
     opt_tensors, opt_meta = _optimizer_tensors(opt)
     tensors = {**opt_tensors, **_state_tensors(carry), "rng": rng}
     _write_tensors(path / "resume.safetensors", tensors,
-                   {"step": str(info["step"]), "save_id": save_id})
+                   {"step": str(info.step), "save_id": save_id})
     write_text(path / "resume.json", json.dumps(
-        {**info, "save_id": save_id, "optimizer": opt_meta}, indent=2) + "\n")
+        {**asdict(info), "save_id": save_id, "optimizer": opt_meta}, indent=2) + "\n")
 
 
 class Resume:
-    """A run's resume state, read back: `info` as saved, and the tensors to restore."""
+    """A run's resume state, read back: `info`, the optimizer's settings and the tensors to
+    restore."""
 
-    def __init__(self, tensors: dict[str, torch.Tensor], info: dict):
-        self.tensors, self.info = tensors, info
+    def __init__(self, tensors: dict[str, torch.Tensor], info: ResumeInfo, optimizer: dict):
+        self.tensors, self.info, self.optimizer = tensors, info, optimizer
 
     def restore_optimizer(self, opt: torch.optim.Optimizer, device) -> None:
         state: dict[int, dict] = {}
@@ -332,11 +357,11 @@ class Resume:
                 _, pid, name = key.split(".", 2)
                 state.setdefault(int(pid), {})[name] = (value.to(device) if name != "step"
                                                         else value)
-        for key, value in self.info["optimizer"]["scalars"].items():
+        for key, value in self.optimizer["scalars"].items():
             pid, name = key.split(".", 1)
             state.setdefault(int(pid), {})[name] = value
         opt.load_state_dict({"state": state,
-                             "param_groups": self.info["optimizer"]["param_groups"]})
+                             "param_groups": self.optimizer["param_groups"]})
 
     def carry(self, device):
         """The recurrent state carried into the next batch: None, h, or (h, c) for an LSTM."""
@@ -364,10 +389,15 @@ def load_resume(run: str | Path) -> Resume:
         _, meta = _header(path / "resume.safetensors")
     except (json.JSONDecodeError, UnicodeDecodeError, SafetensorError, OSError, ValueError) as e:
         raise ValueError(f"resume state in {path} is unreadable: {e}") from None
-    if not isinstance(info, dict) or not isinstance(info.get("loop"), dict):
-        raise ValueError(f"{path / 'resume.json'} is not textrnn resume state")
+    try:
+        parsed = ResumeInfo.from_dict(info)
+        optimizer = info["optimizer"]
+        if not isinstance(optimizer, dict):
+            raise ValueError
+    except (ValueError, KeyError):
+        raise ValueError(f"{path / 'resume.json'} is not textrnn resume state") from None
     config = read_config(path)
     for file, sid in (("resume.json", info.get("save_id")),
                       ("resume.safetensors", meta.get("save_id"))):
         _check_same_save(path, config, {"save_id": sid}, file)
-    return Resume(tensors, info)
+    return Resume(tensors, parsed, optimizer)

@@ -154,7 +154,7 @@ def from_flags(given: dict) -> TrainConfig:
         flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
         raise ValueError(f"the model's shape and tokenizer come from the checkpoint in "
                          f"{run}; drop {flags}")
-    saved = {"max_val_chars": None, **checkpoint.load_resume(run).info["train_config"]}
+    saved = {"max_val_chars": None, **checkpoint.load_resume(run).info.train_config}
     cfg = replace(TrainConfig.from_dict(saved),  # (runs from before the limit had none)
                   **{"out": run, **train, "overwrite": False})
     if "time_budget" in train and "max_steps" not in train:

@@ -125,14 +125,14 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
             model, tokenizer, _ = checkpoint.load(checkpoint.last_dir(cfg.resume))
             return model, tokenizer, checkpoint.load_resume(cfg.resume)
         model, tokenizer, resume = world.together(load)
-        cfg = keep_resumed(cfg, resume.info["train_config"], model.config)  # the one merge
+        cfg = keep_resumed(cfg, resume.info.train_config, model.config)  # the one merge
     # 2. the data (split as the run was), then everything the config leaves open
     corpus = world.leaders_first(
         lambda: prepare_corpus(cfg, tokenizer, reporter.log, reporter.preparing))
     tokenizer = corpus.tokenizer
     settings = world.on_main(lambda: resolve(
         cfg, len(corpus.train_ids), tokenizer.vocab_size,
-        None if resume is None else resume.info["train_config"],
+        None if resume is None else resume.info.train_config,
         n_val=len(corpus.val_ids), ranks=world.size))
     if world.distributed and settings.device.type == "cuda":  # each rank its own GPU
         settings = replace(settings, device=world.device)
@@ -152,12 +152,12 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
     opt = _optimizer(model, cfg)
     state, carry = LoopState(), None
     if resume is not None:
-        state = LoopState(**{k: v for k, v in resume.info["loop"].items()
+        state = LoopState(**{k: v for k, v in resume.info.loop.items()
                              if k in LoopState.__dataclass_fields__})
         resume.restore_optimizer(opt, device)
         torch.set_rng_state(resume.tensors["rng"])
         carry = _rows_of(resume.carry(device), rows)
-        if resume.info.get("corpus_sha256") != corpus.sha256:
+        if resume.info.corpus_sha256 != corpus.sha256:
             reporter.log("note: this corpus differs from the one the run was trained on; "
                          "continuing on it")
         # a new budget re-spreads the validation passes that remain
@@ -195,8 +195,8 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
                         len(tokenizer.decode(val_ids[:1].tolist())), 1)
     summary["val_chars"] = val_chars + len(tokenizer.decode(val_ids[:1].tolist()))
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
-    if resume is not None and resume.info.get("scaler"):
-        scaler.load_state_dict(resume.info["scaler"])
+    if resume is not None and resume.info.scaler:
+        scaler.load_state_dict(resume.info.scaler)
     run = Run(cfg, settings, out, corpus, tokenizer, batches, model, opt, metrics, summary,
               val_ids, val_chars, world, net, scaler)
     _say_what_was_decided(run, state, resumed=resume is not None, log=reporter.log)
@@ -315,10 +315,10 @@ def save_last(run: Run, state: LoopState, carry, rng_state: torch.Tensor) -> Non
     carry = run.world.gather_rows(carry)
     if not run.world.main:
         return
-    info = {"step": state.step, "loop": asdict(state), "corpus_sha256": run.corpus.sha256,
-            "scaler": run.scaler.state_dict() if run.scaler.is_enabled() else None,
-            "train_config": {**run.summary["train_config"],
-                             "val_tokens": run.settings.val_tokens}}
+    info = checkpoint.ResumeInfo(
+        step=state.step, loop=asdict(state), corpus_sha256=run.corpus.sha256,
+        scaler=run.scaler.state_dict() if run.scaler.is_enabled() else None,
+        train_config={**run.summary["train_config"], "val_tokens": run.settings.val_tokens})
     checkpoint.save_last(run.out, run.model, run.tokenizer,
                          summary(run, state, state.last_val, state.last_val_step),
                          run.opt, carry, rng_state, info)
