@@ -34,7 +34,7 @@ import numpy as np
 
 from .data import (BLOCK, SNIFF, cache_root, check_not_binary, check_not_empty, corpus_files,
                    read_blocks, val_size)
-from .tokenizer import SAFE_CUT, WORD_CUT, tokenizer_from_json
+from .tokenizer import SAFE_CUT, WORD_CUT, predicted_chars, tokenizer_from_json
 from .tokenizer import build as build_tokenizer
 
 BPE_SAMPLE = 64 * 2**20   # characters BPE learns its merges from, at most
@@ -239,7 +239,7 @@ def prepare(cfg, tokenizer=None, log: Callable[[str], None] = print,
         first = _memmap(tmp / "val.bin", dtype, n_val)[:1]
         meta = {"chars": chars, "sha256": sha, "dtype": dtype.name,
                 "train_tokens": n_train, "val_tokens": n_val, "val_text_chars": val_text_chars,
-                "val_chars": max(val_text_chars - len(tokenizer.decode(first.tolist())), 1),
+                "val_chars": predicted_chars(tokenizer, val_text_chars, first),
                 "chars_per_token": (train_span[1] - train_span[0]) / max(n_train, 1)}
         (tmp / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")

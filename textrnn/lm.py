@@ -31,15 +31,11 @@ from .evaluate import evaluate_ids
 from .model import pick_device
 from .probe import MAX_INSPECT_CHARS, Inspection, inspect_ids
 from .sample import Generation, Settings, check_seed
+from .tokenizer import predicted_chars
 
 def new_seed() -> int:
     """A fresh random seed, for callers that want to show the seed they used."""
     return secrets.randbelow(2**31)
-
-
-def predicted_chars(tokenizer, text: str, ids: torch.Tensor) -> int:
-    """How many characters of `text` a pass over `ids` predicts: all but the first token's."""
-    return max(len(text) - len(tokenizer.decode(ids[:1])), 1)
 
 
 class LM:
@@ -124,7 +120,7 @@ class LM:
             raise ValueError("text to evaluate needs at least 2 tokens")
         nats, n_tokens = evaluate_ids(self.model, ids)
         unknown = 0 if tok.unk_id is None else int((ids == tok.unk_id).sum())
-        return _figures(nats, n_tokens, predicted_chars(tok, text, ids), unknown, 1)
+        return _figures(nats, n_tokens, predicted_chars(tok, len(text), ids), unknown, 1)
 
     def evaluate_file(self, path: str | Path, encoding: str = "utf-8", streams: int | None = None,
                       progress: Callable[[str, int, int], None] | None = None) -> dict:
@@ -153,9 +149,9 @@ class LM:
                 progress=lambda done, total: progress("evaluating", done, total))
             unknown = 0 if tok.unk_id is None else sum(
                 int((ids[i:i + 2**22] == tok.unk_id).sum()) for i in range(0, len(ids), 2**22))
-            first = len(tok.decode(ids[:1].tolist()))
+            predicted = predicted_chars(tok, chars, ids)
             del ids
-        return _figures(nats, n_tokens, max(chars - first, 1), unknown, streams)
+        return _figures(nats, n_tokens, predicted, unknown, streams)
 
     # --- looking inside ---
 
@@ -170,7 +166,7 @@ class LM:
         if len(ids) < 2:
             raise ValueError("text to inspect needs at least 2 tokens")
         return inspect_ids(self.model, self.tokenizer, ids,
-                           predicted_chars(self.tokenizer, text, ids), top_k)
+                           predicted_chars(self.tokenizer, len(text), ids), top_k)
 
     # --- description ---
 

@@ -316,6 +316,14 @@ class BPETokenizer:
 KINDS = ("char", "bpe", "byte")
 
 
+def predicted_chars(tokenizer, chars: int, ids) -> int:
+    """How many of a text's `chars` characters a pass over its tokens `ids` predicts: all but
+    those of the first token, which nothing predicts (at least 1). This is the denominator of
+    nats per character, for every tokenizer and every caller (evaluation, validation, a look
+    inside), so that a char and a BPE model compare."""
+    return max(chars - len(tokenizer.decode(ids[:1].tolist())), 1)
+
+
 def build(kind: str, text: str, vocab_size: int | None = None, log=print):
     """A tokenizer of `kind` for the training `text`; `vocab_size` is for BPE only."""
     if kind not in KINDS:

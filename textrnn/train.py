@@ -24,9 +24,10 @@ stay fp32.
 Under `torchrun` each process is one rank of a data-parallel run over the same batch (dist.py):
 the steps are those of one process, so a run may resume on another number of processes.
 
-What the run shows goes through a `Reporter` (report.py): `Terminal` prints lines and a progress
-bar; another front end (a web page) passes its own; ranks other than 0 show nothing. Left out on purpose:
-gradient accumulation (a bigger batch is more streams, and the streams are what is split).
+What the run shows goes through a `Reporter` (report.py): `Terminal` prints lines and a
+progress bar; another front end (a web page) passes its own; ranks other than 0 show nothing.
+Left out on purpose: gradient accumulation (a bigger batch is more streams, and the streams are
+what is split).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from .evaluate import evaluate_ids
 from .lm import LM
 from .metrics import MetricsLog, Record, TrainRecord, ValRecord
 from .model import RNNLM, autocast, detach_state
+from .tokenizer import predicted_chars
 from .report import LoopState, Reporter, Terminal
 
 
@@ -191,8 +193,7 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
     val_ids, val_chars = corpus.val_ids, corpus.val_chars
     if settings.val_tokens < len(val_ids):  # a prefix: count the characters it predicts
         val_ids = val_ids[:settings.val_tokens]
-        val_chars = max(len(tokenizer.decode(val_ids.tolist())) -
-                        len(tokenizer.decode(val_ids[:1].tolist())), 1)
+        val_chars = predicted_chars(tokenizer, len(tokenizer.decode(val_ids.tolist())), val_ids)
     summary["val_chars"] = val_chars + len(tokenizer.decode(val_ids[:1].tolist()))
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     if resume is not None and resume.info.scaler:
