@@ -48,7 +48,9 @@ def functions(tree: ast.AST):
 
 
 def imports(tree: ast.AST, module: str, known: set[str]) -> set[str]:
-    """The project's modules that `module` imports."""
+    """The project's modules that `module` imports (at any depth of its code). A submodule's
+    `from <its package> import __version__` is no edge: it reads a constant the package sets
+    before it imports anything."""
     found = set()
     package = module if module in {k.rsplit(".", 1)[0] for k in known if "." in k} else \
         module.rpartition(".")[0]
@@ -62,12 +64,14 @@ def imports(tree: ast.AST, module: str, known: set[str]) -> set[str]:
                 parent = package.split(".")[:len(package.split(".")) - node.level + 1]
                 base = ".".join(parent + ([base] if base else []))
             subs = [f"{base}.{a.name}" for a in node.names]
-            names = [n for n in subs if n in known] or [base]  # `from . import x`: x alone
+            names = [n for n in subs if n in known]  # `from . import x`: x, a module
+            if not names and not all(a.name.startswith("__") for a in node.names):
+                names = [base]
         for n in names:
             while n and n not in known:
                 n = n.rpartition(".")[0]
-            if n and n != module and not module.startswith(n + "."):
-                found.add(n)  # (a submodule reading its package's __version__ is no edge)
+            if n and n != module:
+                found.add(n)
     return found
 
 

@@ -119,34 +119,18 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
     """Everything a run needs before its first step, fresh or resumed: (run, state, carry).
     In a distributed run (dist.py) rank 0 decides and writes; every rank reads."""
     world = world or World()
-    # 1. where to write, and what we continue from
+    # 1. where to write, and what we continue from (merged with the config before the split)
     out = world.on_main(lambda: _prepare_out(cfg))
-    resume = model = tokenizer = None
-    if cfg.resume:
-        def load():
-            model, tokenizer, _ = checkpoint.load(checkpoint.last_dir(cfg.resume))
-            return model, tokenizer, checkpoint.load_resume(cfg.resume)
-        model, tokenizer, resume = world.together(load)
-        cfg = keep_resumed(cfg, resume.info.train_config, model.config)  # the one merge
+    cfg, model, tokenizer, resume = _continued(cfg, world)
     # 2. the data (split as the run was), then everything the config leaves open
     corpus = world.leaders_first(
         lambda: prepare_corpus(cfg, tokenizer, reporter.log, reporter.preparing))
     tokenizer = corpus.tokenizer
-    settings = world.on_main(lambda: resolve(
-        cfg, len(corpus.train_ids), tokenizer.vocab_size,
-        None if resume is None else resume.info.train_config,
-        n_val=len(corpus.val_ids), ranks=world.size))
-    if world.distributed and settings.device.type == "cuda":  # each rank its own GPU
-        settings = replace(settings, device=world.device)
+    settings = _settled(cfg, corpus, resume, world, reporter)
     cfg, device = settings.cfg, settings.device
-    for note in settings.notes:
-        reporter.log(note)
-    world.on_main(lambda: world.rows(settings.batch))  # a batch that does not split: said once
     rows = world.rows(settings.batch)
     batches = Batches(corpus.train_ids, settings.batch, settings.seq_len, cfg.seed, rows)
-    if device.type == "cuda":  # TF32 matmuls: fp32 weights, 10-bit mantissa products
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    # 3. model and optimizer, fresh or restored
+    # 3. model and optimizer, fresh or restored, and where the loop stands
     torch.manual_seed(cfg.seed)
     if model is None:
         model = RNNLM(replace(cfg.model, vocab_size=tokenizer.vocab_size))
@@ -154,33 +138,99 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
     opt = _optimizer(model, cfg)
     state, carry = LoopState(), None
     if resume is not None:
-        state = LoopState(**{k: v for k, v in resume.info.loop.items()
-                             if k in LoopState.__dataclass_fields__})
-        resume.restore_optimizer(opt, device)
-        torch.set_rng_state(resume.tensors["rng"])
-        carry = _rows_of(resume.carry(device), rows)
+        state, carry = _restored(resume, opt, settings, rows)
         if resume.info.corpus_sha256 != corpus.sha256:
             reporter.log("note: this corpus differs from the one the run was trained on; "
                          "continuing on it")
-        # a new budget re-spreads the validation passes that remain
-        state.evals_done = evals_due(settings.budget.progress(state.step, state.train_time),
-                                     cfg.evals)
     elif cfg.overwrite and world.main:
         checkpoint.clear_run(out)
     if world.rank:  # dropout draws its own masks on each rank (rank 0's are a lone run's)
         torch.manual_seed(int(torch.randint(2**62, (1,))) + world.rank)
-    net = model
-    if world.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-        with world.talking():  # DDP hands rank 0's weights to all
-            net = DistributedDataParallel(model, device_ids=[torch.cuda.current_device()]
-                                          if device.type == "cuda" else None)
+    net = _distributed(model, world, device)
+    # 4. the logs, and what the run's checkpoints will say of it
     if world.main:
         out.mkdir(parents=True, exist_ok=True)
         metrics = MetricsLog(out, upto=state.step if resume is not None else None)
     else:
         metrics = _NoMetrics()
-    summary = {
+    val_ids, val_chars, read_chars = _validation_text(corpus, tokenizer, settings.val_tokens)
+    summary = {**_summary(cfg, corpus, tokenizer, command, device), "val_chars": read_chars}
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+    if resume is not None and resume.info.scaler:
+        scaler.load_state_dict(resume.info.scaler)
+    run = Run(cfg, settings, out, corpus, tokenizer, batches, model, opt, metrics, summary,
+              val_ids, val_chars, world, net, scaler)
+    _say_what_was_decided(run, state, resumed=resume is not None, log=reporter.log)
+    return run, state, carry
+
+
+def _continued(cfg: TrainConfig, world: World):
+    """(cfg, model, tokenizer, resume): for a resumed run, its last checkpoint and resume
+    state, and `cfg` merged with what it was started with (the one merge); else Nones."""
+    if not cfg.resume:
+        return cfg, None, None, None
+
+    def load():
+        model, tokenizer, _ = checkpoint.load(checkpoint.last_dir(cfg.resume))
+        return model, tokenizer, checkpoint.load_resume(cfg.resume)
+    model, tokenizer, resume = world.together(load)
+    return keep_resumed(cfg, resume.info.train_config, model.config), model, tokenizer, resume
+
+
+def _settled(cfg: TrainConfig, corpus: Corpus, resume, world: World,
+             reporter: Reporter) -> Resolved:
+    """Everything the config leaves open, decided by rank 0 and said."""
+    settings = world.on_main(lambda: resolve(
+        cfg, len(corpus.train_ids), corpus.tokenizer.vocab_size,
+        None if resume is None else resume.info.train_config,
+        n_val=len(corpus.val_ids), ranks=world.size))
+    if world.distributed and settings.device.type == "cuda":  # each rank its own GPU
+        settings = replace(settings, device=world.device)
+    for note in settings.notes:
+        reporter.log(note)
+    world.on_main(lambda: world.rows(settings.batch))  # a batch that does not split: said once
+    if settings.device.type == "cuda":  # TF32 matmuls: fp32 weights, 10-bit mantissa products
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    return settings
+
+
+def _restored(resume: checkpoint.Resume, opt, settings: Resolved, rows: slice):
+    """A resumed run's loop state and carried state, with the optimizer and the RNG restored;
+    a new budget re-spreads the validation passes that remain."""
+    state = LoopState(**{k: v for k, v in resume.info.loop.items()
+                         if k in LoopState.__dataclass_fields__})
+    resume.restore_optimizer(opt, settings.device)
+    torch.set_rng_state(resume.tensors["rng"])
+    carry = _rows_of(resume.carry(settings.device), rows)
+    state.evals_done = evals_due(settings.budget.progress(state.step, state.train_time),
+                                 settings.cfg.evals)
+    return state, carry
+
+
+def _distributed(model: RNNLM, world: World, device: torch.device) -> torch.nn.Module:
+    """What a step runs: the model, or (under torchrun) its DistributedDataParallel."""
+    if not world.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+    with world.talking():  # DDP hands rank 0's weights to all
+        return DistributedDataParallel(model, device_ids=[torch.cuda.current_device()]
+                                       if device.type == "cuda" else None)
+
+
+def _validation_text(corpus: Corpus, tokenizer, val_tokens: int):
+    """What a validation pass reads (the validation tokens, or a prefix of them for a short
+    budget), the characters it predicts, and the characters it reads."""
+    val_ids, val_chars = corpus.val_ids, corpus.val_chars
+    if val_tokens < len(val_ids):  # a prefix: count the characters it predicts
+        val_ids = val_ids[:val_tokens]
+        val_chars = predicted_chars(tokenizer, len(tokenizer.decode(val_ids.tolist())), val_ids)
+    return val_ids, val_chars, val_chars + len(tokenizer.decode(val_ids[:1].tolist()))
+
+
+def _summary(cfg: TrainConfig, corpus: Corpus, tokenizer, command: str | None,
+             device: torch.device) -> dict:
+    """The checkpoint card's training section, less what changes as the run trains."""
+    return {
         "corpus_name": corpus_name(cfg.corpus), "corpus_chars": corpus.chars,
         "corpus_sha256": corpus.sha256,
         "val_source": cfg.val_file or f"last {cfg.val_fraction:g} of the corpus",
@@ -190,18 +240,6 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
         "precision": cfg.precision, "torch_version": torch.__version__,
         "train_config": cfg.record(),
     }
-    val_ids, val_chars = corpus.val_ids, corpus.val_chars
-    if settings.val_tokens < len(val_ids):  # a prefix: count the characters it predicts
-        val_ids = val_ids[:settings.val_tokens]
-        val_chars = predicted_chars(tokenizer, len(tokenizer.decode(val_ids.tolist())), val_ids)
-    summary["val_chars"] = val_chars + len(tokenizer.decode(val_ids[:1].tolist()))
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
-    if resume is not None and resume.info.scaler:
-        scaler.load_state_dict(resume.info.scaler)
-    run = Run(cfg, settings, out, corpus, tokenizer, batches, model, opt, metrics, summary,
-              val_ids, val_chars, world, net, scaler)
-    _say_what_was_decided(run, state, resumed=resume is not None, log=reporter.log)
-    return run, state, carry
 
 
 class _NoMetrics:
@@ -429,15 +467,7 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
                         raise
                     world.stop = True  # the others hear it after the next step
                 if evals_due(run.progress(state), cfg.evals) > state.evals_done:  # 4. validate
-                    state.evals_done = evals_due(run.progress(state), cfg.evals)
-                    record = validate(run, state)
-                    if cfg.sample_chars and world.main:  # watch it learn
-                        record = replace(record, sample=sample(run))
-                    run.metrics.write(record)
-                    save_best(run, state)
-                    state.wall_time = time.time() - t_wall
-                    save_last(run, state, carry, rng_state)
-                    reporter.validated(state, record)
+                    validate_and_save(run, state, carry, rng_state, reporter, t_wall)
                 if stop:  # a signal reached some rank: all stop here, after this step's work
                     raise StopRequested
     except KeyboardInterrupt as e:
@@ -464,11 +494,33 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
         reporter.end()
     finally:
         run.metrics.close()
-    best = state.best_val                                                   # 5. done
+    say_done(run, state, reporter, time.time() - t_start)                    # 5. done
+    return run.out
+
+
+def validate_and_save(run: Run, state: LoopState, carry, rng_state: torch.Tensor,
+                      reporter: Reporter, t_wall: float) -> None:
+    """A validation point: the pass (and a sample to watch it learn), its record, the best
+    checkpoint if it is the best, and last/ with what resuming from this step needs."""
+    state.evals_done = evals_due(run.progress(state), run.cfg.evals)
+    record = validate(run, state)
+    if run.cfg.sample_chars and run.world.main:
+        record = replace(record, sample=sample(run))
+    run.metrics.write(record)
+    save_best(run, state)
+    state.wall_time = time.time() - t_wall
+    save_last(run, state, carry, rng_state)
+    reporter.validated(state, record)
+
+
+def say_done(run: Run, state: LoopState, reporter: Reporter, seconds: float) -> None:
+    """The end of a finished run: its figures, a note if it learned its text by heart, and
+    the commands to type next."""
+    best = state.best_val
     reporter.log(
         f"done: {state.step:,} steps, {state.tokens:,} tokens in {state.train_time:.0f} s of "
         f"training ({state.tokens * run.corpus.chars_per_token / max(state.train_time, 1e-9):,.0f}"
-        f" chars/s), {time.time() - t_start:.0f} s in all; best validation {best:.4f} nats/char "
+        f" chars/s), {seconds:.0f} s in all; best validation {best:.4f} nats/char "
         f"= {best / math.log(2):.4f} bits/char at step {state.best_step:,}; checkpoint {run.out}")
     if state.best_step and state.best_step <= state.step // 2:
         reporter.log(f"note: validation stopped improving at step {state.best_step:,} of "
@@ -478,4 +530,3 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
     reporter.hint(f"next: textrnn sample {out} --length 500    (text from the best checkpoint)\n"
                   f"      textrnn serve {folder}    (the web page, with every run in "
                   f"{folder})")
-    return run.out
