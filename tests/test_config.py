@@ -184,3 +184,17 @@ def test_a_large_alphabet_does_not_shrink_the_recurrent_core():
     large, why = pick(n_tokens=1_000_000, vocab=6000, speed=speed, time_budget=120)
     assert large.model.hidden >= 192 and "per recurrent weight" in why
     assert small.model.hidden >= large.model.hidden
+
+
+def test_a_resume_through_the_api_keeps_what_the_run_was_started_with(corpus_file, tmp_path):
+    """The one merge: every setting the resuming config leaves at its default is the run's own,
+    through the Python API as through the CLI; what it gives anew wins."""
+    first = TrainConfig(corpus=str(corpus_file), out=str(tmp_path / "r"), max_steps=10, evals=2,
+                        sample_chars=7, val_fraction=0.2, seed=5, precision="fp32")
+    out = train(first, reporter=Reporter())
+    train(TrainConfig(corpus=str(corpus_file), resume=str(out), max_steps=20, log_every=3),
+          reporter=Reporter())
+    again = json.loads((out / "last" / "config.json").read_text())["training"]["train_config"]
+    assert (again["evals"], again["sample_chars"], again["val_fraction"], again["seed"]) == \
+        (2, 7, 0.2, 5)
+    assert again["max_steps"] == 20 and again["log_every"] == 3 and again["out"] == str(out)

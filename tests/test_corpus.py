@@ -214,12 +214,13 @@ def test_mistakes_in_a_prepared_corpus_are_one_clear_line(tmp_path):
 
 def test_a_resumed_run_validates_on_as_many_tokens_as_it_started_with():
     from textrnn import ModelConfig
-    from textrnn.config import keep_resumed
+    from textrnn.config import resumed
     from textrnn.plan import resolve
     model = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0)
-    cfg = TrainConfig(time_budget=60, val_streams=16, precision="fp32", device="cpu")
+    cfg = TrainConfig(time_budget=60, val_streams=16, precision="fp32", device="cpu",
+                      resume="run")
     saved = {"seq_len": 16, "batch_size": 4, "lr": 0.01, "val_tokens": 300_000}
-    r = resolve(keep_resumed(cfg, saved, model), 10**6, 30, resume=saved, n_val=10**6)
+    r = resolve(resumed(cfg, saved, model), 10**6, 30, resume=saved, n_val=10**6)
     assert r.val_tokens == 300_000 and r.val_streams == 16
 
 

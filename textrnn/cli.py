@@ -226,8 +226,8 @@ def _train_config(args) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)} | MODEL_FLAGS
     cfg = config.from_flags({k: v for k, v in vars(args).items()
                              if v is not None and k in known})
-    if cfg.out is None:
-        cfg = replace(cfg, out=str(Path("checkpoints") / corpus_name(cfg.corpus)))
+    if cfg.out is None:  # (a resumed run writes where it is)
+        cfg = replace(cfg, out=cfg.resume or str(Path("checkpoints") / corpus_name(cfg.corpus)))
     return cfg
 
 

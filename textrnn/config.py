@@ -1,5 +1,5 @@
 """Training configuration: what a person asks for. `TrainConfig`, every default, and the merge
-of what is asked anew with what a resumed run was saved with (`from_flags`, `keep_resumed`).
+of what is asked anew with what a resumed run was saved with (`resumed`).
 
 What the config leaves open (None, or "auto") is decided by the plan (plan.py), not here.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from . import checkpoint
 from .model import ModelConfig
 from .sample import check_seed
 from .tokenizer import KINDS as TOKENIZERS
@@ -37,7 +36,6 @@ VAL_STREAMS = 16          # beyond it, in this many slices at once: 2.7x faster 
                           # on tiny-shakespeare
 MIN_VAL_TOKENS = 64 * 1024  # a time budget never cuts validation below this
 VAL_SHARE = 0.06          # with a time budget, validation passes take at most this share of it
-RESUME_KEEPS = ("seq_len", "batch_size", "lr")  # a resumed run's, unless given anew
 FIXED_ON_RESUME = ("tokenizer", "vocab_size")   # with the model's shape: the checkpoint's
 
 
@@ -138,36 +136,38 @@ class TrainConfig:
 
 def from_flags(given: dict) -> TrainConfig:
     """The config that a person's flags ask for: `given` maps TrainConfig and ModelConfig field
-    names to the values given. With `resume`, the config the run was saved with takes the place
-    of the defaults: what is given anew replaces it, a new step or time
-    budget replaces the old one, and the model's shape and the tokenizer cannot change."""
+    names to the values given. With `resume`, the model's shape and the tokenizer cannot be
+    given (they are the checkpoint's); the rest is merged with the run's when it starts
+    (`resumed`)."""
     model_fields = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
     model = {k: v for k, v in given.items() if k in model_fields}
     train = {k: v for k, v in given.items() if k not in model_fields}
     run = train.get("resume")
-    if not run:
-        return TrainConfig(**train, model=ModelConfig(**model))
-    if train.get("overwrite"):
+    if run and train.get("overwrite"):
         raise ValueError("--resume continues the run in its folder; drop --overwrite")
     fixed = [*model, *(k for k in train if k in FIXED_ON_RESUME)]
-    if fixed:
+    if run and fixed:
         flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
         raise ValueError(f"the model's shape and tokenizer come from the checkpoint in "
                          f"{run}; drop {flags}")
-    saved = {"max_val_chars": None, **checkpoint.load_resume(run).info.train_config}
-    cfg = replace(TrainConfig.from_dict(saved),  # (runs from before the limit had none)
-                  **{"out": run, **train, "overwrite": False})
-    if "time_budget" in train and "max_steps" not in train:
-        cfg = replace(cfg, max_steps=None)
-    elif "max_steps" in train and "time_budget" not in train:
-        cfg = replace(cfg, time_budget=None)
-    return cfg
+    return TrainConfig(**train, model=ModelConfig(**model))
 
 
-def keep_resumed(cfg: TrainConfig, saved: dict, model: ModelConfig) -> TrainConfig:
-    """A resumed run's model, and what it chose, where `cfg` leaves a choice open."""
-    keep = {k: saved[k] for k in RESUME_KEEPS if getattr(cfg, k) is None}
-    keep["max_val_chars"] = saved.get("max_val_chars")  # the run's split, not today's default
-    if cfg.precision == "auto":  # the run's own; runs from before --precision were fp32
-        keep["precision"] = saved.get("precision", "fp32")
-    return replace(cfg, model=model, **keep)
+def resumed(cfg: TrainConfig, saved: dict, model: ModelConfig) -> TrainConfig:
+    """`cfg` as the run it resumes continues: the checkpoint's model, and the run's own value
+    for every setting `cfg` leaves at its default (a new step or time budget alone replaces
+    both old ones). The one merge of a resume, made before the corpus is read, so the run
+    validates on the split it was started with."""
+    default = TrainConfig()
+    given = {f.name: getattr(cfg, f.name) for f in fields(TrainConfig)
+             if f.name != "model" and getattr(cfg, f.name) != getattr(default, f.name)}
+    old = {"max_val_chars": None, "precision": "fp32",  # (runs from before either existed)
+           **{k: v for k, v in saved.items() if k not in ("resume", "overwrite")}}
+    out = replace(TrainConfig.from_dict(old), **given, model=model, overwrite=False)
+    if out.out is None or "out" not in given:
+        out = replace(out, out=cfg.resume)
+    if "time_budget" in given and "max_steps" not in given:
+        out = replace(out, max_steps=None)
+    elif "max_steps" in given and "time_budget" not in given:
+        out = replace(out, time_budget=None)
+    return out

@@ -319,7 +319,7 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int, resume: dict | Non
             n_val: int = 0, ranks: int = 1) -> Resolved:
     """Fill in everything `cfg` leaves open for a corpus of `n_tokens` training tokens (and
     `n_val` validation tokens), in the order of the module docstring. `resume` is a resumed
-    run's saved train config (`cfg` is already merged with it: config.keep_resumed); `ranks`,
+    run's saved train config (`cfg` is already merged with it: config.resumed); `ranks`,
     the processes of a distributed run, over which the batch and each validation pass are
     split."""
     device = pick_device(cfg.device)

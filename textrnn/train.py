@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
-from .config import SAMPLE_SEED, SAMPLE_TEMPERATURE, TrainConfig, keep_resumed
+from .config import SAMPLE_SEED, SAMPLE_TEMPERATURE, TrainConfig, resumed
 from .plan import Resolved, resolve
 from .corpus import Corpus
 from .corpus import prepare as prepare_corpus
@@ -119,9 +119,9 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
     """Everything a run needs before its first step, fresh or resumed: (run, state, carry).
     In a distributed run (dist.py) rank 0 decides and writes; every rank reads."""
     world = world or World()
-    # 1. where to write, and what we continue from (merged with the config before the split)
-    out = world.on_main(lambda: _prepare_out(cfg))
+    # 1. what we continue from (merged with the config before the split), and where to write
     cfg, model, tokenizer, resume = _continued(cfg, world)
+    out = world.on_main(lambda: _prepare_out(cfg))
     # 2. the data (split as the run was), then everything the config leaves open
     corpus = world.leaders_first(
         lambda: prepare_corpus(cfg, tokenizer, reporter.log, reporter.preparing))
@@ -171,10 +171,11 @@ def _continued(cfg: TrainConfig, world: World):
         return cfg, None, None, None
 
     def load():
+        resume = checkpoint.load_resume(cfg.resume)  # (says what a folder lacks, first)
         model, tokenizer, _ = checkpoint.load(checkpoint.last_dir(cfg.resume))
-        return model, tokenizer, checkpoint.load_resume(cfg.resume)
+        return model, tokenizer, resume
     model, tokenizer, resume = world.together(load)
-    return keep_resumed(cfg, resume.info.train_config, model.config), model, tokenizer, resume
+    return resumed(cfg, resume.info.train_config, model.config), model, tokenizer, resume
 
 
 def _settled(cfg: TrainConfig, corpus: Corpus, resume, world: World,
