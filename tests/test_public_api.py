@@ -94,3 +94,25 @@ def test_no_module_imports_another_modules_private_names():
                 private = [a.name for a in node.names if a.name.startswith("_")
                            and a.name != "__version__"]
                 assert not private, f"{path.name} imports {private} from {node.module}"
+
+
+def test_every_module_is_named_in_the_layout_of_the_docs():
+    """docs/development.md's layout lists each module of the library, the page, the benchmarks
+    and the lessons, under its own folder."""
+    text = (ROOT / "docs" / "development.md").read_text()
+    block = text[text.index("## Layout"):].split("```")[1]
+    folders, current, named = {}, None, set()
+    for line in block.splitlines():
+        indent = len(line) - len(line.lstrip())
+        word = line.split()[0] if line.strip() else ""
+        if word.endswith("/"):
+            current = word if indent == 0 else f"{current.split('/')[0]}/{word}"
+            folders[current] = indent
+        elif word.endswith((".py", ".c")):
+            named.add((current if indent else "") + word)
+    for folder in ("textrnn/", "textrnn/web/", "benchmarks/", "lessons/"):
+        for path in sorted((ROOT / folder).iterdir()):
+            if path.suffix in (".py", ".c") and path.name != "__init__.py" or \
+                    path.name == "__init__.py" and folder == "textrnn/":
+                assert folder + path.name in named, f"{folder}{path.name} is not in the layout"
+    assert "app.py" in named

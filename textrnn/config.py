@@ -17,7 +17,7 @@ from .tokenizer import KINDS as TOKENIZERS
 DEFAULT_STEPS = 2000      # the budget when neither max_steps nor time_budget is given
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 WIDTHS = (64, 96, 128, 192, 256, 384, 512, 768, 1024)  # hidden sizes the width rule picks from
-LAYERS = 2                # a third layer lost at 300 s (docs/training.md)
+LAYERS = 2                # a third layer lost at 300 s (docs/defaults-measured.md)
 TOKENS_PER_WEIGHT = 2.0   # training tokens each recurrent weight needs before a wider model pays
 WEIGHTS_PER_TOKEN = 4.0   # at most this many recurrent weights per training token of corpus
 BASE_LR, BASE_WIDTH = 1e-2, 256  # the peak lr at width 256; wider models take less

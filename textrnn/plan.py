@@ -12,7 +12,7 @@ What a person leaves unset (None, or "auto") is decided here, in this order, and
 The adaptive defaults. A run can afford a number of training tokens D: max_steps x batch x
 seq_len for a step budget, and for a time budget the tokens per second this machine trains a
 candidate model at (timed in a few steps at the start) times the seconds. Then, measured on the
-sweep in docs/training.md:
+sweep in docs/defaults-measured.md:
 
 - width: the widest of `WIDTHS` (two layers) that still gets `TOKENS_PER_WEIGHT` training tokens
   per recurrent weight, and has at most `WEIGHTS_PER_TOKEN` of them per corpus token. The
