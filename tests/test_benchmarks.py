@@ -11,6 +11,8 @@ from benchmarks.train import protocol_split, train_config
 from conftest import make_model
 from textrnn import LM, CharTokenizer
 
+pytestmark = pytest.mark.slow  # each test here runs a benchmark
+
 
 def test_tokenizer_benchmark_runs_and_prints_its_table(capsys):
     corpus = str(Path(__file__).parent.parent / "corpora" / "tiny.txt")
@@ -74,7 +76,6 @@ def test_generation_benchmark_prints_a_row_beside_its_baseline(capsys):
                                         "extra_MB"))
 
 
-@pytest.mark.slow
 def test_data_benchmark_prepares_and_prints_its_table(capsys, tmp_path):
     src = tmp_path / "src"
     src.mkdir()

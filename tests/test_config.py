@@ -154,7 +154,8 @@ def test_bf16_trains_where_the_cpu_has_it_and_is_refused_in_one_line_where_not(c
 def test_a_min_lr_above_the_chosen_lr_is_said_and_clamped(corpus_file, tmp_path):
     said = []
     out = train(TrainConfig(corpus=str(corpus_file), out=str(tmp_path / "r"), max_steps=5,
-                            min_lr=0.5, precision="fp32"), reporter=Terminal(log=said.append, progress=False))
+                            min_lr=0.5, precision="fp32"),
+                reporter=Terminal(log=said.append, progress=False))
     tc = json.loads((out / "config.json").read_text())["training"]["train_config"]
     assert tc["min_lr"] == tc["lr"] < 0.5
     assert any(m.startswith("note: min-lr 0.5 is above the chosen lr") for m in said)

@@ -298,6 +298,7 @@ def test_evaluating_a_file_leaves_no_token_file_behind(tmp_path, monkeypatch):
     assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
 
 
+@pytest.mark.slow
 def test_evaluating_a_big_file_holds_no_file_sized_object(tmp_path):
     big, chars = _big(tmp_path / "big.txt", 24)
     code = ("import resource, sys, torch, textrnn\n"

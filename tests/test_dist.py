@@ -16,6 +16,8 @@ from conftest import TINY
 from textrnn import ValRecord, checkpoint, read_metrics
 from support import free_port
 
+pytestmark = pytest.mark.slow  # each test here starts torchrun-style ranks
+
 SMALL = ["--hidden", "16", "--embed", "8", "--layers", "2", "--batch-size", "4", "--seq-len",
          "16", "--precision", "fp32", "--dropout", "0", "--lr", "0.01", "--no-progress"]
 WAIT = 120  # seconds a launch may take before the test fails rather than hangs

@@ -193,6 +193,7 @@ __attribute__((constructor)) static void planted(void) {
 """
 
 
+@pytest.mark.slow
 def test_a_planted_library_is_never_loaded(monkeypatch, tmp_path):
     import subprocess
     monkeypatch.setenv("TEXTRNN_CACHE", str(tmp_path))

@@ -48,6 +48,7 @@ def test_numpy_training_loop_learns(task):
     assert losses[-1] < losses[0] / 5
 
 
+@pytest.mark.slow
 def test_module_runs_its_checks_and_exits_zero():
     result = subprocess.run([sys.executable, "-m", "lessons.reference"], capture_output=True,
                             text=True, timeout=120, cwd=ROOT)

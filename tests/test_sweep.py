@@ -8,6 +8,8 @@ import textrnn
 from textrnn import sweep as sweeps
 from textrnn.cli import main
 
+pytestmark = pytest.mark.slow  # each test here runs a sweep: several trainings
+
 SMALL = ["--steps-per-trial", "30", "--evals", "3"]
 
 

@@ -12,8 +12,9 @@ from textrnn.web.page import build
 from textrnn.web.server import MAX_REQUEST_BYTES, serve
 from support import ROOT, free_port, join_queue, run_all
 
+pytestmark = pytest.mark.slow  # each test here starts a server
 
-@pytest.mark.slow
+
 def test_gradio_client_streams_the_documented_endpoint(server):
     from gradio_client import Client
     client = Client(server, verbose=False)
@@ -24,7 +25,6 @@ def test_gradio_client_streams_the_documented_endpoint(server):
     assert len(seen) >= 2 and seen[-1] == text
 
 
-@pytest.mark.slow
 def test_gradio_client_inspects_and_finds_units(server, catalog):
     from gradio_client import Client
     client = Client(server, verbose=False)
@@ -41,7 +41,6 @@ def test_gradio_client_inspects_and_finds_units(server, catalog):
         client.predict("tiny", "a" * 3001, api_name="/inspect")
 
 
-@pytest.mark.slow
 def test_a_full_queue_says_busy_and_a_huge_request_is_refused_unread(catalog, monkeypatch,
                                                                      capfd):
     run = fast.Stepper.run
@@ -66,7 +65,6 @@ def test_a_full_queue_says_busy_and_a_huge_request_is_refused_unread(catalog, mo
         demo.close()
 
 
-@pytest.mark.slow
 def test_the_load_benchmark_loses_nothing_and_says_busy_past_the_queue(checkpoints, capsys):
     from benchmarks.__main__ import main as bench
     assert bench(["app", "--checkpoints", str(checkpoints), "--queue-size", "4",

@@ -12,8 +12,9 @@ from textrnn import fast, sample
 from textrnn.web import request
 from support import ARTIFACTS, OUT, ROOT, app_root, launch
 
+pytestmark = pytest.mark.slow  # each test here drives Chromium
 
-@pytest.mark.slow
+
 def test_browser_generates_and_the_text_grows(server, monkeypatch):
     from playwright.sync_api import sync_playwright
     # The tiny model writes 3,000 characters in a blink; at ~500 a second, as a big model on a
@@ -146,7 +147,6 @@ def test_browser_generates_and_the_text_grows(server, monkeypatch):
         browser.close()
 
 
-@pytest.mark.slow
 def test_browser_trains_on_an_upload_then_generates_from_it_and_downloads_it(workbench_server,
                                                                             tmp_path):
     from playwright.sync_api import sync_playwright
@@ -228,7 +228,6 @@ def test_browser_trains_on_an_upload_then_generates_from_it_and_downloads_it(wor
         browser.close()
 
 
-@pytest.mark.slow
 def test_browser_looks_inside_compares_and_opens_a_shared_link(server):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:

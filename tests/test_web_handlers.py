@@ -104,12 +104,14 @@ def test_curve_comes_from_metrics(catalog):
 def test_a_curve_names_both_splits_from_its_first_point():
     """A plot keeps the colours of the splits in the first table it gets: a run's curve has a
     blank validation point until its first validation."""
+    from textrnn import TrainRecord, ValRecord
     from textrnn.web.catalog import curve_table
-    assert curve_table([]) is None and curve_table([{"step": 1, "lr": 0.1}]) is None
-    early = curve_table([{"step": 10, "train_loss": 3.0}, {"step": 20, "train_loss": 2.5}])
+    assert curve_table([]) is None
+    early = curve_table([TrainRecord(step=10, train_loss=3.0),
+                         TrainRecord(step=20, train_loss=2.5)])
     assert list(early["split"]) == ["train", "train", "validation"]
     assert early["nats/char"].iloc[:2].tolist() == [3.0, 2.5] and early["nats/char"].isna()[2]
-    later = curve_table([{"step": 10, "train_loss": 3.0}, {"step": 10, "val_loss": 2.9}])
+    later = curve_table([TrainRecord(step=10, train_loss=3.0), ValRecord(step=10, val_loss=2.9)])
     assert list(later["split"]) == ["train", "validation"] and not later.isna().any().any()
 
 

@@ -45,6 +45,7 @@ def wait(job, timeout=120):
         time.sleep(0.1)
 
 
+@pytest.mark.slow  # a child process
 def test_a_run_trains_in_a_child_reports_as_it_goes_and_zips_a_loadable_model(tmp_path):
     bench = Workbench(tmp_path / "runs", max_minutes=1)
     job = bench.submit(TEXT, 0.08, "char", "../../My Poems!")
@@ -65,6 +66,7 @@ def test_a_run_trains_in_a_child_reports_as_it_goes_and_zips_a_loadable_model(tm
     assert len(lm.generate("ANNA:", 40, seed=1)) == 40
 
 
+@pytest.mark.slow  # a child process
 def test_one_run_at_a_time_the_others_wait_and_stop_keeps_the_checkpoint(tmp_path):
     bench = Workbench(tmp_path / "runs", max_minutes=1)
     first = bench.submit(TEXT, 1, "char", "first")
@@ -114,6 +116,7 @@ def test_old_runs_go_first_and_running_ones_stay(tmp_path):
     assert (runs / workbench.JOBS / "000000000001").exists()
 
 
+@pytest.mark.slow  # a child process
 def test_the_line_has_a_limit_and_a_run_stopped_before_it_starts_says_so(tmp_path):
     bench = Workbench(tmp_path / "runs", max_minutes=1)
     jobs = [bench.submit(TEXT, 1, "char", "first")]
@@ -130,6 +133,7 @@ def test_the_line_has_a_limit_and_a_run_stopped_before_it_starts_says_so(tmp_pat
     assert not bench.line
 
 
+@pytest.mark.slow  # a child process
 def test_stop_reaches_a_child_that_ignores_sigint(tmp_path):
     """A process started in the background (`cmd &` in a script) ignores SIGINT, and its
     children inherit that until they set a handler: Stop must not be a signal they can miss."""
@@ -146,6 +150,7 @@ def test_stop_reaches_a_child_that_ignores_sigint(tmp_path):
     assert job.state == "stopped", (job.state, job.error)
 
 
+@pytest.mark.slow  # a child process
 def test_a_run_stopped_before_its_first_validation_keeps_a_model_to_list(tmp_path):
     bench = Workbench(tmp_path / "runs", max_minutes=1)
     job = bench.submit(TEXT, 1, "char", "early")
@@ -182,6 +187,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # a child process
 def test_a_child_whose_app_died_stops_and_saves(tmp_path):
     (tmp_path / "corpus.txt").write_text(TEXT, encoding="utf-8")
     config = {"corpus": str(tmp_path / "corpus.txt"), "out": str(tmp_path / "run"),
@@ -198,6 +204,7 @@ def test_a_child_whose_app_died_stops_and_saves(tmp_path):
     assert "Traceback" not in (tmp_path / "stderr.txt").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # a child process
 def test_a_finished_run_keeps_its_checkpoint_and_zip_but_not_its_resume_state(tmp_path):
     bench = Workbench(tmp_path / "runs", max_minutes=1)
     job = bench.submit(TEXT, 0.05, "char", "small")
