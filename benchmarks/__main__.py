@@ -7,6 +7,7 @@ root.
     python -m benchmarks generate [--checkpoints checkpoints]
     python -m benchmarks app [--concurrent 16,48,200]     (see load.py)
     python -m benchmarks data [--size 1000]              (see data.py)
+    python -m benchmarks share [--space]                 (push, load by name, a Space)
 
 Each command is a module of this package, with its own flags (`add_parser`) and its own `run`.
 """
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 
-from . import comm, data, generate, load, tokenizers, train
+from . import comm, data, generate, load, share, tokenizers, train
 
 COMMANDS = {"tokenizers": tokenizers, "train": train, "comm": comm, "generate": generate,
-            "data": data, "app": load}
+            "data": data, "app": load, "share": share}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
-"""The command line: `textrnn train | sample | eval | info | sweep | serve`. A thin door over the
-library (`serve` hands its flags to the page, textrnn/web/server.py).
+"""The command line: `textrnn train | sample | eval | info | sweep | push | space | serve`. A
+thin door over the library (`serve` hands its flags to the page, textrnn/web/server.py).
 
 Every flag maps onto one field of `TrainConfig` or `ModelConfig`; a flag left out keeps the
 dataclass default (or, with --resume, the value the run was started with); the model's width,
@@ -26,6 +26,7 @@ from . import __version__, checkpoint, config
 from .config import TrainConfig
 from .dist import Stopped, World
 from .data import corpus_name
+from .hub import locate, origin
 from .lm import load, new_seed
 from .model import CELLS, ModelConfig
 from .tokenizer import KINDS as TOKENIZERS
@@ -33,6 +34,7 @@ from .report import Terminal
 from .train import train
 
 MODEL_FLAGS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
+CHECKPOINT = "a checkpoint or run folder, or a Hub model: user/name[@revision]"
 
 
 def _train_parser(sub) -> None:
@@ -135,7 +137,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
 
     p = sub.add_parser("sample", help="generate text from a checkpoint")
-    p.add_argument("checkpoint", help="a checkpoint or run folder")
+    p.add_argument("checkpoint", help=CHECKPOINT)
     p.add_argument("--prompt", default="", help="text to start from (default: none)")
     p.add_argument("--length", type=int, default=500, help="characters to generate (500)")
     p.add_argument("--temperature", type=float, default=0.8,
@@ -148,7 +150,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (cpu)")
 
     p = sub.add_parser("eval", help="validation loss of a checkpoint on a text file")
-    p.add_argument("checkpoint", help="a checkpoint or run folder")
+    p.add_argument("checkpoint", help=CHECKPOINT)
     p.add_argument("file", help="a text file or folder of .txt files")
     p.add_argument("--encoding", default="utf-8", help="text encoding of the file (utf-8)")
     p.add_argument("--streams", type=int, help="read the text as this many slices side by "
@@ -159,12 +161,61 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (cpu)")
 
     _sweep_parser(sub)
+    _share_parsers(sub)
     sub.add_parser("serve", add_help=False, help="serve checkpoints in a web page "
                    "(`textrnn serve [CHECKPOINTS] -h` lists its flags; needs the app extra)")
     p = sub.add_parser("info", help="print a checkpoint's model card")
-    p.add_argument("checkpoint", help="a checkpoint or run folder")
+    p.add_argument("checkpoint", help=CHECKPOINT)
     p.add_argument("--json", action="store_true", help="print config.json as it is")
     return parser
+
+
+def _share_parsers(sub) -> None:
+    p = sub.add_parser("push", help="publish a run on the Hugging Face Hub, with a model card",
+                       description="Upload a finished run (its best checkpoint, metrics and a "
+                       "generated model card) to a Hub model repo, in one commit. Log in first "
+                       "with `hf auth login`, or set HF_TOKEN.")
+    p.add_argument("run", help="a run folder that `textrnn train` wrote")
+    p.add_argument("repo_id", help="user/name (or org/name) of the model repo; made if new")
+    p.add_argument("--private", action="store_true", help="make a new repo private")
+    p.add_argument("--revision", metavar="BRANCH", help="push to this branch (made if new)")
+    p.add_argument("--message", help="the commit message")
+    p.add_argument("--license", help="the card's license field, e.g. mit, cc-by-4.0 (other)")
+    p.add_argument("--language", help="the text's language for the card, e.g. en")
+    p = sub.add_parser("space", help="build a Hugging Face Space that serves some runs",
+                       description="Write a folder that runs as a Gradio Space serving the "
+                       "given runs (folders or Hub models), and push it if asked.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders or Hub models")
+    p.add_argument("--out", required=True, help="the Space's folder (must not exist)")
+    p.add_argument("--push", metavar="SPACE_ID", help="also create and upload the Space "
+                   "user/name")
+    p.add_argument("--title", default="textrnn", help="the Space's title (textrnn)")
+    p.add_argument("--emoji", default="📜", help="the Space's emoji (📜)")
+    p.add_argument("--training", action="store_true", help="turn the page's Train tab on (off: "
+                   "a Space's visitors would share its CPU)")
+    p.add_argument("--private", action="store_true", help="make a new Space private")
+
+
+def _cmd_push(args) -> int:
+    from .share import push
+    pushed = push(args.run, args.repo_id, private=args.private, revision=args.revision,
+                  message=args.message, license=args.license, language=args.language)
+    print(f"pushed {len(pushed.files)} files ({pushed.bytes / 1e6:,.1f} MB) to {args.repo_id}: "
+          f"{pushed.url}\nload it with: textrnn sample {args.repo_id}", file=sys.stderr)
+    return 0
+
+
+def _cmd_space(args) -> int:
+    from .share import build_space, push_space
+    space = build_space(args.runs, args.out, title=args.title, emoji=args.emoji,
+                        training=args.training)
+    print(f"built {space.folder} ({space.bytes / 1e6:,.1f} MB) serving "
+          f"{', '.join(space.models)}; try it: cd {shlex.quote(str(space.folder))} && "
+          "python app.py", file=sys.stderr)
+    if args.push:
+        space = push_space(space, args.push, private=args.private)
+        print(f"pushed to the Space {args.push}: {space.pushed.url}", file=sys.stderr)
+    return 0
 
 
 def _sweep_parser(sub) -> None:
@@ -294,11 +345,14 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_info(args) -> int:
+    folder = locate(args.checkpoint)
     if args.json:
-        print(json.dumps(checkpoint.read_config(args.checkpoint), indent=2, ensure_ascii=False))
+        print(json.dumps(checkpoint.read_config(folder), indent=2, ensure_ascii=False))
         return 0
-    lm = load(args.checkpoint)
-    print(f"{checkpoint.resolve(args.checkpoint)}: {_which(Path(args.checkpoint))}\n{lm.card()}")
+    lm = load(folder)
+    where = origin(folder)
+    print(f"{checkpoint.resolve(folder) if where == str(folder) else where}: {_which(folder)}\n"
+          f"{lm.card()}")
     return 0
 
 
@@ -348,7 +402,7 @@ def _main(argv: list[str] | None) -> int:
         if args.command == "train":
             return _cmd_train(args, argv)
         return {"sample": _cmd_sample, "eval": _cmd_eval, "info": _cmd_info,
-                "sweep": _cmd_sweep}[args.command](args)
+                "sweep": _cmd_sweep, "push": _cmd_push, "space": _cmd_space}[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

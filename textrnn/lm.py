@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, hub
 from .plan import val_streams
 from .corpus import encode_file
 from .data import cache_root
@@ -41,9 +41,10 @@ def new_seed() -> int:
 class LM:
     """A model with its tokenizer and checkpoint config; see the module docstring."""
 
-    def __init__(self, model, tokenizer, config: dict | None = None):
+    def __init__(self, model, tokenizer, config: dict | None = None, source: str = ""):
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config or {}
         self.device = next(model.parameters()).device
+        self.source = source  # where it was loaded from: a folder, or hub:user/name@commit
 
     # --- generation ---
 
@@ -225,6 +226,9 @@ def _hms(seconds: float) -> str:
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> LM:
-    """Load a checkpoint folder (or a run folder: its best checkpoint) as an `LM`."""
-    model, tokenizer, config = checkpoint.load(path, pick_device(str(device)))
-    return LM(model, tokenizer, config)
+    """Load a checkpoint folder (or a run folder: its best checkpoint) as an `LM`; or, where no
+    folder of that name exists, the model a Hugging Face Hub repo id names (`user/name`, or
+    `user/name@revision`), fetched into the Hub's cache (hub.py)."""
+    folder = hub.locate(path)
+    model, tokenizer, config = checkpoint.load(folder, pick_device(str(device)))
+    return LM(model, tokenizer, config, hub.origin(folder))

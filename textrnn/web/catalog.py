@@ -1,10 +1,12 @@
-"""The models the page offers: the checkpoint folders under one directory (and, if given, the
-visitors' own runs under another), each read on first sight and loaded on first use."""
+"""The models the page offers: the checkpoint folders under one directory, models on the Hugging
+Face Hub named by repo id, and (if given) the visitors' own runs under another directory, each
+read on first sight and loaded on first use."""
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 from pathlib import Path
 
@@ -17,14 +19,30 @@ import textrnn
 class Catalog:
     """The checkpoint folders under one directory, each loaded on first use and kept."""
 
-    def __init__(self, root: str | Path, private: str | Path | None = None):
-        """`root` holds the models everyone sees; `private`, if given, visitors' runs, each
-        listed only to the visitor who trained it (see `choices`)."""
-        self.root, self.private = Path(root), Path(private) if private else None
+    def __init__(self, root: str | Path | None, private: str | Path | None = None,
+                 hub: tuple[str, ...] = ()):
+        """`root` holds the models everyone sees, and so do the Hub models `hub` names
+        (user/name[@revision], fetched now into the Hub's cache, or said unavailable);
+        `private`, if given, holds visitors' runs, each listed only to the visitor who trained
+        it (see `choices`)."""
+        self.root = Path(root) if root is not None else None
+        self.private = Path(private) if private else None
         self.entries: dict[str, dict] = {}  # name -> {"path", "manifest", "config" | "error"}
         self._models: dict[str, textrnn.LM] = {}
         self._lock = threading.Lock()
+        for name in hub:
+            self._fetch(name)
         self.rescan()
+
+    def _fetch(self, name: str) -> None:
+        """A Hub model's entry: its folder in the Hub's cache, or why it cannot be had."""
+        try:
+            path = textrnn.locate(name)
+            self.entries[name] = {"path": path, "manifest": _manifest(path),
+                                  "config": textrnn.read_config(path)}
+        except (OSError, ValueError) as e:
+            print(f"textrnn app: {e}", file=sys.stderr, flush=True)
+            self.entries[name] = {"path": None, "manifest": {}, "error": str(e), "hub": True}
 
     def rescan(self) -> None:
         """Take in folders that are new, or that were unavailable (a run still writing its
@@ -35,7 +53,8 @@ class Catalog:
                    for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")
                    and (root == self.private or p.resolve() != private)]  # runs/web in runs/
         with self._lock:
-            for name in [n for n, e in self.entries.items() if not e["path"].is_dir()]:
+            for name in [n for n, e in self.entries.items()
+                         if e["path"] is not None and not e["path"].is_dir()]:
                 del self.entries[name]
                 self._models.pop(name, None)
             for path in folders:
@@ -69,7 +88,8 @@ class Catalog:
 
     def is_private(self, name: str) -> bool:
         entry = self.entries.get(name)
-        return bool(entry and self.private and entry["path"].parent == self.private)
+        return bool(entry and self.private and entry["path"] is not None
+                    and entry["path"].parent == self.private)
 
     def get(self, name: str) -> textrnn.LM:
         """The loaded model, or gr.Error with the reason it cannot be had."""
@@ -99,7 +119,19 @@ class Catalog:
             return f"**{name}** is unavailable:\n\n```\n{entry['error']}\n```"
         about = entry["manifest"].get("about", "")
         card = textrnn.model_card(entry["config"])
-        return f"**{name}**{': ' + about if about else ''}\n\n```\n{card}\n```"
+        return (f"**{name}**{': ' + about if about else ''}\n\n```\n{card}\n"
+                f"from       {self.origin(name)}\n```")
+
+    def origin(self, name: str) -> str:
+        """Where a model came from, as its card says: the Hub (repo and commit), a visitor's
+        run on this page, or the server's folder (its name only: no server paths)."""
+        source = textrnn.origin(self.entries[name]["path"])
+        if source.startswith("hub:"):
+            repo, _, commit = source.removeprefix("hub:").partition("@")
+            return f"the Hugging Face Hub: {repo}, commit {commit[:12]}"
+        if self.is_private(name):
+            return "a run trained on this page"
+        return f"this server's {self.root.name}/ folder" if self.root else "this server"
 
     def curve(self, name: str) -> pd.DataFrame | None:
         """Training and validation loss by step, from the run's metrics.jsonl."""

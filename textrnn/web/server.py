@@ -35,10 +35,11 @@ def main(argv: list[str] | None = None, home: str | Path = ".", prog: str | None
     home = Path(home)
     parser = argparse.ArgumentParser(prog=prog,
                                      description="Serve textrnn checkpoints in the browser.")
-    parser.add_argument("folder", nargs="?", metavar="CHECKPOINTS",
-                        help="folder whose sub-folders are checkpoints (default: checkpoints/)")
+    parser.add_argument("sources", nargs="*", metavar="CHECKPOINTS",
+                        help="a folder whose sub-folders are checkpoints (default: "
+                        "checkpoints/), and any Hub models to serve too (user/name[@revision])")
     parser.add_argument("--checkpoints", default=str(home / "checkpoints"),
-                        help="the same folder, as a flag")
+                        help="the folder, as a flag")
     parser.add_argument("--host", default=None, help="address to listen on "
                         "(default 127.0.0.1, or $GRADIO_SERVER_NAME)")
     parser.add_argument("--port", type=int, default=None,
@@ -59,7 +60,13 @@ def main(argv: list[str] | None = None, home: str | Path = ".", prog: str | None
     parser.add_argument("--max-runs-mb", type=float, default=500,
                         help="disk visitors' runs may use; the oldest go first (500)")
     args = parser.parse_args(argv)
-    args.checkpoints = args.folder or args.checkpoints
+    folders = [f for f in args.sources if Path(f).is_dir()]
+    names = [f for f in args.sources if f not in folders]
+    bad = [f for f in names if not textrnn.looks_like_hub_name(f)]
+    if bad or len(folders) > 1:
+        parser.error(f"{bad[0]!r} is neither a folder nor a Hub model id (user/name)" if bad
+                     else "give one checkpoints folder (and any number of Hub models)")
+    args.checkpoints = folders[0] if folders else None if names else args.checkpoints
     if args.queue_size < 1:
         parser.error(f"--queue-size must be at least 1, got {args.queue_size}")
     if not 1 <= args.max_train_minutes <= 24 * 60:
@@ -72,7 +79,8 @@ def main(argv: list[str] | None = None, home: str | Path = ".", prog: str | None
     threading.Thread(target=textrnn.kernel_status, daemon=True).start()
     bench = None if args.no_training else Workbench(
         args.runs, args.max_train_minutes, args.keep_runs_hours, args.max_runs_mb)
-    catalog = Catalog(args.checkpoints, private=None if bench is None else args.runs)
+    catalog = Catalog(args.checkpoints, private=None if bench is None else args.runs,
+                      hub=tuple(names))
     serve(build(catalog, bench), args.host, args.port, args.share,
           queue_size=args.queue_size)
 
