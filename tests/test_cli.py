@@ -153,12 +153,13 @@ def test_existing_run_needs_resume_or_overwrite(trained, corpus_file, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--length", "-5"], "length must be >= 0"),
-    (["--temperature", "-1"], "temperature must be >= 0"),
+    (["--length", "-5"], "length must be a whole number from 0 to 100,000,000"),
+    (["--temperature", "-1"], "temperature must be a number from 0"),
+    (["--temperature", "1e39"], "temperature must be a number from 0 (always the likeliest) to"),
     (["--top-p", "0"], "top-p must be in (0, 1]"),
     (["--top-p", "1.5"], "top-p must be in (0, 1]"),
-    (["--top-k", "0"], "top-k must be at least 1"),
-    (["--num-samples", "0"], "at least 1"),
+    (["--top-k", "0"], "top-k must be a whole number of at least 1"),
+    (["--num-samples", "0"], "from 1 to 1,024"),
     (["--seed", "9" * 30], "seed must be a whole number between -9,007,199,254,740,991 and"),
 ])
 def test_nonsense_sampling_settings(trained, capsys, args, message):
