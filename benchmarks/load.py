@@ -57,7 +57,8 @@ def _request(client, url: str, fn: int, data: list) -> tuple[str, float, int]:
                 msg = json.loads(line[5:])
                 if msg.get("msg") == "process_completed":
                     ok = msg.get("success", True) and "output" in msg
-                    text = msg["output"]["data"][0] if ok else ""
+                    out = msg["output"]["data"][0] if ok else ""  # /generate: (text, seed)
+                    text = out[0] if isinstance(out, (list, tuple)) else out
                     return ("served" if ok else "lost"), time.perf_counter() - t0, \
                         len(text) - len(data[1])
     except Exception:  # a timeout, a dropped connection: the request is lost

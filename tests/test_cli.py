@@ -153,12 +153,13 @@ def test_existing_run_needs_resume_or_overwrite(trained, corpus_file, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--length", "-5"], "length must be >= 0"),
-    (["--temperature", "-1"], "temperature must be >= 0"),
+    (["--length", "-5"], "length must be a whole number from 0 to 100,000,000"),
+    (["--temperature", "-1"], "temperature must be a number from 0"),
+    (["--temperature", "1e39"], "temperature must be a number from 0 (always the likeliest) to"),
     (["--top-p", "0"], "top-p must be in (0, 1]"),
     (["--top-p", "1.5"], "top-p must be in (0, 1]"),
-    (["--top-k", "0"], "top-k must be at least 1"),
-    (["--num-samples", "0"], "at least 1"),
+    (["--top-k", "0"], "top-k must be a whole number of at least 1"),
+    (["--num-samples", "0"], "from 1 to 1,024"),
     (["--seed", "9" * 30], "seed must be a whole number between -9,007,199,254,740,991 and"),
 ])
 def test_nonsense_sampling_settings(trained, capsys, args, message):
@@ -200,6 +201,7 @@ def test_ctrl_c_saves_and_exits_cleanly(corpus_file, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "Traceback" not in err and "--resume" in err
+    assert err.count("interrupted") == 1  # the run says where; the CLI does not say it again
     resume = json.loads((out / "last" / "resume.json").read_text())
     assert resume["step"] >= 10
     result = subprocess.run([sys.executable, "-m", "textrnn.cli", "sample", out, "--length", "5",
@@ -274,3 +276,11 @@ def test_serve_is_the_page_and_takes_its_own_flags(capsys):
     with pytest.raises(SystemExit) as done:
         main(["serve", "--queue-size", "0"])
     assert done.value.code == 2 and "--queue-size must be at least 1" in capsys.readouterr().err
+
+
+def test_info_counts_steps_with_thousands_separators(trained, capsys):
+    config = json.loads((trained / "config.json").read_text())
+    config["training"]["steps"] = 1941
+    (trained / "config.json").write_text(json.dumps(config))
+    code, out, _ = run(capsys, "info", trained)
+    assert code == 0 and "step 1,941" in out and "1941" not in out.replace("1,941", "")

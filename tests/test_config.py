@@ -199,3 +199,15 @@ def test_a_resume_through_the_api_keeps_what_the_run_was_started_with(corpus_fil
     assert (again["evals"], again["sample_chars"], again["val_fraction"], again["seed"]) == \
         (2, 7, 0.2, 5)
     assert again["max_steps"] == 20 and again["log_every"] == 3 and again["out"] == str(out)
+
+
+@pytest.mark.parametrize("field, value, said", [
+    ("seq_len", 2.5, "seq-len must be a whole number, got 2.5"),
+    ("max_steps", "100", "max-steps must be a whole number"),
+    ("evals", True, "evals must be a whole number"),
+    ("lr", "fast", "lr must be a number"),
+    ("time_budget", [60], "time-budget must be a number"),
+])
+def test_a_config_field_of_the_wrong_kind_is_named(field, value, said):
+    with pytest.raises(ValueError, match=said):
+        TrainConfig(**{field: value})

@@ -61,3 +61,19 @@ def test_evaluate_reports_nats_bits_and_unknowns(lm, tiny_text):
     assert math.isclose(r["perplexity"], math.exp(r["loss"]))
     with pytest.raises(ValueError):
         lm.evaluate("a")
+
+
+@pytest.mark.parametrize("kw, said", [
+    (dict(max_new_chars=2.5), "length must be a whole number"),
+    (dict(max_new_chars=float("nan")), "length must be a whole number"),
+    (dict(max_new_chars=-1), "length must be a whole number"),
+    (dict(prompt=None), "the prompt must be a string"),
+    (dict(prompt=b"bytes"), "the prompt must be a string"),
+    (dict(num_samples=10**6), "number of samples must be a whole number from 1 to 1,024"),
+    (dict(num_samples=1.5), "number of samples must be a whole number"),
+])
+def test_the_python_api_checks_what_it_is_given_in_one_line(kw, said, tokenizer):
+    from textrnn import LM
+    lm = LM(make_model(vocab=tokenizer.vocab_size), tokenizer)
+    with pytest.raises(ValueError, match=said):
+        lm.samples(**{"prompt": "ANNA", "max_new_chars": 5, "num_samples": 2, **kw})

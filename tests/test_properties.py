@@ -2,7 +2,6 @@
 generation that is valid text, or a clear error, at any settings."""
 
 import codecs
-import math
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import TINY, make_model
 from textrnn import LM
+from textrnn.sample import MAX_TEMPERATURE
 from textrnn.tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer, utf8_tables
 
 BPE = BPETokenizer.train(TINY + "naïve café 日本語 🙂 " * 20, 300)
@@ -121,7 +121,7 @@ def test_any_settings_give_valid_text_or_a_clear_error(temperature, top_k, top_p
                            top_p=top_p, seed=3)
     except ValueError as e:
         assert any(w in str(e) for w in ("temperature", "top-k", "top-p")), e
-        bad_t = not (temperature == 0 or 1e-3 <= temperature < math.inf)
+        bad_t = not (temperature == 0 or 1e-3 <= temperature <= MAX_TEMPERATURE)
         bad_k = top_k is not None and top_k < 1
         bad_p = top_p is not None and not 0 < top_p <= 1
         assert bad_t or bad_k or bad_p

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from conftest import make_model
-from textrnn.sample import generate, sample_next
+from textrnn.sample import Settings, generate, sample_next
 
 
 def logits_batch(seed=0, B=64, V=30):
@@ -113,3 +113,18 @@ def test_concurrent_generation_restores_the_onednn_flag():
         outs = list(pool.map(run, range(8)))
     assert torch.backends.mkldnn.enabled
     assert all(torch.equal(o, run(i)) for i, o in enumerate(outs))
+
+
+@pytest.mark.parametrize("kw, said", [
+    (dict(temperature=3.5e38), "temperature must be a number from 0"),  # inf as a float32
+    (dict(temperature=2.0**1000), "temperature must be a number from 0"),
+    (dict(temperature=float("nan")), "temperature must be a number from 0"),
+    (dict(temperature="hot"), "temperature must be a number from 0"),
+    (dict(temperature=True), "temperature must be a number from 0"),
+    (dict(top_k=float("nan")), "top-k must be a whole number"),
+    (dict(top_k=2.5), "top-k must be a whole number"),
+    (dict(top_p="x"), "top-p must be in"),
+])
+def test_settings_of_the_wrong_kind_or_size_are_refused_in_one_line(kw, said):
+    with pytest.raises(ValueError, match=said):
+        Settings(**kw)

@@ -75,3 +75,5 @@ def test_the_load_benchmark_loses_nothing_and_says_busy_past_the_queue(checkpoin
     (n1, served1, busy1, lost1), (n2, served2, busy2, lost2) = [r[:4] for r in rows]
     assert (served1, busy1, lost1) == ("2", "0", "0")  # 2 and the small one: room for all
     assert int(busy2) > 0 and lost2 == "0" and int(served2) + int(busy2) == 24
+    speed = [float(r[6].replace(",", "")) for r in rows]  # the text's chars/s, not (text, seed)
+    assert all(s > 100 for s in speed), speed

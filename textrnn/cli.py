@@ -284,8 +284,19 @@ def _train_config(args) -> TrainConfig:
 
 def _cmd_train(args, argv) -> int:
     cfg = _train_config(args)
-    train(cfg, Terminal(log=lambda msg: print(msg, file=sys.stderr),
-                        progress=not args.no_progress), command=shlex.join(["textrnn", *argv]))
+    told = [False]  # whether the run has said where it was interrupted
+
+    def log(message: str) -> None:
+        told[0] = told[0] or message.startswith("interrupted at step")
+        print(message, file=sys.stderr)
+
+    try:
+        train(cfg, Terminal(log=log, progress=not args.no_progress),
+              command=shlex.join(["textrnn", *argv]))
+    except KeyboardInterrupt:
+        if not told[0]:  # (stopped before the loop: say it once here)
+            print("interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -358,8 +369,9 @@ def _cmd_info(args) -> int:
 
 def _which(path: Path) -> str:
     """Which checkpoint of a run `path` names: its best, or its latest."""
-    def step(p: Path):
-        return checkpoint.read_config(p).get("training", {}).get("steps")
+    def step(p: Path) -> str:
+        steps = checkpoint.read_config(p).get("training", {}).get("steps")
+        return f"{steps:,}" if isinstance(steps, int) else str(steps)
     where = checkpoint.resolve(path)
     last = checkpoint.last_dir(path)
     if where != path:

@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from .model import ModelConfig
-from .sample import check_seed
+from .sample import check_seed, is_number, is_whole, quoted
 from .tokenizer import KINDS as TOKENIZERS
 
 # --- every default, in one place ---
@@ -82,6 +82,7 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = ModelConfig(**self.model)
+        self._check_types()
         checks = [
             (self.tokenizer in TOKENIZERS,
              f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}"),
@@ -118,6 +119,19 @@ class TrainConfig:
             if not ok:
                 raise ValueError(message)
         check_seed(self.seed)
+
+    def _check_types(self) -> None:
+        """Each number field holds a number of its kind (a whole number where one is counted),
+        or ValueError naming the field: TrainConfig(seq_len=2.5) used to pass and fail later."""
+        for f in fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            if value is None or not kind.startswith(("int", "float")):
+                continue
+            whole = kind.startswith("int")
+            if (is_whole(value) if whole else is_number(value)):
+                continue
+            raise ValueError(f"{f.name.replace('_', '-')} must be "
+                             f"{'a whole number' if whole else 'a number'}, got {quoted(value)}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -30,8 +30,12 @@ from .data import cache_root
 from .evaluate import evaluate_ids
 from .model import pick_device
 from .probe import MAX_INSPECT_CHARS, Inspection, inspect_ids
-from .sample import Generation, Settings, check_seed
+from .sample import Generation, Settings, check_seed, is_whole, quoted
 from .tokenizer import predicted_chars
+
+MAX_NEW_CHARS = 10**8    # one call's length: a long book; past it, a typo
+MAX_SAMPLES = 1024       # samples side by side: each keeps a state and a decoder
+
 
 def new_seed() -> int:
     """A fresh random seed, for callers that want to show the seed they used."""
@@ -64,10 +68,14 @@ class LM:
                     top_k: int | None = None, top_p: float | None = None,
                     seed: int | None = None, num_samples: int = 1) -> Iterator[list[str]]:
         """Yield, step by step, the new text of `num_samples` samples drawn side by side."""
-        if max_new_chars < 0:
-            raise ValueError(f"length must be >= 0, got {max_new_chars}")
-        if num_samples < 1:
-            raise ValueError(f"number of samples must be at least 1, got {num_samples}")
+        if not isinstance(prompt, str):
+            raise ValueError(f"the prompt must be a string, got {type(prompt).__name__}")
+        if not is_whole(max_new_chars) or not 0 <= max_new_chars <= MAX_NEW_CHARS:
+            raise ValueError(f"length must be a whole number from 0 to {MAX_NEW_CHARS:,}, got "
+                             f"{quoted(max_new_chars)}")
+        if not is_whole(num_samples) or not 1 <= num_samples <= MAX_SAMPLES:
+            raise ValueError(f"number of samples must be a whole number from 1 to "
+                             f"{MAX_SAMPLES:,}, got {quoted(num_samples)}")
         settings = Settings(temperature, top_k, top_p)
         if max_new_chars == 0:
             return
@@ -104,11 +112,12 @@ class LM:
     def samples(self, prompt: str = "", max_new_chars: int = 500, num_samples: int = 2,
                 **settings) -> list[str]:
         """`num_samples` continuations, drawn as one batch."""
-        out = [[] for _ in range(num_samples)]
+        out = None  # (made once the settings have been checked)
         for pieces in self.stream_many(prompt, max_new_chars, num_samples=num_samples, **settings):
+            out = out or [[] for _ in pieces]
             for buf, piece in zip(out, pieces):
                 buf.append(piece)
-        return ["".join(buf) for buf in out]
+        return ["".join(buf) for buf in out] if out else [""] * num_samples
 
     # --- evaluation ---
 

@@ -16,7 +16,6 @@ repetition penalties.
 
 from __future__ import annotations
 
-import math
 import numbers
 import threading
 from collections.abc import Iterator, Sequence
@@ -29,6 +28,8 @@ from . import fast as fastpath
 
 
 MIN_TEMPERATURE = 1e-3  # below it, use 0: the likeliest token
+MAX_TEMPERATURE = 1e6   # far past uniform already; and finite as the float32 it becomes (a
+                        # temperature of 3.5e38 is inf in float32, and wrote degenerate text)
 MAX_SEED = 2**53 - 1    # seeds run from -MAX_SEED to MAX_SEED: whole numbers a browser keeps exact
 
 
@@ -52,15 +53,30 @@ class Settings:
 
     def __post_init__(self):
         t, k, p = self.temperature, self.top_k, self.top_p
-        if not 0 <= t < math.inf:  # also catches NaN
-            raise ValueError(f"temperature must be >= 0 (0 = always the likeliest) and finite, "
-                             f"got {t}")
+        if not is_number(t) or not 0 <= t <= MAX_TEMPERATURE:  # also catches NaN
+            raise ValueError(f"temperature must be a number from 0 (always the likeliest) to "
+                             f"{MAX_TEMPERATURE:g}, got {quoted(t)}")
         if 0 < t < MIN_TEMPERATURE:  # logits / t would overflow to inf
             raise ValueError(f"temperature must be 0 or at least {MIN_TEMPERATURE:g}, got {t:g}")
-        if k is not None and k < 1:
-            raise ValueError(f"top-k must be at least 1 (or unset), got {k}")
-        if p is not None and not 0 < p <= 1:
-            raise ValueError(f"top-p must be in (0, 1] (or unset), got {p}")
+        if k is not None and (not is_whole(k) or k < 1):
+            raise ValueError(f"top-k must be a whole number of at least 1 (or unset), got "
+                             f"{quoted(k)}")
+        if p is not None and (not is_number(p) or not 0 < p <= 1):
+            raise ValueError(f"top-p must be in (0, 1] (or unset), got {quoted(p)}")
+
+
+def is_whole(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def is_number(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def quoted(x) -> str:
+    """A value as an error message quotes it: cut, whatever it is."""
+    text = repr(x)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
