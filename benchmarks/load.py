@@ -12,7 +12,6 @@ before and after. Nothing is sent anywhere but 127.0.0.1. Run it on an otherwise
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,14 +21,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .measure import free_port
+
 HEADER = ("| concurrent | served | busy (503) | lost | p50 s | p95 s | chars/s in all | "
           "one small request, s | server RSS MB |\n|---|---|---|---|---|---|---|---|---|")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rss_mb(pid: int) -> float:
@@ -114,7 +110,7 @@ def flood(client, url: str, fn: int, model: str, n: int, length: int) -> dict:
 def bench_app(levels: list[int], length: int, model: str, flags: list[str] = ()) -> list[dict]:
     """Flood the page (started with `flags`) at each level; print and return a row per level."""
     import httpx
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     server = _start(port, list(flags))
     rows = []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 import statistics
 import time
 
@@ -38,3 +39,10 @@ def matmul_weights(model) -> int:
     layers and the head (the embedding is a lookup)."""
     matrices = [p for n, p in model.rnn.named_parameters() if n.startswith("weight")]
     return sum(p.numel() for p in matrices) + model.head.weight.numel()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server a benchmark starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

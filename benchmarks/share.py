@@ -12,12 +12,13 @@ answering (venv, `pip install -r requirements.txt`, start, first text through gr
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .measure import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hf_bench_user"
@@ -94,7 +95,7 @@ def fresh_venv_answers(folder: Path, venv: Path, model: str) -> list[tuple[str, 
     subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
                     "-r", "requirements.txt", "gradio_client"], cwd=folder, check=True)
     steps.append(("pip install -r requirements.txt", time.perf_counter() - t0))
-    port = _free_port()
+    port = free_port()
     t0 = time.perf_counter()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     server = subprocess.Popen([str(venv / "bin" / "python"), "app.py", "--port", str(port),
@@ -128,8 +129,3 @@ def _first_text(venv: Path, port: int, model: str, server: subprocess.Popen) -> 
         time.sleep(1)
     raise AssertionError("the Space's page did not answer in 300 s")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

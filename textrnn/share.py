@@ -26,7 +26,6 @@ from . import __version__, checkpoint, hub
 from .card import CARD, write_card
 from .lm import load
 
-RUN_FILES = (*checkpoint.FILES, checkpoint.METRICS, "examples.json")  # what a share sends
 REQUIREMENTS = ("torch", "numpy", "safetensors", "tokenizers", "tqdm", "gradio")
 PACKAGE_FILES = ("*.py", "web/*.py", "_kernel.c")  # the textrnn source a Space runs
 
@@ -43,7 +42,7 @@ def run_files(run: Path) -> dict[str, Path]:
             " yet, only last/ (the run has not validated): let it finish, or resume it"
             if last else " (no config.json): pass a folder that `textrnn train` wrote"))
     checkpoint.read_config(run)  # its format is one this textrnn reads
-    return {f: run / f for f in RUN_FILES if (run / f).is_file()}
+    return {f: run / f for f in hub.FILES if (run / f).is_file()}
 
 
 def push(run: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None,
