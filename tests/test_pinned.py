@@ -26,8 +26,7 @@ from safetensors.torch import load_file
 import textrnn
 from textrnn import CELLS, ModelConfig, Terminal, TrainConfig, train
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import TINY  # noqa: E402
+from conftest import TINY  # (tests/ is on the path: pytest's, or the script's own folder)
 
 PINNED = Path(__file__).with_name("pinned.json")
 PROMPT = "ANNA:\n"
