@@ -284,3 +284,14 @@ def test_info_counts_steps_with_thousands_separators(trained, capsys):
     (trained / "config.json").write_text(json.dumps(config))
     code, out, _ = run(capsys, "info", trained)
     assert code == 0 and "step 1,941" in out and "1941" not in out.replace("1,941", "")
+
+
+def test_a_pipe_is_refused_as_a_corpus_or_an_eval_file_instead_of_read_forever(trained, tmp_path,
+                                                                                capsys):
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    for argv in (["train", fifo, "--out", tmp_path / "r"], ["eval", trained, fifo]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1 and "is neither a regular file nor a folder" in err, err
+        assert err.count("\n") == 1
+    assert not (tmp_path / "r").exists()

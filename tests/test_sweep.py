@@ -101,11 +101,20 @@ def test_the_pruner_stops_a_trial_with_an_absurd_learning_rate(corpus_file, tmp_
     (["--grid", "lr"], "--grid takes NAME=V1,V2,...; got 'lr'"),
     (["--trials", "0"], "trials must be at least 1"),
     (["--prune-margin", "-1"], "prune margin must be >= 0"),
+    (["--prune-margin", "nan"], "prune margin must be >= 0 and finite, got nan"),
+    (["--steps-per-trial", "0"], "--steps-per-trial must be at least 1, got 0"),
     (["--seed", "-1"], "the sweep's seed must be between 0 and 4,294,967,295, got -1"),
 ])
 def test_bad_settings_get_one_line(corpus_file, tmp_path, capsys, flags, says):
     code, _, err = run(capsys, "sweep", corpus_file, "--out", tmp_path / "sw", *SMALL, *flags)
     assert code == 1 and says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "sw").exists()
+
+
+def test_a_budget_of_zero_seconds_is_refused_not_made_sixty(corpus_file, tmp_path, capsys):
+    code, _, err = run(capsys, "sweep", corpus_file, "--out", tmp_path / "sw",
+                       "--budget-per-trial", "0")
+    assert code == 1 and "--budget-per-trial must be a positive number of seconds, got 0" in err
     assert not (tmp_path / "sw").exists()
 
 

@@ -264,7 +264,8 @@ def _cmd_sweep(args) -> int:
     steps = args.steps_per_trial
     cfg = SweepConfig(corpus=args.corpus, trials=args.trials,
                       out=args.out or str(Path("sweeps") / corpus_name(args.corpus)),
-                      trial_seconds=None if steps else (args.budget_per_trial or 60.0),
+                      trial_seconds=None if steps is not None else
+                      60.0 if args.budget_per_trial is None else args.budget_per_trial,
                       trial_steps=steps, grid=grid,
                       search=tuple(s.strip() for s in args.search.split(",") if s.strip()),
                       prune_margin=None if args.no_prune else args.prune_margin,

@@ -56,8 +56,10 @@ def corpus_files(path: str | Path) -> list[Path]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
-    if not path.is_dir():
+    if path.is_file():
         return [path]
+    if not path.is_dir():  # a pipe, a socket or a device: read, it may never end
+        raise ValueError(f"{path} is neither a regular file nor a folder; give a text file")
     files = sorted(p for p in path.rglob("*.txt") if p.is_file())
     if not files:
         raise ValueError(f"folder {path} holds no .txt files")

@@ -93,13 +93,16 @@ class SweepConfig:
             raise ValueError(f"trials must be at least 1, got {self.trials}")
         if (self.trial_seconds is None) == (self.trial_steps is None):
             raise ValueError("give each trial a budget in seconds or in steps, not both")
-        if (self.trial_seconds or 1) <= 0 or (self.trial_steps or 1) < 1:
-            raise ValueError("a trial's budget must be positive")
+        if self.trial_seconds is not None and not 0 < self.trial_seconds < math.inf:
+            raise ValueError(f"--budget-per-trial must be a positive number of seconds, got "
+                             f"{self.trial_seconds:g}")
+        if self.trial_steps is not None and self.trial_steps < 1:
+            raise ValueError(f"--steps-per-trial must be at least 1, got {self.trial_steps}")
         if not 0 <= self.seed < 2**32:  # what Optuna's samplers take
             raise ValueError(f"the sweep's seed must be between 0 and {2**32 - 1:,}, got "
                              f"{self.seed if abs(self.seed) < 10**24 else 'a longer number'}")
-        if self.prune_margin is not None and self.prune_margin < 0:
-            raise ValueError(f"prune margin must be >= 0, got {self.prune_margin}")
+        if self.prune_margin is not None and not 0 <= self.prune_margin < math.inf:  # and NaN
+            raise ValueError(f"prune margin must be >= 0 and finite, got {self.prune_margin}")
         for name, values in self.grid.items():
             if not values:
                 raise ValueError(f"--grid {name}= lists no values")
