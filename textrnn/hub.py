@@ -113,7 +113,7 @@ def locate(path: str | Path) -> Path:
         return Path(path)
     try:
         return download(str(path))
-    except (FileNotFoundError, PermissionError, OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # (not found and permission are OSErrors)
         raise type(e)(f"{path} is no folder here; as a Hub model: {e}") from None
 
 
