@@ -128,6 +128,24 @@ def test_a_run_stopped_on_one_world_size_resumes_on_another(corpus, tmp_path, be
     assert_same(weights(tmp_path / "whole"), weights(run))
 
 
+def test_a_stopped_run_with_dropout_resumes_exactly_on_the_same_world_size(corpus, tmp_path):
+    """Each rank draws its own dropout masks: each rank's RNG state is saved and put back."""
+    args = [corpus, *SMALL, "--dropout", "0.1", "--max-steps", 120, "--evals", 2]
+    ok(launch([*args, "--out", tmp_path / "whole"], world=2))
+    run = tmp_path / "broken"
+    procs = launch([*args, "--out", run], world=2)
+    wait_for(lambda: steps_logged(run) >= 20, "the run to take 20 steps")
+    procs[1].send_signal(signal.SIGTERM)  # one rank hears it: all stop after the same step
+    assert all(code == 130 for code, _ in finish(procs))
+    assert 20 <= checkpoint.load_resume(run).info.step < 120
+    procs = launch([corpus, "--resume", run, "--no-progress"], world=2)
+    (code, err), (code1, err1) = finish(procs)
+    assert code == code1 == 0 and "dropout masks differ" not in err, err + err1
+    assert_same(weights(tmp_path / "whole"), weights(run), tol=0)
+    (code, err), = finish(launch([corpus, "--resume", run, "--max-steps", 130, "--no-progress"]))
+    assert code == 0 and "saved on 2 processes and goes on with 1" in err, err  # masks differ
+
+
 def test_a_batch_that_does_not_split_is_refused(corpus, tmp_path):
     procs = launch([corpus, *SMALL, "--batch-size", 3, "--max-steps", 5, "--out",
                     tmp_path / "r"], world=2)

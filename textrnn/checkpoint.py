@@ -261,7 +261,7 @@ def last_dir(run: str | Path) -> Path:
 
 
 def save_last(run: str | Path, model: RNNLM, tokenizer, training: dict, opt, carry,
-              rng: torch.Tensor, info: dict) -> Path:
+              rng: dict[str, torch.Tensor], info: dict) -> Path:
     """A run's latest step and its resume state, changed as one unit: written whole to
     `.last.new/` (config.json last), then swapped in for `last/` by two renames. A kill at any
     point leaves a whole `last/`, or a whole `.last.new/` or `.last.old/` that `last_dir` finds."""
@@ -328,15 +328,15 @@ class ResumeInfo:
                    d["train_config"])
 
 
-def save_resume(path: str | Path, opt: torch.optim.Optimizer, carry, rng: torch.Tensor,
-                info: ResumeInfo, save_id: str) -> None:
+def save_resume(path: str | Path, opt: torch.optim.Optimizer, carry,
+                rng: dict[str, torch.Tensor], info: ResumeInfo, save_id: str) -> None:
     """Write what resuming needs beside a checkpoint: the optimizer, the carried recurrent
-    state and the RNG state as tensors; `info` (the loop's position, JSON) with the optimizer's
-    settings added. Both files carry the checkpoint's `save_id`."""
+    state and the RNG states (`rng`, by name: see train.rng_states) as tensors; `info` (the
+    loop's position, JSON) with the optimizer's settings added. Both files carry the checkpoint's `save_id`."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     opt_tensors, opt_meta = _optimizer_tensors(opt)
-    tensors = {**opt_tensors, **_state_tensors(carry), "rng": rng}
+    tensors = {**opt_tensors, **_state_tensors(carry), **rng}
     _write_tensors(path / "resume.safetensors", tensors,
                    {"step": str(info.step), "save_id": save_id})
     write_text(path / "resume.json", json.dumps(

@@ -206,6 +206,17 @@ class World:
             dist.all_reduce(t)
         return float(t[0])
 
+    def gather(self, t: torch.Tensor) -> torch.Tensor:
+        """`t` (the same shape on every rank) from every rank, stacked in rank order on the CPU,
+        on every rank."""
+        if not self.distributed:
+            return t.unsqueeze(0)
+        t = t.to(self.device).contiguous()
+        parts = [torch.empty_like(t) for _ in range(self.size)]
+        with self.talking():
+            dist.all_gather(parts, t)
+        return torch.stack(parts).cpu()
+
     def gather_rows(self, state):
         """The recurrent state of the whole batch from every rank's rows (dim 1), on every
         rank; None stays None."""

@@ -136,15 +136,20 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
         model = RNNLM(replace(cfg.model, vocab_size=tokenizer.vocab_size))
     model.to(device).train()
     opt = _optimizer(model, cfg)
-    state, carry = LoopState(), None
+    state, carry, own_rng = LoopState(), None, False
     if resume is not None:
         state, carry = _restored(resume, opt, settings, rows)
+        own_rng = _restore_rng(resume.tensors, world, device)
         if resume.info.corpus_sha256 != corpus.sha256:
             reporter.log("note: this corpus differs from the one the run was trained on; "
                          "continuing on it")
+        if not own_rng and cfg.model.dropout > 0:
+            reporter.log(f"note: the run was saved on {_ranks_saved(resume):,} processes and "
+                         f"goes on with {world.size:,}: its dropout masks differ from here on "
+                         "from the ones an unbroken run would draw")
     elif cfg.overwrite and world.main:
         checkpoint.clear_run(out)
-    if world.rank:  # dropout draws its own masks on each rank (rank 0's are a lone run's)
+    if world.rank and not own_rng:  # dropout: each rank its own masks (rank 0's a lone run's)
         torch.manual_seed(int(torch.randint(2**62, (1,))) + world.rank)
     net = _distributed(model, world, device)
     # 4. the logs, and what the run's checkpoints will say of it
@@ -196,16 +201,37 @@ def _settled(cfg: TrainConfig, corpus: Corpus, resume, world: World,
 
 
 def _restored(resume: checkpoint.Resume, opt, settings: Resolved, rows: slice):
-    """A resumed run's loop state and carried state, with the optimizer and the RNG restored;
-    a new budget re-spreads the validation passes that remain."""
+    """A resumed run's loop state and carried state, with the optimizer restored; a new
+    budget re-spreads the validation passes that remain."""
     state = LoopState(**{k: v for k, v in resume.info.loop.items()
                          if k in LoopState.__dataclass_fields__})
     resume.restore_optimizer(opt, settings.device)
-    torch.set_rng_state(resume.tensors["rng"])
     carry = _rows_of(resume.carry(settings.device), rows)
     state.evals_done = evals_due(settings.budget.progress(state.step, state.train_time),
                                  settings.cfg.evals)
     return state, carry
+
+
+def rng_states(device: torch.device) -> dict[str, torch.Tensor]:
+    """What dropout draws from in this process, as resume.safetensors names it: the CPU
+    generator's state, and on CUDA the GPU's too."""
+    states = {"rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["rng.cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def _restore_rng(tensors: dict[str, torch.Tensor], world: World, device: torch.device) -> bool:
+    """Put back the RNG states this rank saved, and whether they were its own: a run saved
+    on another number of processes gets rank 0's, and its other ranks draw afresh."""
+    saved = tensors.get("rng.ranks", tensors["rng"].unsqueeze(0))  # one row per rank
+    own = len(saved) == world.size
+    # clone: set_rng_state reads a row's storage from its start, not from the row's offset
+    torch.set_rng_state(saved[world.rank if own else 0].clone())
+    cuda = tensors.get("rng.cuda.ranks", tensors.get("rng.cuda", torch.empty(0)).unsqueeze(0))
+    if own and cuda.numel() and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda[world.rank].clone(), device)
+    return own
 
 
 def _distributed(model: RNNLM, world: World, device: torch.device) -> torch.nn.Module:
@@ -349,10 +375,17 @@ def summary(run: Run, state: LoopState, val_loss: float | None, at_step: int | N
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-def save_last(run: Run, state: LoopState, carry, rng_state: torch.Tensor) -> None:
-    """The latest step, with what resuming needs, to `last/`: the whole batch's carried state,
-    gathered from every rank (all take part), written by rank 0."""
+def _ranks_saved(resume: checkpoint.Resume) -> int:
+    """How many processes the run's resume state was saved from."""
+    return len(resume.tensors["rng.ranks"]) if "rng.ranks" in resume.tensors else 1
+
+
+def save_last(run: Run, state: LoopState, carry, rng: dict[str, torch.Tensor]) -> None:
+    """The latest step, with what resuming needs, to `last/`: the whole batch's carried state
+    and every rank's RNG states, gathered from every rank (all take part), written by rank 0."""
     carry = run.world.gather_rows(carry)
+    if run.world.distributed:  # "rng" stays rank 0's, as a run of one process saves it
+        rng = {**rng, **{f"{k}.ranks": run.world.gather(v) for k, v in rng.items()}}
     if not run.world.main:
         return
     info = checkpoint.ResumeInfo(
@@ -361,7 +394,7 @@ def save_last(run: Run, state: LoopState, carry, rng_state: torch.Tensor) -> Non
         train_config={**run.summary["train_config"], "val_tokens": run.settings.val_tokens})
     checkpoint.save_last(run.out, run.model, run.tokenizer,
                          summary(run, state, state.last_val, state.last_val_step),
-                         run.opt, carry, rng_state, info)
+                         run.opt, carry, rng, info)
 
 
 def evals_due(progress: float, evals: int) -> int:
@@ -442,7 +475,7 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
     t_start = time.time()
     run, state, carry = prepare(cfg, reporter, command, world)              # 1. prepare
     cfg, window = run.cfg, Window()
-    rng_state = torch.get_rng_state()
+    rng = rng_states(run.settings.device)
     t_wall = time.time() - state.wall_time
     try:
         reporter.begin(run.settings.budget, state)
@@ -460,7 +493,7 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
                     run.metrics.write(record)
                     reporter.trained(state, record)
                     window = Window()
-                rng_state = torch.get_rng_state()  # what a resume from this step must restore
+                rng = rng_states(run.settings.device)  # what a resume from here restores
                 try:
                     reporter.stepped(state)
                 except KeyboardInterrupt:
@@ -468,7 +501,7 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
                         raise
                     world.stop = True  # the others hear it after the next step
                 if evals_due(run.progress(state), cfg.evals) > state.evals_done:  # 4. validate
-                    validate_and_save(run, state, carry, rng_state, reporter, t_wall)
+                    validate_and_save(run, state, carry, rng, reporter, t_wall)
                 if stop:  # a signal reached some rank: all stop here, after this step's work
                     raise StopRequested
     except KeyboardInterrupt as e:
@@ -478,7 +511,7 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
                          f"is in {run.out}")
             raise
         state.wall_time = time.time() - t_wall
-        save_last(run, state, carry, rng_state)
+        save_last(run, state, carry, rng)
         reporter.log(f"interrupted at step {state.step:,}")
         reporter.hint(f"saved {run.out / 'last'}; resume with: textrnn train {cfg.corpus} "
                       f"--resume {run.out}")
@@ -499,7 +532,7 @@ def _train(cfg: TrainConfig, world: World, command: str | None, reporter: Report
     return run.out
 
 
-def validate_and_save(run: Run, state: LoopState, carry, rng_state: torch.Tensor,
+def validate_and_save(run: Run, state: LoopState, carry, rng: dict[str, torch.Tensor],
                       reporter: Reporter, t_wall: float) -> None:
     """A validation point: the pass (and a sample to watch it learn), its record, the best
     checkpoint if it is the best, and last/ with what resuming from this step needs."""
@@ -510,7 +543,7 @@ def validate_and_save(run: Run, state: LoopState, carry, rng_state: torch.Tensor
     run.metrics.write(record)
     save_best(run, state)
     state.wall_time = time.time() - t_wall
-    save_last(run, state, carry, rng_state)
+    save_last(run, state, carry, rng)
     reporter.validated(state, record)
 
 
