@@ -7,7 +7,7 @@ import pytest
 
 from textrnn import MAX_SEED, MIN_TEMPERATURE
 from textrnn.web.request import (MAX_NEW_CHARS, MAX_PROMPT_CHARS, MAX_TEMPERATURE, BadSeed,
-                                 Request, seed_from)
+                                 Request, number, seed_from, whole)
 
 
 def test_fields_are_clamped_to_the_page_limits_and_what_was_cut_is_said():
@@ -48,3 +48,11 @@ def test_a_model_name_that_is_not_a_string_is_refused_in_one_line():
 def test_the_settings_are_what_lm_stream_takes():
     r = Request.parse("m", "p", 10, 0.5, 3, 0.9, "4")
     assert r.settings() == dict(temperature=0.5, top_k=3, top_p=0.9, seed=4)
+
+
+def test_numbers_from_a_raw_api_call_are_read_or_refused_never_raised():
+    assert [number(v) for v in (2, "2.5", " 3 ", 1e308)] == [2.0, 2.5, 3.0, 1e308]
+    assert [whole(v) for v in (2, "4", 5.0, "-1")] == [2, 4, 5, -1]
+    for bad in (math.nan, "nan", math.inf, "-inf", "1e400", "abc", None, [1], {"a": 1}, True):
+        assert number(bad) is None and whole(bad) is None, bad
+    assert whole(1.5) is None and whole("2.5") is None

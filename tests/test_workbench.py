@@ -33,6 +33,15 @@ def test_uploads_that_cannot_be_trained_on_are_refused_in_one_line(data, says):
     assert says in str(e.value) and "\n" not in str(e.value)
 
 
+def test_a_utf16_upload_and_a_paste_cut_in_a_character_are_named_as_such():
+    for data in (TEXT.encode("utf-16"), TEXT.encode("utf-16-le"), TEXT.encode("utf-16-be")):
+        with pytest.raises(Refused, match="looks like UTF-16 text; save it as UTF-8"):
+            check_text(data)
+    with pytest.raises(Refused, match=r"pasted text has half of a character at character "
+                       r"1,001 \(U\+D83D, a lone surrogate\)"):
+        check_text(TEXT[:1000] + "\ud83d" + TEXT[1000:])
+
+
 def test_good_text_passes_with_its_byte_order_mark_dropped():
     assert check_text(("\ufeff" + TEXT).encode("utf-8")) == TEXT
     assert check_text(TEXT) == TEXT

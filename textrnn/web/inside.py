@@ -17,6 +17,7 @@ import textrnn
 
 from .catalog import Catalog
 from .messages import refuse
+from .request import whole
 
 MAX_INSIDE_CHARS = 3000    # a page's text: ~3,000 coloured spans stay quick to draw
 SURPRISE_TOP_BITS = 8.0    # bits at which the red is full
@@ -72,9 +73,8 @@ class Looker:
         layers, width = ins.activations["h"].shape[0], ins.activations["h"].shape[2]
         if state not in ins.activations:
             raise refuse(f"{name} has no cell state c (only an LSTM has one); pick h.")
-        layer, unit = layer or 0, unit or 0
-        if not (layer == int(layer) and unit == int(unit) and 0 <= layer < layers
-                and 0 <= unit < width):
+        layer, unit = whole(layer or 0), whole(unit or 0)  # None: a NaN, a word, 1.5
+        if layer is None or unit is None or not (0 <= layer < layers and 0 <= unit < width):
             raise refuse(f"{name} has layers 0-{layers - 1} and units 0-{width - 1}; "
                          f"give whole numbers in those ranges.")
         return unit_html(ins, int(layer), state, int(unit)), (
@@ -205,10 +205,10 @@ def tab(looker: Looker, model: gr.Dropdown) -> None:
                            min_height=200, max_height=640, elem_id="inside-view")
             summary = gr.Markdown("", elem_id="inside-totals")
         with gr.Column(scale=2):
-            layer = gr.Number(0, label="Layer", precision=0, elem_id="layer")
+            layer = gr.Number(0, label="Layer", elem_id="layer")  # checked by `whole`
             state = gr.Radio(["h", "c"], value="c", label="State",
                              info="h: the layer's output; c: an LSTM's cell", elem_id="state")
-            unit = gr.Number(0, label="Unit", precision=0, elem_id="unit")
+            unit = gr.Number(0, label="Unit", elem_id="unit")
             show_unit = gr.Button("Colour by this unit", elem_id="show-unit")
             find = gr.Button("Find units", elem_id="find-units")
             table = gr.Dataframe(headers=UNITS_HEADER, label="Units that follow a feature "

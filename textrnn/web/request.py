@@ -1,7 +1,8 @@
 """A generation request as the page takes it: checked once where it enters (the Generate tab,
 Compare, a shared link, /generate), then trusted. Numbers out of range are clamped to the page's
 limits, and what was cut is said; a seed that cannot be used, or a model name that is not a
-name, is refused."""
+name, is refused. `number` and `whole` read the other tabs' numbers as a raw API call may send
+them (a NaN, a word)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,24 @@ def clamp(value, low, high, default):
     except (TypeError, ValueError):
         return default
     return default if math.isnan(value) else min(max(value, low), high)
+
+
+def number(value) -> float | None:
+    """A finite number from what a page or a raw API call sent (a number or its text), or
+    None: a NaN, an infinity, a list or a word is not one."""
+    if isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def whole(value) -> int | None:
+    """A whole number from what a page or a raw API call sent, or None (see `number`)."""
+    value = number(value)
+    return int(value) if value is not None and value == int(value) else None
 
 
 class BadSeed(gr.Error):

@@ -1,11 +1,13 @@
 """Serving the page: the command line (`textrnn serve`, `python -m textrnn.web`, the
-repository's app.py), the HTTP limits (request bodies, uploads, the queue) and the launch."""
+repository's app.py), the HTTP limits (request bodies, uploads, the queue, slow clients, open
+connections) and the launch."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -13,7 +15,9 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a demo
 
 import gradio as gr  # noqa: E402
+import h11  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
+from uvicorn.protocols.http.h11_impl import H11Protocol  # noqa: E402
 
 import textrnn  # noqa: E402
 
@@ -27,6 +31,11 @@ QUEUE_SIZE = 64           # requests waiting beyond those; past it a visitor is 
 MAX_REQUEST_BYTES = 5 * 2**20  # any HTTP request body: an upload (4 MB) and its framing; a
                                # prompt is at most ~8 KB of JSON
 MAX_FILE_SIZE = "4mb"     # Gradio's upload route; the Train tab refuses past 1 MB itself, saying so
+HEADER_TIMEOUT_S = 10.0   # a request's headers must arrive whole within this (a browser's take
+                          # milliseconds; a client that trickles them holds a connection)
+BODY_TIMEOUT_S = 30.0     # and its body within this: 1 MB (the most the page takes) at 35 kB/s
+MAX_CONNECTIONS = 500     # open at once; past it a new one is answered 503 and closed (the load
+                          # benchmark's 200 visitors at once hold about 400)
 
 
 def main(argv: list[str] | None = None, home: str | Path = ".", prog: str | None = None) -> None:
@@ -59,7 +68,14 @@ def main(argv: list[str] | None = None, home: str | Path = ".", prog: str | None
                         help="visitors' runs older than this are removed (24)")
     parser.add_argument("--max-runs-mb", type=float, default=500,
                         help="disk visitors' runs may use; the oldest go first (500)")
+    parser.add_argument("--trusted-proxies", default=None, metavar="ADDRESSES",
+                        help="reverse proxies whose X-Forwarded-For names the visitor (comma-"
+                        "separated addresses or networks, or '*' where a proxy is the only way "
+                        "in); the Train tab's one run per visitor counts by that address "
+                        "(default: $FORWARDED_ALLOW_IPS, else 127.0.0.1 and ::1)")
     args = parser.parse_args(argv)
+    if args.trusted_proxies is not None:  # uvicorn's own setting, read when Gradio starts it
+        os.environ["FORWARDED_ALLOW_IPS"] = args.trusted_proxies
     folders = [f for f in args.sources if Path(f).is_dir()]
     names = [f for f in args.sources if f not in folders]
     bad = [f for f in names if not textrnn.looks_like_hub_name(f)]
@@ -74,6 +90,9 @@ def main(argv: list[str] | None = None, home: str | Path = ".", prog: str | None
                      f"{args.max_train_minutes:g}")
     if args.keep_runs_hours <= 0 or args.max_runs_mb <= 0:
         parser.error("--keep-runs-hours and --max-runs-mb must be positive")
+    # SIGTERM (a service manager's stop) ends the app as Ctrl-C does, running its exit
+    # handlers: the zips' copies go (train_tab), and the trainer hears its stdin close.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     # Compile the generation kernel (once per machine, about a second; cached after) while the
     # page starts, rather than on the first click.
     threading.Thread(target=textrnn.kernel_status, daemon=True).start()
@@ -134,16 +153,89 @@ class _TooLarge(Exception):
     pass
 
 
+class Guarded(H11Protocol):
+    """uvicorn's HTTP/1.1 connection with the deadlines it lacks: headers within
+    `header_timeout_s` of a request's first byte (or of the connection), the body within
+    `body_timeout_s` of the headers, else the connection is closed (the app, if it has started,
+    hears a disconnect); and at most `max_connections` open, past which a new one is answered
+    503 and closed. A response may take as long as it takes (a generation streams for
+    minutes). The figures are set on a subclass per server (`guarded`)."""
+
+    header_timeout_s, body_timeout_s, max_connections = \
+        HEADER_TIMEOUT_S, BODY_TIMEOUT_S, MAX_CONNECTIONS
+
+    def connection_made(self, transport) -> None:
+        full = len(self.connections) >= self.max_connections
+        self._phase, self._deadline = None, None
+        super().connection_made(transport)
+        if full:
+            transport.write(b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n"
+                            b"content-length: 0\r\n\r\n")
+            transport.close()
+            return
+        self._watch("headers")
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch(self._sending())
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # until the next request, uvicorn's keep-alive timeout
+        self._watch("body" if self._sending() == "body" else None)
+
+    def handle_websocket_upgrade(self, event) -> None:
+        self._watch(None)
+        super().handle_websocket_upgrade(event)
+
+    def connection_lost(self, exc) -> None:
+        self._watch(None)
+        super().connection_lost(exc)
+
+    def _sending(self) -> str | None:
+        """What the client is in the middle of sending, after what it has sent so far."""
+        state = self.conn.their_state
+        return "headers" if state is h11.IDLE else "body" if state is h11.SEND_BODY else None
+
+    def _watch(self, phase: str | None) -> None:
+        """Arm the deadline of `phase` (None: a response under way, or nothing to wait for),
+        unless it is armed already."""
+        if phase == self._phase:
+            return
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._phase, self._deadline = phase, None
+        if phase is not None:
+            limit = self.header_timeout_s if phase == "headers" else self.body_timeout_s
+            self._deadline = self.loop.call_later(limit, self._expire)
+
+    def _expire(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def guarded(header_timeout_s: float = HEADER_TIMEOUT_S, body_timeout_s: float = BODY_TIMEOUT_S,
+            max_connections: int = MAX_CONNECTIONS) -> type[Guarded]:
+    """`Guarded` with these figures."""
+    return type("Guarded", (Guarded,), dict(header_timeout_s=header_timeout_s,
+                                            body_timeout_s=body_timeout_s,
+                                            max_connections=max_connections))
+
+
 def serve(demo: gr.Blocks, host=None, port=None, share=False, queue_size: int = QUEUE_SIZE,
-          concurrency: int = CONCURRENCY, block: bool = True) -> gr.Blocks:
+          concurrency: int = CONCURRENCY, block: bool = True, **guard) -> gr.Blocks:
     """Launch the page with its limits: `concurrency` generations at once, `queue_size` more
     waiting (past that Gradio answers 503 and the page says the app is busy), request bodies
-    and uploads capped."""
+    and uploads capped, slow clients cut off and open connections capped (`guard`: the
+    figures of `guarded`)."""
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size).launch(
         server_name=host, server_port=port, share=share or None, theme=gr.themes.Soft(),
         css=CSS + inside.CSS, max_file_size=MAX_FILE_SIZE, prevent_thread_lock=True,
         quiet=True,
         app_kwargs={"middleware": [Middleware(BodyLimit, limit=MAX_REQUEST_BYTES)]})
+    # Gradio makes uvicorn's config itself and takes no protocol; uvicorn makes each new
+    # connection's protocol from this attribute (a connection or two accepted meanwhile have
+    # no deadlines).
+    demo.server.config.http_protocol_class = guarded(**guard)
     if block:  # our own lines: Gradio's would advise `share=True` in code, not our --share
         print(f"textrnn app: serving on {demo.local_url}"
               + (f" and {demo.share_url}" if demo.share_url else

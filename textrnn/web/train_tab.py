@@ -4,6 +4,7 @@ them."""
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import shutil
@@ -18,6 +19,7 @@ import textrnn
 
 from .catalog import CAPTION, PLOT, Catalog, curve_table
 from .messages import warn
+from .request import number
 from .workbench import (JOBS, MAX_CORPUS_BYTES, TOKENIZERS, Job, Refused, Workbench, check_text,
                         too_large)
 
@@ -32,9 +34,14 @@ def _clock(seconds: float) -> str:
 def describe(bench: Workbench, job: Job) -> str:
     """One line on where a job stands: its place in the line, its progress, or its end."""
     if job.state == "waiting":
-        n = bench.position(job)
-        return (f"waiting: {n - 1} run{'s' if n != 2 else ''} ahead of yours "
-                "(one trains at a time)" if n > 1 else "waiting: yours is next")
+        n, wait = bench.position(job), _clock(bench.wait_s(job))
+        return (f"waiting: {n - 1} run{'s' if n != 2 else ''} ahead of yours (one trains at "
+                f"a time); yours starts in about {wait}" if n > 1 else
+                f"waiting: yours is next, in about {wait}")
+    if job.stop_asked and not job.finished:
+        left = job.stop_at + bench.stop_grace_s - time.time()
+        return ("stopping: the run ends at its next step and keeps its checkpoint (if it has "
+                f"not ended in {max(0, math.ceil(left))} s, it is killed)")
     if job.state == "preparing":
         return "preparing: reading the text, choosing the settings"
     if job.state == "training":
@@ -51,17 +58,22 @@ def describe(bench: Workbench, job: Job) -> str:
         if best == best else "") if job.zip else f"{said}: {job.error or 'no checkpoint yet'}")
 
 
+def under_way(bench: Workbench) -> str:
+    """What a visitor with no run of theirs is told: the runs training and waiting, and when a
+    run queued now would start; "" when the workbench is idle."""
+    going = bench.under_way()
+    if not going:
+        return ""
+    waiting = len(going) - 1
+    return (f"{len(going)} run{'s' if len(going) != 1 else ''} in line: 1 training"
+            + (f", {waiting} waiting" if waiting else "")
+            + f"; a run queued now starts in about {_clock(bench.wait_s())}")
+
+
 def _curve(job: Job):
     """The run's losses so far; nothing before the first (see catalog.curve_table)."""
     table = curve_table(job.losses)
     return gr.skip() if table is None else table
-
-
-def _minutes(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise Refused("Training time must be a number of minutes.") from None
 
 
 def _private(bench: Workbench, job: Job, line: str) -> str:
@@ -84,14 +96,34 @@ ZIPS = Path(tempfile.gettempdir()) / f"textrnn-zips-{os.getpid()}"  # copies Gra
 def _served(job: Job) -> str | None:
     """The job's zip, copied into the system's temporary folder, from which Gradio serves
     downloads (it copies the file again into its own cache); the runs folder itself is never
-    served. Copies older than a day go."""
+    served. Copies older than a day go, and the folder goes when the app exits."""
     if job.zip is None or not job.zip.is_file():
         return None
-    ZIPS.mkdir(exist_ok=True)
+    if not ZIPS.is_dir():
+        ZIPS.mkdir()
+        atexit.register(shutil.rmtree, ZIPS, True)
     for old in ZIPS.iterdir():
         if time.time() - old.stat().st_mtime > 24 * 3600:
             old.unlink(missing_ok=True)
     return str(shutil.copy(job.zip, ZIPS / job.zip.name))
+
+
+def clear_zips() -> None:
+    """Remove the zip copies of app processes that have died without removing their own."""
+    for folder in ZIPS.parent.glob("textrnn-zips-*"):
+        pid = folder.name.rsplit("-", 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # another user's
+        return True
+    except (ProcessLookupError, OverflowError):
+        return False
+    return True
 
 
 def _read_upload(path: str) -> tuple[bytes, str]:
@@ -104,9 +136,9 @@ def _read_upload(path: str) -> tuple[bytes, str]:
 
 
 def tab(demo: gr.Blocks, bench: Workbench | None, catalog: Catalog, model: gr.Dropdown,
-        mine: gr.BrowserState, job_id: gr.BrowserState) -> None:
+        mine: gr.BrowserState, secret: gr.BrowserState) -> None:
     """The Train tab's components and events; `model` is the Generate tab's model list, which a
-    finished run joins (for this visitor alone: `mine` holds their runs' names; `job_id` their
+    finished run joins (for this visitor alone: `mine` holds their runs' names; `secret` the key to their
     run under way). Both live outside the tab: a tab's content mounts only when opened, too late
     for a page load to read what the browser kept."""
     if bench is None:
@@ -114,16 +146,17 @@ def tab(demo: gr.Blocks, bench: Workbench | None, catalog: Catalog, model: gr.Dr
                     "Train on your own machine with `textrnn train YOUR_TEXT`, then `textrnn "
                     "serve runs`.")
         return
+    clear_zips()
     c = _layout(bench)
     h = Handlers(bench, catalog)
     c.start.click(lambda: gr.DownloadButton(visible=False), None, c.download,
                   api_visibility="private").then(
-        h.submit, [c.upload, c.pasted, c.minutes, c.tokenizer, job_id],
-        [job_id, c.status, c.timer, c.download], api_visibility="private")
+        h.submit, [c.upload, c.pasted, c.minutes, c.tokenizer, secret],
+        [secret, c.status, c.timer, c.download], api_visibility="private", preprocess=False)
     shown = [c.status, c.sample, c.chosen, c.curve, c.download, c.timer, mine, model]  # poll's
-    c.timer.tick(h.poll, [job_id, mine], shown, api_visibility="private")
-    c.stop.click(h.halt, job_id, c.status, api_visibility="private")
-    demo.load(h.poll, [job_id, mine], shown,
+    c.timer.tick(h.poll, [secret, mine], shown, api_visibility="private")
+    c.stop.click(h.halt, secret, c.status, api_visibility="private")
+    demo.load(h.poll, [secret, mine], shown,
               api_visibility="private")  # a reload picks up this visitor's run again
 
 
@@ -170,36 +203,44 @@ def _layout(bench: Workbench) -> SimpleNamespace:
 
 
 class Handlers:
-    """The tab's events over one workbench: queue a run, report on it, stop it."""
+    """The tab's events over one workbench: queue a run, report on it, stop it. A run is found
+    by its secret (Job.secret), which only its visitor's browser holds."""
 
     def __init__(self, bench: Workbench, catalog: Catalog):
         self.bench, self.catalog = bench, catalog
 
-    def submit(self, path, text, minutes, tokenizer, current):
+    def submit(self, upload, text, minutes, tokenizer, current, request: gr.Request = None):
+        """Queue a run. Its event is not preprocessed (a raw API call's minutes could be
+        anything): `upload` is Gradio's file record ({"path": ...}, in its cache already)."""
         try:
             going = self.bench.get(current)
             if going is not None and not going.finished:
                 raise Refused("Your run is still going: stop it first, or let it finish.")
+            path = upload.get("path") if isinstance(upload, dict) else None
             if path:
                 data, label = _read_upload(path)
                 corpus = check_text(data)
             else:
-                corpus, label = check_text(text or ""), "pasted"
-            job = self.bench.submit(corpus, _minutes(minutes), str(tokenizer), label)
+                corpus, label = check_text(text if isinstance(text, str) else ""), "pasted"
+            if number(minutes) is None:
+                raise Refused(f"Training time must be a number of minutes; got "
+                              f"{str(minutes)[:40]!r}.")
+            job = self.bench.submit(corpus, number(minutes), str(tokenizer), label,
+                                    *_visitor(request))
         except OSError as e:
             print(f"textrnn app: a run could not be queued: {e}", flush=True)
             said = warn("The run could not be queued (the server's disk); try again later.")
             return gr.skip(), f"⚠ {said}", gr.skip(), gr.skip()  # a run under way keeps its poll
         except Refused as e:
             return gr.skip(), f"⚠ {warn(e)}", gr.skip(), gr.skip()
-        return job.id, describe(self.bench, job), gr.Timer(active=True), gr.DownloadButton(
+        return job.secret, describe(self.bench, job), gr.Timer(active=True), gr.DownloadButton(
             visible=False)
 
-    def poll(self, job_id, mine):
-        job = self.bench.get(job_id)
-        if job is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(
-                active=False), gr.skip(), gr.skip()
+    def poll(self, secret, mine):
+        job = self.bench.get(secret)
+        if job is None:  # no run of theirs: what is under way, if anything
+            return under_way(self.bench), *[gr.skip()] * 4, gr.Timer(active=False), \
+                gr.skip(), gr.skip()
         last = job.samples[-1] if job.samples else None
         text = f"(step {last[0]:,})\n{last[1]}" if last else ""
         if not job.finished:
@@ -217,11 +258,19 @@ class Handlers:
                 gr.DownloadButton(value=served, visible=bool(served)), gr.Timer(active=False),
                 mine, listed)
 
-    def halt(self, job_id):
-        job = self.bench.get(job_id)
-        if job is not None and not job.finished:
-            if job.stop_asked:
-                return "already stopping: the run saves its checkpoint, then ends"
-            self.bench.stop(job)
-            return "stopping: the run ends at its next step and keeps its checkpoint"
-        return gr.skip()
+    def halt(self, secret):
+        """Stop the visitor's run; the status says so at once (the poll goes on saying it)."""
+        job = self.bench.get(secret)
+        if job is None or job.finished:
+            return gr.skip()
+        self.bench.stop(job)
+        return describe(self.bench, job)
+
+
+def _visitor(request: gr.Request | None) -> tuple[str | None, str | None]:
+    """Who asks: the client's address (as the server resolved it: X-Forwarded-For counts only
+    from a trusted proxy, see server.py) and the page's session."""
+    if request is None:
+        return None, None
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None) or None, request.session_hash or None
