@@ -11,7 +11,7 @@ import pytest
 
 from textrnn.web.catalog import Catalog
 from textrnn.web.page import build
-from textrnn.web.server import serve
+from textrnn.web.server import serve, trusted_proxies
 from support import ROOT, free_port
 from test_web_train import TEXT, Stand, until
 
@@ -130,3 +130,11 @@ def test_slow_clients_are_cut_off_and_open_connections_capped(site):
             sock.close()
     time.sleep(0.5)  # the server hears them close
     assert httpx.get(url, timeout=30).status_code == 200  # and serves as before
+
+
+def test_a_space_trusts_its_proxy_unless_told_otherwise():
+    assert trusted_proxies(None, {"SPACE_ID": "me/demo"}) == "*"
+    assert trusted_proxies(None, {"SPACE_ID": "me/demo", "FORWARDED_ALLOW_IPS": "10.0.0.1"}) \
+        is None  # uvicorn reads its own setting
+    assert trusted_proxies("10.0.0.2", {"SPACE_ID": "me/demo"}) == "10.0.0.2"
+    assert trusted_proxies(None, {}) is None

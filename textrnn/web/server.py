@@ -72,10 +72,12 @@ def main(argv: list[str] | None = None, home: str | Path = ".", prog: str | None
                         help="reverse proxies whose X-Forwarded-For names the visitor (comma-"
                         "separated addresses or networks, or '*' where a proxy is the only way "
                         "in); the Train tab's one run per visitor counts by that address "
-                        "(default: $FORWARDED_ALLOW_IPS, else 127.0.0.1 and ::1)")
+                        "(default: $FORWARDED_ALLOW_IPS, else '*' on a Hugging Face Space, "
+                        "else 127.0.0.1 and ::1)")
     args = parser.parse_args(argv)
-    if args.trusted_proxies is not None:  # uvicorn's own setting, read when Gradio starts it
-        os.environ["FORWARDED_ALLOW_IPS"] = args.trusted_proxies
+    trusted = trusted_proxies(args.trusted_proxies, os.environ)
+    if trusted is not None:  # uvicorn's own setting, read when Gradio starts it
+        os.environ["FORWARDED_ALLOW_IPS"] = trusted
     folders = [f for f in args.sources if Path(f).is_dir()]
     names = [f for f in args.sources if f not in folders]
     bad = [f for f in names if not textrnn.looks_like_hub_name(f)]
@@ -147,6 +149,18 @@ class BodyLimit:
                         "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": json.dumps(
                 {"detail": f"request too large: at most {self.limit:,} bytes"}).encode()})
+
+
+def trusted_proxies(flag: str | None, env) -> str | None:
+    """The proxies to trust for a visitor's address: the flag's, else uvicorn's own setting
+    from `env`, else every one on a Hugging Face Space (it sets SPACE_ID, and its proxy is
+    the only way in: without it every visitor would have the proxy's address, and the Train
+    tab's line would hold one run). None: uvicorn's default, 127.0.0.1 and ::1."""
+    if flag is not None:
+        return flag
+    if "FORWARDED_ALLOW_IPS" not in env and env.get("SPACE_ID"):
+        return "*"
+    return None
 
 
 class _TooLarge(Exception):
