@@ -332,7 +332,8 @@ def save_resume(path: str | Path, opt: torch.optim.Optimizer, carry,
                 rng: dict[str, torch.Tensor], info: ResumeInfo, save_id: str) -> None:
     """Write what resuming needs beside a checkpoint: the optimizer, the carried recurrent
     state and the RNG states (`rng`, by name: see train.rng_states) as tensors; `info` (the
-    loop's position, JSON) with the optimizer's settings added. Both files carry the checkpoint's `save_id`."""
+    loop's position, JSON) with the optimizer's settings added. Both files carry the
+    checkpoint's `save_id`."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     opt_tensors, opt_meta = _optimizer_tensors(opt)

@@ -5,12 +5,13 @@ For the vanilla cell, each layer computes
 and the head computes the logits y_t = W_hy h_t + b_y; the loss is the softmax cross-entropy of
 y_t against the next token, averaged over every position (nats per token). GRU (Cho et al. 2014)
 and LSTM (Hochreiter & Schmidhuber 1997) replace the cell with gated ones whose additive state
-path lets gradients survive over many more steps.
+path lets gradients survive over many more steps. minGRU and minLSTM (minrnn.py) drop the
+previous state from the gates, so that a sequence's matrix products run at once.
 
 One contract, whatever the cell:
     forward(idx, targets=None, state=None) -> (logits, loss, state)
 The trainer and the sampler rely on nothing else. Left out on purpose: attention, layer norm
-inside the cell, and anything that would stop PyTorch's fused RNN kernels from running.
+inside the classic cells, and anything that would stop PyTorch's fused RNN kernels from running.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
-GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}  # rows of W_ih and W_hh, per unit
+from .minrnn import MIN_CELLS, MIN_GATES, MinStack
+
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu", *MIN_CELLS)
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1,  # rows of W_ih and W_hh, per unit
+         **MIN_GATES}
 MAX_SIZE = {"embed": 65536, "hidden": 65536, "layers": 64}  # past these, a typo, not a model
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (h) or, for LSTM, (h, c)
@@ -33,7 +37,7 @@ State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (h) or, for LSTM, (h
 @dataclass
 class ModelConfig:
     vocab_size: int = 0      # set by the tokenizer from the training text; 0 until it is known
-    cell: str = "lstm"       # lstm | gru | rnn_tanh | rnn_relu; LSTM learns text best per FLOP
+    cell: str = "lstm"       # lstm | gru | rnn_tanh | rnn_relu | mingru | minlstm (minrnn.py)
     embed: int = 64          # embedding width; a char vocabulary of ~100 needs few dimensions
     hidden: int | None = None  # units per layer: the model's memory and most of its cost (~H^2)
     layers: int | None = None  # stacked layers; a second layer helps, a third rarely pays on a CPU
@@ -72,7 +76,10 @@ class ModelConfig:
 
 def recurrent(cell: str, inputs: int, hidden: int, layers: int, dropout: float = 0.0
               ) -> nn.Module:
-    """PyTorch's stacked RNN, GRU or LSTM for a cell name (batch first): its fused kernels run."""
+    """PyTorch's stacked RNN, GRU or LSTM for a cell name (batch first): its fused kernels run;
+    or a stack of minGRU or minLSTM layers behind the same interface (minrnn.py)."""
+    if cell in MIN_CELLS:
+        return MinStack(cell, inputs, hidden, layers, dropout)
     kind = {"lstm": nn.LSTM, "gru": nn.GRU}.get(cell, nn.RNN)
     extra = {"nonlinearity": cell[4:]} if cell.startswith("rnn_") else {}
     return kind(inputs, hidden, layers, batch_first=True, dropout=dropout, **extra)
@@ -85,9 +92,16 @@ def param_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:
     G, H = GATES[c.cell], c.hidden
     shapes = {"embed.weight": (c.vocab_size, c.embed)}
     for l in range(c.layers):
-        shapes |= {f"rnn.weight_ih_l{l}": (G * H, c.embed if l == 0 else H),
-                   f"rnn.weight_hh_l{l}": (G * H, H),
-                   f"rnn.bias_ih_l{l}": (G * H,), f"rnn.bias_hh_l{l}": (G * H,)}
+        inputs = c.embed if l == 0 else H
+        if c.cell in MIN_CELLS:
+            shapes |= {f"rnn.layers.{l}.norm.weight": (inputs,),
+                       f"rnn.layers.{l}.proj.weight": (G * H, inputs),
+                       f"rnn.layers.{l}.proj.bias": (G * H,)}
+        else:
+            shapes |= {f"rnn.weight_ih_l{l}": (G * H, inputs), f"rnn.weight_hh_l{l}": (G * H, H),
+                       f"rnn.bias_ih_l{l}": (G * H,), f"rnn.bias_hh_l{l}": (G * H,)}
+    if c.cell in MIN_CELLS:
+        shapes["rnn.norm.weight"] = (H,)
     return shapes | {"head.weight": (c.vocab_size, H), "head.bias": (c.vocab_size,)}
 
 
@@ -129,6 +143,11 @@ class RNNLM(nn.Module):
         # zero recurrent biases or an LSTM forget-gate bias of 1 each slowed the first minutes
         # of training (30 s runs: 2.32 nats/char as is; 2.41 forget bias 1; 2.52 head std 0.02).
         self.embed.weight[0].zero_()  # id 0 is <unk>: a zero, "no information" input
+        if self.config.cell in MIN_CELLS and not self.config.tie_weights:
+            # the stack ends in an RMSNorm (unit scale), which PyTorch's head turns into logits
+            # of std 0.6 (a first loss 0.1-0.2 nats above ln V); a zero head starts at ln V,
+            # as muP advises for the readout (Yang et al. 2021, "Tensor Programs V")
+            self.head.weight.zero_()
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

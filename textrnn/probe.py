@@ -13,7 +13,8 @@ says the unit follows the feature on this text, not that it exists for it.
 
 nn.LSTM, nn.GRU and nn.RNN return only the top layer's outputs and the last step's state, so
 each layer runs here as a one-layer module of its own with the same weights; an LSTM's cell
-state c is then worked out from the gates (see `cell_states`). The pass runs in PyTorch, never
+state c is then worked out from the gates (see `cell_states`). A minGRU or minLSTM stack
+hands back every layer's states itself (`MinStack.run`). The pass runs in PyTorch, never
 in the generation kernel, which keeps no state but the last. Left out on purpose: gate values,
 gradients and saliency, and any search over features not listed in FEATURES.
 """
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .minrnn import MinStack
 from .model import recurrent
 
 MAX_INSPECT_CHARS = 10_000  # a 2x384 LSTM keeps 61 MB of states for this many characters (h and
@@ -69,8 +71,8 @@ def inspect_ids(model, tokenizer, ids: torch.Tensor, chars: int, top_k: int = 5)
     model.eval()
     try:
         device = next(model.parameters()).device
-        activations = layer_states(model, ids.to(device))
-        loss, top = _predictions(model, tokenizer, ids, activations["h"][-1], top_k)
+        activations, features = layer_states(model, ids.to(device))
+        loss, top = _predictions(model, tokenizer, ids, features, top_k)
     finally:
         model.train(was_training)
     decoder = tokenizer.stream_decoder()
@@ -80,15 +82,22 @@ def inspect_ids(model, tokenizer, ids: torch.Tensor, chars: int, top_k: int = 5)
                       nats=float(loss[1:].double().sum()), chars=chars)
 
 
-def layer_states(model, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+def layer_states(model, ids: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Every layer's state after every token of `ids` (T,), read from a zero state: "h"
-    (L, T, H), and for an LSTM "c" (L, T, H). Each layer reads STEPS_AT_ONCE tokens at a time,
-    its state carried, so that nothing but the states grows with T. Eval mode is assumed: no
-    dropout anywhere."""
+    (L, T, H), and for an LSTM "c" (L, T, H); and what the head reads (T, H). Each layer reads
+    STEPS_AT_ONCE tokens at a time, its state carried, so that nothing but the states grows
+    with T. Eval mode is assumed: no dropout anywhere."""
     c = model.config
     T, H = len(ids), c.hidden
     x = model.embed(ids.long())                                       # (T, E)
     h = x.new_empty(c.layers, T, H)
+    if isinstance(model.rnn, MinStack):  # the layers' states and the top's output, as it runs
+        out, state = x.new_empty(T, H), None
+        for s in range(0, T, STEPS_AT_ONCE):
+            e = min(s + STEPS_AT_ONCE, T)
+            top, state, every = model.rnn.run(x[None, s:e], state, every=True)
+            out[s:e], h[:, s:e] = top[0], every[:, 0]
+        return {"h": h}, out
     cell = x.new_empty(c.layers, T, H) if c.cell == "lstm" else None
     for l in range(c.layers):
         layer = recurrent(c.cell, x.size(-1), H, 1).to(x.device, x.dtype)
@@ -103,7 +112,7 @@ def layer_states(model, ids: torch.Tensor) -> dict[str, torch.Tensor]:
                 before = (h[l, s - 1], cell[l, s - 1]) if s else (x.new_zeros(H),) * 2
                 cell[l, s:e] = cell_states(layer, x[s:e], h[l, s:e], *before)
         x = h[l]
-    return {"h": h} | ({"c": cell} if cell is not None else {})
+    return {"h": h} | ({"c": cell} if cell is not None else {}), h[-1]
 
 
 def cell_states(layer, x: torch.Tensor, h: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor
