@@ -3,6 +3,7 @@ root.
 
     python -m benchmarks tokenizers --corpus ../shared/data/tinyshakespeare.txt --budget 120
     python -m benchmarks train --corpus ../shared/data/tinyshakespeare.txt [--nproc 2]
+    python -m benchmarks cells --corpus ../shared/data/tinyshakespeare.txt [--budget 110]
     python -m benchmarks comm [--nproc 2]              (data-parallel cost model)
     python -m benchmarks generate [--checkpoints checkpoints]
     python -m benchmarks app [--concurrent 16,48,200]     (see load.py)
@@ -16,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 
-from . import comm, data, generate, load, share, tokenizers, train
+from . import cells, comm, data, generate, load, share, tokenizers, train
 
-COMMANDS = {"tokenizers": tokenizers, "train": train, "comm": comm, "generate": generate,
+COMMANDS = {"tokenizers": tokenizers, "train": train, "cells": cells, "comm": comm,
+            "generate": generate,
             "data": data, "app": load, "share": share}
 
 

@@ -37,7 +37,7 @@ def matmul_rate() -> float:
 def matmul_weights(model) -> int:
     """Multiply-adds one token costs in a forward pass: every weight matrix of the recurrent
     layers and the head (the embedding is a lookup)."""
-    matrices = [p for n, p in model.rnn.named_parameters() if n.startswith("weight")]
+    matrices = [p for p in model.rnn.parameters() if p.dim() == 2]  # not biases or norms
     return sum(p.numel() for p in matrices) + model.head.weight.numel()
 
 

@@ -125,7 +125,7 @@ def _train_row(out: Path, run: int, flops: float, said: list[str], layout: str) 
     achieved = train_flops_per_token(model) * tokens_per_s
     m, tc = model.config, summary["train_config"]
     row = {"run": run, "layout": layout, "model": f"{m.layers}x{m.hidden} {m.cell.upper()}",
-           "hidden": m.hidden, "layers": m.layers,
+           "hidden": m.hidden, "layers": m.layers, "params": model.num_params(),
            "dropout": m.dropout, "weight_decay": tc["weight_decay"],
            "precision": summary["precision"],
            "batch": tc["batch_size"], "seq_len": tc["seq_len"], "lr": tc["lr"],
