@@ -1,6 +1,7 @@
 """The page's handlers and catalog, called directly (no server)."""
 
 import html
+import re
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -8,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import gradio as gr
 import pytest
 
-from textrnn.web import messages, request
+from textrnn.web import compare, generate, messages, request
 from textrnn.web.catalog import Catalog
 from textrnn.web.page import build
 from support import run_all
@@ -172,3 +173,51 @@ def test_a_private_folder_inside_the_shared_one_is_not_listed_as_a_model(checkpo
     catalog = Catalog(root, private=root / "web")
     assert [n for _, n in catalog.choices()] == ["a"]
     assert [n for _, n in catalog.choices(["web-mine-1"])] == ["a", "web-mine-1"]
+
+
+def _component(demo, elem_id):
+    return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+
+
+def _text(shown_html: str) -> str:
+    """The text of a sample as `generate.shown` draws it."""
+    return html.unescape(re.sub(r"<[^>]+>", "", shown_html))
+
+
+def test_compare_clamps_out_of_range_numbers_and_says_so_in_one_line(catalog, capsys):
+    """Gradio refuses a number past its field's bounds before the handler runs, with error
+    badges and a logged traceback; Compare's fields have none, and its one request clamps."""
+    demo = build(catalog)
+    for elem_id in ("compare-length", "compare-temperature"):
+        for value in (0, 99999, -1, 5):
+            _component(demo, elem_id).preprocess(value)
+    both = compare.make_compare(catalog)
+    *_, (a, b, status) = both("tiny", "tiny", "ANNA:", "3", 0, 5)
+    assert _text(a) == _text(b) and len(_text(a)) == len("ANNA:") + 1
+    assert status == ("seed used: 3 · ⚠ Length raised to 1 character. · ⚠ Temperature cut to "
+                      f"{request.MAX_TEMPERATURE}.")
+    *_, (a, _, status) = both("tiny", "tiny-bpe", "ANNA:", "3", 99999, -1)
+    assert len(_text(a)) == len("ANNA:") + request.MAX_NEW_CHARS
+    assert "Length cut to 3,000 characters." in status and "raised to 0" in status
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_compare_says_what_it_cannot_do_and_keeps_the_texts(catalog, capsys):
+    both = compare.make_compare(catalog)
+    for a, b, seed, said in [("tiny", "broken", "1", "broken is unavailable"),
+                             ("tiny", "tiny", "1.5", "whole number"),
+                             (None, "tiny", "1", "must be named")]:
+        outs = list(both(a, b, "ANNA:", seed, 10, 0.8))
+        *_, (_, text_b, status) = outs
+        assert status.startswith("⚠") and said in status, status
+        assert all(isinstance(o, dict) or "<pre>" in o for out in outs for o in out[:2])
+    logged = capsys.readouterr().err
+    assert "Traceback" not in logged and logged.count("refused:") == 3
+
+
+def test_generate_says_a_length_of_0_was_raised_to_1(catalog):
+    demo = build(catalog)
+    assert _component(demo, "length").preprocess(0) == 0  # the browser sends the 0 on
+    page_generate = generate.make_page_generate(catalog, generate.Stops())
+    *_, last = page_generate("tiny", "ANNA:", 0, 0.8, 0, 1.0, "1")
+    assert last[-1] == "done: 1 character · ⚠ Length raised to 1 character."
