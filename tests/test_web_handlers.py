@@ -221,3 +221,23 @@ def test_generate_says_a_length_of_0_was_raised_to_1(catalog):
     page_generate = generate.make_page_generate(catalog, generate.Stops())
     *_, last = page_generate("tiny", "ANNA:", 0, 0.8, 0, 1.0, "1")
     assert last[-1] == "done: 1 character · ⚠ Length raised to 1 character."
+
+
+def test_the_page_names_a_broken_model_not_its_path_and_the_log_has_the_path(checkpoints,
+                                                                              tmp_path, capsys):
+    root = tmp_path / "ck"
+    shutil.copytree(checkpoints / "broken", root / "broken")
+    shutil.copytree(checkpoints / "tiny", root / "tiny")
+    (root / "tiny" / "model.safetensors").write_bytes(b"not weights")  # fails only on load
+    (root / "empty").mkdir()
+    catalog = Catalog(root)
+    catalog.rescan()
+    said = [catalog.card("broken"), catalog.card("empty")]
+    with pytest.raises(gr.Error) as refused:
+        catalog.get("tiny")
+    said += [refused.value.message, catalog.card("tiny")]
+    assert "broken/config.json is corrupt" in said[0] and "empty is not" in said[1], said
+    assert not any(str(tmp_path) in s or "/ck/" in s for s in said), said
+    logged = capsys.readouterr().err
+    assert logged.count(str(root / "broken")) == 1 and str(root / "tiny") in logged  # once
+

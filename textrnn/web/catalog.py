@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import threading
 from pathlib import Path
@@ -41,8 +42,8 @@ class Catalog:
             self.entries[name] = {"path": path, "manifest": _manifest(path),
                                   "config": textrnn.read_config(path)}
         except (OSError, ValueError) as e:
-            print(f"textrnn app: {e}", file=sys.stderr, flush=True)
-            self.entries[name] = {"path": None, "manifest": {}, "error": str(e), "hub": True}
+            self.entries[name] = {"path": None, "manifest": {}, "error": unavailable(e, name),
+                                  "hub": True}
 
     def rescan(self) -> None:
         """Take in folders that are new, or that were unavailable (a run still writing its
@@ -64,7 +65,8 @@ class Catalog:
                 try:
                     entry["config"] = textrnn.read_config(path)
                 except (OSError, ValueError) as e:
-                    entry["error"] = str(e)
+                    said = self.entries.get(path.name, {}).get("error")  # logged once
+                    entry["error"] = unavailable(e, path.name, path, log=said is None)
                 self.entries[path.name] = entry
                 self._models.pop(path.name, None)
             self.entries = dict(sorted(self.entries.items()))
@@ -103,8 +105,8 @@ class Catalog:
                 try:
                     self._models[name] = textrnn.load(entry["path"])
                 except (OSError, ValueError) as e:
-                    entry["error"] = str(e)
-                    raise gr.Error(f"{name} is unavailable: {e}") from None
+                    entry["error"] = unavailable(e, name, entry["path"])
+                    raise gr.Error(f"{name} is unavailable: {entry['error']}") from None
             return self._models[name]
 
     def examples(self, name: str) -> list[str]:
@@ -161,6 +163,23 @@ def curve_table(records) -> pd.DataFrame | None:
     rows += [(rows[0][0], math.nan, split) for split in COLOURS
              if all(row[2] != split for row in rows)]
     return pd.DataFrame(rows, columns=["step", "nats/char", "split"])
+
+
+ABSOLUTE = re.compile(r"(?<![\w.~:/])(?:/[^\s/'\"`:]+)+/([^\s/'\"`:]+)")  # /a/b/c -> c
+
+
+def unavailable(error: Exception, name: str, path: Path | None = None, log: bool = True
+                ) -> str:
+    """Why a model cannot be had, as the page says it: the model's name for its folder, and no
+    other path of the server's either (a file's own name is kept). The whole of it goes to the
+    log, unless `log` is False (said before)."""
+    message = str(error)
+    if log:
+        print(f"textrnn app: {name} is unavailable: {message}", file=sys.stderr, flush=True)
+    if path is not None:
+        for folder in sorted({str(path), str(path.resolve())}, key=len, reverse=True):
+            message = message.replace(folder, name)
+    return ABSOLUTE.sub(r"\1", message)
 
 
 def _manifest(path: Path) -> dict:
