@@ -241,3 +241,18 @@ def test_the_page_names_a_broken_model_not_its_path_and_the_log_has_the_path(che
     logged = capsys.readouterr().err
     assert logged.count(str(root / "broken")) == 1 and str(root / "tiny") in logged  # once
 
+
+def test_compare_lists_follow_a_visitors_runs_without_a_reload(checkpoints, tmp_path):
+    """A run finished on the Train tab joins the visitor's runs (`mine`); Compare relists."""
+    from textrnn.web.page import relist
+    root = tmp_path / "ck"
+    shutil.copytree(checkpoints / "tiny", root / "tiny")
+    shutil.copytree(checkpoints / "tiny", root / "web" / "web-mine-1")
+    catalog = Catalog(root, private=root / "web")
+    a, b = relist(catalog)("tiny", "gone", ["web-mine-1"])
+    assert [n for _, n in a.choices] == ["tiny", "web-mine-1"] == [n for _, n in b.choices]
+    assert (a.value, b.value) == ("tiny", "tiny")
+    demo = build(catalog)
+    compare_lists = {_component(demo, "model-a")._id, _component(demo, "model-b")._id}
+    assert any({o._id for o in f.outputs} == compare_lists and f.fn.__name__ == "on_change"
+               for f in demo.fns.values())

@@ -42,6 +42,9 @@ def build(catalog: Catalog, bench: Workbench | None = None) -> gr.Blocks:
         inside.api(looker)
         shared = gr.State(False)  # the page was opened from a shared link: draw its sample
         lists = [gen.model, model_a, model_b]
+        # a run finished on the Train tab joins `mine` (and the Generate list): Compare's too
+        mine.change(relist(catalog), [model_a, model_b, mine], [model_a, model_b],
+                    api_visibility="private")
         demo.load(loader(catalog), [*lists, mine], [*lists, *gen.settings, shared],
                   api_visibility="private").then(
             generate.from_link(catalog), [shared, gen.model, *gen.settings],
@@ -57,9 +60,8 @@ def loader(catalog: Catalog):
     and this visitor's own), and a shared link's settings in the Generate tab."""
     def on_load(name, a, b, mine, request: gr.Request):
         catalog.rescan()
-        choices = catalog.choices(mine or [])
+        choices, keep = _kept(catalog, (name, a, b), mine)
         listed = [n for _, n in choices]
-        keep = [n if n in listed else catalog.default() for n in (name, a, b)]
         query = request.query_params if request else {}
         link = shared_settings(query, listed)
         if link.get("model"):
@@ -74,5 +76,20 @@ def loader(catalog: Catalog):
         fields = [link.get(k, gr.skip()) for k in SHARED[1:]]
         return *lists, *fields, "seed" in link
 
-
     return on_load
+
+
+def relist(catalog: Catalog):
+    """What a change to a visitor's runs (`mine`) redraws: the two model lists of Compare."""
+    def on_change(a, b, mine):
+        choices, keep = _kept(catalog, (a, b), mine)
+        return tuple(gr.Dropdown(choices=choices, value=k) for k in keep)
+    return on_change
+
+
+def _kept(catalog: Catalog, names, mine) -> tuple[list[tuple[str, str]], list[str | None]]:
+    """The models this visitor may see, and `names` each kept if still listed (else the
+    default)."""
+    choices = catalog.choices(mine or [])
+    listed = [n for _, n in choices]
+    return choices, [n if n in listed else catalog.default() for n in names]
