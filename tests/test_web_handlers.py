@@ -256,3 +256,24 @@ def test_compare_lists_follow_a_visitors_runs_without_a_reload(checkpoints, tmp_
     compare_lists = {_component(demo, "model-a")._id, _component(demo, "model-b")._id}
     assert any({o._id for o in f.outputs} == compare_lists and f.fn.__name__ == "on_change"
                for f in demo.fns.values())
+
+
+def test_look_inside_shows_a_byte_model_by_characters():
+    """A character's span holds the bits of all its bytes; no guess reads U+FFFD."""
+    import math
+    from conftest import make_model
+    from textrnn import LM
+    from textrnn.tokenizer import ByteTokenizer
+    from textrnn.web import inside
+    text = "ANNA: café 🙂 naïve —\n"
+    ins = LM(make_model("gru", vocab=256, seed=3), ByteTokenizer()).inspect(text)
+    for drawn in (inside.surprise_html(ins), inside.unit_html(ins, 0, "h", 0)):
+        spans = re.findall(r'<span style="[^"]*" title="([^"]*)">([^<]*)</span>', drawn)
+        assert [html.unescape(piece) for _, piece in spans] == list(text)
+        assert "\ufffd" not in html.unescape(drawn)
+    spans = re.findall(r'title="([^"]*)"', inside.surprise_html(ins))
+    smile = html.unescape(spans[text.index("🙂")])
+    start = len("ANNA: café ".encode())
+    bits = ins.loss[start:start + 4].sum().item() / math.log(2)
+    assert smile.startswith(f"{bits:.2f} bits for 🙂 (4 tokens: "), smile
+    assert "top guesses for its first token" in smile and len(smile.splitlines()) == 6

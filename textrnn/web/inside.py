@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import threading
 from collections import OrderedDict
 
@@ -111,42 +112,69 @@ def _span(piece: str, colour: str, title: str) -> str:
             f"{html.escape(piece)}</span>")
 
 
-def surprise_html(ins: textrnn.Inspection) -> str:
-    """Each token on a white-to-red scale of the bits the model spent on it; its title holds
-    the model's top guesses for it."""
-    out = []
+def characters(ins: textrnn.Inspection) -> list[tuple[int, int]]:
+    """The text's characters as token ranges [s, e): a token that ends inside a character
+    (piece "", as a byte model's first bytes of "é") joins the token that completes it."""
+    spans, s = [], 0
     for t, piece in enumerate(ins.pieces):
-        nats = ins.loss[t].item()
-        if math.isnan(nats):
+        if piece:
+            spans.append((s, t + 1))
+            s = t + 1
+    return spans
+
+
+def surprise_html(ins: textrnn.Inspection) -> str:
+    """Each character on a white-to-red scale of the bits the model spent on it (the sum over
+    its tokens); its title holds the model's top guesses for its first token."""
+    out = []
+    for s, e in characters(ins):
+        piece, nats = ins.pieces[e - 1], ins.loss[s:e].tolist()
+        if s == 0:
             out.append(_span(piece, "transparent", "the first token: nothing predicts it"))
             continue
-        bits = nats / math.log(2)
-        alpha = min(bits / SURPRISE_TOP_BITS, 1.0)
-        guesses = "\n".join(f"{_shown(g)}  {p:.1%}" for g, p in ins.top[t])
-        out.append(_span(piece, f"rgba(239,68,68,{alpha:.2f})",
-                         f"{bits:.2f} bits for {_shown(piece)}; the model's top guesses:\n"
-                         f"{guesses}"))
+        bits = sum(nats) / math.log(2)
+        parts = (f" ({e - s} tokens: {' + '.join(f'{n / math.log(2):.2f}' for n in nats)})"
+                 if e - s > 1 else "")
+        guesses = "\n".join(f"{_shown(g)}  {p:.1%}" for g, p in ins.top[s])
+        out.append(_span(piece, f"rgba(239,68,68,{min(bits / SURPRISE_TOP_BITS, 1.0):.2f})",
+                         f"{bits:.2f} bits for {_shown(piece)}{parts}; the model's top "
+                         f"guesses{' for its first token' if parts else ''}:\n{guesses}"))
     return _frame("Text coloured by surprise", "".join(out))
 
 
 def unit_html(ins: textrnn.Inspection, layer: int, state: str, unit: int) -> str:
-    """Each token coloured by one unit's activation after it: blue below zero, red above,
-    scaled by the unit's largest magnitude over the text."""
+    """Each character coloured by one unit's activation once it is read: blue below zero, red
+    above, scaled by the unit's largest magnitude over the text."""
     values = ins.activations[state][layer, :, unit]
     scale = max(values.abs().max().item(), 1e-9)
     out = []
-    for t, piece in enumerate(ins.pieces):
-        v = values[t].item()
+    for _, e in characters(ins):
+        v = values[e - 1].item()
         a = min(abs(v) / scale, 1.0)
         colour = f"rgba(239,68,68,{a:.2f})" if v >= 0 else f"rgba(59,130,246,{a:.2f})"
-        out.append(_span(piece, colour, f"layer {layer} {state}[{unit}] = {v:+.3f}"))
+        out.append(_span(ins.pieces[e - 1], colour, f"layer {layer} {state}[{unit}] = {v:+.3f}"))
     return _frame(f"Text coloured by layer {layer}, {state}, unit {unit}", "".join(out))
 
 
 def _shown(piece: str) -> str:
-    """A piece as a tooltip can show it: whitespace named."""
-    named = {"\n": "⏎", " ": "␣", "\t": "⇥", "": "(part of a character)"}
+    """A piece as a tooltip can show it: whitespace named; a lone byte of a character (spelt
+    "0xE2" by the library) with the characters it can begin."""
+    named = {"\n": "⏎", " ": "␣", "\t": "⇥"}
+    if re.fullmatch("0x[0-9A-F]{2}", piece):
+        return f"{piece} ({_begins(int(piece, 16))})"
     return named.get(piece, repr(piece)[1:-1])
+
+
+def _begins(byte: int) -> str:
+    """What a UTF-8 byte that is not a character of its own starts (RFC 3629)."""
+    for low, high, bits, more, least in ((0xC2, 0xDF, 0x1F, 1, 0x80),
+                                         (0xE0, 0xEF, 0x0F, 2, 0x800),
+                                         (0xF0, 0xF4, 0x07, 3, 0x10000)):
+        if low <= byte <= high:
+            first = (byte & bits) << (6 * more)
+            last = min(first + (1 << 6 * more) - 1, 0x10FFFF)
+            return f"begins U+{max(first, least):04X}–U+{last:04X}"
+    return "continues a character" if 0x80 <= byte <= 0xBF else "never in UTF-8"
 
 
 def _frame(label: str, body: str) -> str:
