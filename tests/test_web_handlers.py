@@ -277,3 +277,20 @@ def test_look_inside_shows_a_byte_model_by_characters():
     bits = ins.loss[start:start + 4].sum().item() / math.log(2)
     assert smile.startswith(f"{bits:.2f} bits for 🙂 (4 tokens: "), smile
     assert "top guesses for its first token" in smile and len(smile.splitlines()) == 6
+
+
+def test_look_inside_says_what_its_colours_mean(catalog):
+    from textrnn.web import inside
+    ins = catalog.get("tiny").inspect("ANNA:\nThe sea")
+    legend = re.search(r'<div class="legend".*?</div>', inside.surprise_html(ins))[0]
+    assert "white: 0 bits" in legend and "red: 8 bits or more" in legend
+    legend = re.search(r'<div class="legend".*?</div>', inside.unit_html(ins, 0, "c", 1))[0]
+    assert "blue: below zero" in legend and "red: above zero" in legend
+
+
+def test_the_page_keeps_every_tab_in_sight_and_short_step_labels(catalog):
+    from textrnn.web.catalog import PLOT
+    demo = build(catalog)
+    tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tabs)]
+    assert [t.overflow_behavior for t in tabs] == ["wrap"]  # not a "..." menu on a phone
+    assert PLOT["x_axis_format"] == "~s"  # 1.6k, not 1,600 running into 2,000

@@ -146,7 +146,18 @@ COLOURS = {"train": "#6366f1", "validation": "#f59e0b"}
 # label inside the plot's box pushes the x axis out of it (Gradio sizes the chart to the box),
 # and Gradio's own legend is cut off below.
 PLOT = dict(x="step", y="nats/char", color="split", height=240, color_map=COLOURS,
-            colors_in_legend=[], show_label=False)
+            colors_in_legend=[], show_label=False,
+            x_axis_format="~s")  # 1.6k, 2k: "1,600" and "2,000" ran together on a phone
+# Gradio's line plot draws a series' line only, so a series of one point (a run's first
+# validation) showed nothing: validation points get a dot (an SVG marker, which PLOT_JS puts in
+# the page), and lines get round ends, which draw a lone training point as a dot too.
+PLOT_CSS = (f".plot_marks path[stroke='{COLOURS['validation']}'] {{marker: url(#textrnn-dot)}}"
+            ".plot_marks path {stroke-linecap: round; stroke-linejoin: round}")
+PLOT_JS = ("document.body.insertAdjacentHTML('beforeend', `<svg width='0' height='0' "
+           "style='position:absolute' aria-hidden='true'><defs><marker id='textrnn-dot' "
+           "viewBox='0 0 10 10' refX='5' refY='5' markerWidth='9' markerHeight='9' "
+           f"markerUnits='userSpaceOnUse'><circle cx='5' cy='5' r='4' "
+           f"fill='{COLOURS['validation']}'/></marker></defs></svg>`);")
 CAPTION = "**Loss while training**: " + ", ".join(
     f'<span style="color:{colour}">━ {split}</span>' for split, colour in COLOURS.items())
 
