@@ -10,7 +10,7 @@ import gradio as gr
 import pytest
 
 from textrnn.web import compare, generate, messages, request
-from textrnn.web.catalog import Catalog
+from textrnn.web.catalog import Catalog, unavailable
 from textrnn.web.page import build
 from support import run_all
 
@@ -240,6 +240,8 @@ def test_the_page_names_a_broken_model_not_its_path_and_the_log_has_the_path(che
     assert not any(str(tmp_path) in s or "/ck/" in s for s in said), said
     logged = capsys.readouterr().err
     assert logged.count(str(root / "broken")) == 1 and str(root / "tiny") in logged  # once
+    assert unavailable(ValueError("pass a folder that `textrnn train` wrote"), "x") == (
+        "pass a folder that textrnn train wrote")  # a toast shows Markdown as it is
 
 
 def test_compare_lists_follow_a_visitors_runs_without_a_reload(checkpoints, tmp_path):

@@ -182,14 +182,15 @@ ABSOLUTE = re.compile(r"(?<![\w.~:/])(?:/[^\s/'\"`:]+)+/([^\s/'\"`:]+)")  # /a/b
 def unavailable(error: Exception, name: str, path: Path | None = None, log: bool = True
                 ) -> str:
     """Why a model cannot be had, as the page says it: the model's name for its folder, and no
-    other path of the server's either (a file's own name is kept). The whole of it goes to the
-    log, unless `log` is False (said before)."""
+    other path of the server's either (a file's own name is kept), nor backticks. The whole of it
+    goes to the log, unless `log` is False (said before)."""
     message = str(error)
     if log:
         print(f"textrnn app: {name} is unavailable: {message}", file=sys.stderr, flush=True)
     if path is not None:
         for folder in sorted({str(path), str(path.resolve())}, key=len, reverse=True):
             message = message.replace(folder, name)
+    message = message.replace("`", "")  # Markdown in the library's words: a toast shows it raw
     return ABSOLUTE.sub(r"\1", message)
 
 
