@@ -2,13 +2,14 @@
 with greedy sampling, and `find_units` finds a unit that follows a feature."""
 
 import math
+import re
 
 import pytest
 import torch
 
 from conftest import TINY, make_model
 from textrnn import FEATURES, LM, MAX_INSPECT_CHARS, find_units
-from textrnn.probe import text_features, token_features
+from textrnn.probe import guess_text, text_features, token_features
 from textrnn.sample import generate
 from textrnn.tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer
 
@@ -91,14 +92,23 @@ def test_first_guess_of_a_byte_level_model_is_greedy_sampling_from_the_same_toke
         raw = lm.model(ins.ids[None].long())[0][0].argmax(dim=1)              # (T,)
     broken = 0  # positions where the model's own likeliest token would break a character
     for t in range(1, len(ins.ids)):
+        assert not any("\ufffd" in guess for guess, _ in ins.top[t]), ins.top[t]
         if "\ufffd" in tok.decode(ins.ids[:t]):  # inside a character: its continuation bytes
-            assert all(piece == "\ufffd" for piece, _ in ins.top[t]), t
+            assert all(re.fullmatch("0x[89AB][0-9A-F]", g) for g, _ in ins.top[t]) or kind == "bpe"
             continue
         # between characters, as a generation's prompt leaves it
         step = next(generate(lm.model, ins.ids[:t], 1, temperature=0, guard=tok.utf8_guard()))
-        assert ins.top[t][0][0] == tok.decode(step.tolist()), t
+        assert ins.top[t][0][0] == guess_text(tok, step.item()), t
         broken += ins.top[t][0][0] != tok.decode([raw[t - 1].item()])
     assert kind == "bpe" or broken > 0  # the untrained byte model tries the rule
+
+
+def test_a_guess_that_is_part_of_a_character_is_spelt_in_hex(bpe):
+    byte = ByteTokenizer()
+    assert [guess_text(byte, b) for b in (0x41, 0xE2, 0x80)] == ["A", "0xE2", "0x80"]
+    assert guess_text(byte, ord("\n")) == "\n"
+    partial = next(i for i in range(bpe.vocab_size) if "\ufffd" in bpe.decode([i]))
+    assert "\ufffd" not in guess_text(bpe, partial) and "0x" in guess_text(bpe, partial)
 
 
 def test_probabilities_are_the_models_softmax():

@@ -214,6 +214,15 @@ def test_browser_trains_on_an_upload_then_generates_from_it_and_downloads_it(wor
         page.wait_for_function("() => document.querySelector('#status').innerText"
                                ".includes('done: 400 characters')", timeout=30_000)
         assert page.evaluate(OUT).startswith("ANNA:")
+        page.get_by_role("tab", name="Compare").click()  # and Compare lists it, no reload
+        page.locator("#model-b input").click()
+        page.locator("#model-b").get_by_role("option", name=job.name, exact=True).wait_for(
+            timeout=10_000)
+        page.keyboard.press("Escape")
+        # its one validation point is drawn, as a dot
+        page.get_by_role("tab", name="Train").click()
+        assert "textrnn-dot" in page.evaluate("""() => getComputedStyle(document.querySelector(
+            "#train-curve .plot_marks path[stroke='#f59e0b']")).markerStart""")
         page.get_by_role("tab", name="Look inside").click()  # and it can be looked inside
         page.get_by_role("button", name="Take the generated text").click()
         page.get_by_role("button", name="Show surprise").click()
@@ -309,4 +318,58 @@ def test_browser_looks_inside_compares_and_opens_a_shared_link(server):
         other.goto(server + "?model=tiny&prompt=BEN&seed=abc")  # says why nothing is drawn
         other.get_by_text("seed 'abc' cannot be used").first.wait_for(timeout=30_000)
         assert other.locator("#prompt textarea").input_value() == "BEN"
+        browser.close()
+
+
+def test_browser_at_phone_width_every_tab_table_column_and_detail_is_reachable(server):
+    """At 390 px: the tabs wrap (no menu), the units table shows all its columns, a tap on a
+    character shows its details, the colours have a legend, the loss plot's step labels stay
+    apart and its validation points are dots, and a long text scrolls below its label."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True,
+                                is_mobile=True)
+        page.goto(server)
+        page.get_by_label("Model", exact=True).click()
+        page.get_by_role("option", name="tiny", exact=True).click()
+        assert page.get_by_role("button", name="More tabs").count() == 0
+        for name in ("Generate", "Train", "Look inside", "Compare"):
+            assert page.get_by_role("tab", name=name).is_visible(), name
+        page.wait_for_selector("#curve .plot_marks path", timeout=10_000)
+        marker = page.evaluate("""() => getComputedStyle(document.querySelector(
+            "#curve .plot_marks path[stroke='#f59e0b']")).markerStart""")
+        assert "textrnn-dot" in marker and page.locator("marker#textrnn-dot").count() == 1
+        labels = page.evaluate("""() => [...document.querySelectorAll('#curve svg text')]
+            .map(e => e.textContent)""")
+        assert not any(re.search(r"\d,\d{3}\d", t) for t in labels), labels
+        page.locator("#length input[type=number]").fill(str(request.MAX_NEW_CHARS))
+        page.locator("#length input[type=number]").press("Tab")
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_function("() => document.querySelector('#status').innerText"
+                               ".includes('done')", timeout=60_000)
+        below = page.evaluate("""() => { const box = document.querySelector('#output');
+            const label = box.querySelector('label'), text = box.querySelector('.html-container');
+            return [label.getBoundingClientRect().bottom, text.getBoundingClientRect().top,
+                    text.scrollHeight > text.clientHeight]; }""")
+        assert below[2] and below[1] >= below[0], below  # it scrolls, below its label
+        page.get_by_role("tab", name="Look inside").tap()
+        page.get_by_role("button", name="Take the generated text").tap()
+        page.get_by_role("button", name="Show surprise").tap()
+        page.wait_for_selector("#inside-view pre > span[title]", timeout=30_000)
+        assert "0 bits" in page.locator("#inside-view .legend").inner_text()
+        span = page.locator("#inside-view pre > span").nth(12)
+        span.tap()
+        assert page.locator("#inside-detail").inner_text() == span.get_attribute("title")
+        page.get_by_role("button", name="Find units").tap()
+        page.wait_for_function("() => document.querySelector('#inside-totals').innerText"
+                               ".includes('ranked')", timeout=30_000)
+        cut = page.evaluate("""() => { const box = document.querySelector('#units')
+            .getBoundingClientRect();
+            return [...document.querySelectorAll('#units th')].filter(th => {
+                const r = th.getBoundingClientRect();
+                return r.right > box.right + 1 || th.scrollWidth > th.clientWidth + 1; })
+              .map(th => th.innerText); }""")
+        assert cut == [], cut
+        page.screenshot(path=str(ARTIFACTS / "phone-inside.png"), full_page=True)
         browser.close()

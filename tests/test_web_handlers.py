@@ -1,6 +1,7 @@
 """The page's handlers and catalog, called directly (no server)."""
 
 import html
+import re
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -8,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import gradio as gr
 import pytest
 
-from textrnn.web import messages, request
-from textrnn.web.catalog import Catalog
+from textrnn.web import compare, generate, messages, request
+from textrnn.web.catalog import Catalog, unavailable
 from textrnn.web.page import build
 from support import run_all
 
@@ -172,3 +173,126 @@ def test_a_private_folder_inside_the_shared_one_is_not_listed_as_a_model(checkpo
     catalog = Catalog(root, private=root / "web")
     assert [n for _, n in catalog.choices()] == ["a"]
     assert [n for _, n in catalog.choices(["web-mine-1"])] == ["a", "web-mine-1"]
+
+
+def _component(demo, elem_id):
+    return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+
+
+def _text(shown_html: str) -> str:
+    """The text of a sample as `generate.shown` draws it."""
+    return html.unescape(re.sub(r"<[^>]+>", "", shown_html))
+
+
+def test_compare_clamps_out_of_range_numbers_and_says_so_in_one_line(catalog, capsys):
+    """Gradio refuses a number past its field's bounds before the handler runs, with error
+    badges and a logged traceback; Compare's fields have none, and its one request clamps."""
+    demo = build(catalog)
+    for elem_id in ("compare-length", "compare-temperature"):
+        for value in (0, 99999, -1, 5):
+            _component(demo, elem_id).preprocess(value)
+    both = compare.make_compare(catalog)
+    *_, (a, b, status) = both("tiny", "tiny", "ANNA:", "3", 0, 5)
+    assert _text(a) == _text(b) and len(_text(a)) == len("ANNA:") + 1
+    assert status == ("seed used: 3 · ⚠ Length raised to 1 character. · ⚠ Temperature cut to "
+                      f"{request.MAX_TEMPERATURE}.")
+    *_, (a, _, status) = both("tiny", "tiny-bpe", "ANNA:", "3", 99999, -1)
+    assert len(_text(a)) == len("ANNA:") + request.MAX_NEW_CHARS
+    assert "Length cut to 3,000 characters." in status and "raised to 0" in status
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_compare_says_what_it_cannot_do_and_keeps_the_texts(catalog, capsys):
+    both = compare.make_compare(catalog)
+    for a, b, seed, said in [("tiny", "broken", "1", "broken is unavailable"),
+                             ("tiny", "tiny", "1.5", "whole number"),
+                             (None, "tiny", "1", "must be named")]:
+        outs = list(both(a, b, "ANNA:", seed, 10, 0.8))
+        *_, (_, text_b, status) = outs
+        assert status.startswith("⚠") and said in status, status
+        assert all(isinstance(o, dict) or "<pre>" in o for out in outs for o in out[:2])
+    logged = capsys.readouterr().err
+    assert "Traceback" not in logged and logged.count("refused:") == 3
+
+
+def test_generate_says_a_length_of_0_was_raised_to_1(catalog):
+    demo = build(catalog)
+    assert _component(demo, "length").preprocess(0) == 0  # the browser sends the 0 on
+    page_generate = generate.make_page_generate(catalog, generate.Stops())
+    *_, last = page_generate("tiny", "ANNA:", 0, 0.8, 0, 1.0, "1")
+    assert last[-1] == "done: 1 character · ⚠ Length raised to 1 character."
+
+
+def test_the_page_names_a_broken_model_not_its_path_and_the_log_has_the_path(checkpoints,
+                                                                              tmp_path, capsys):
+    root = tmp_path / "ck"
+    shutil.copytree(checkpoints / "broken", root / "broken")
+    shutil.copytree(checkpoints / "tiny", root / "tiny")
+    (root / "tiny" / "model.safetensors").write_bytes(b"not weights")  # fails only on load
+    (root / "empty").mkdir()
+    catalog = Catalog(root)
+    catalog.rescan()
+    said = [catalog.card("broken"), catalog.card("empty")]
+    with pytest.raises(gr.Error) as refused:
+        catalog.get("tiny")
+    said += [refused.value.message, catalog.card("tiny")]
+    assert "broken/config.json is corrupt" in said[0] and "empty is not" in said[1], said
+    assert not any(str(tmp_path) in s or "/ck/" in s for s in said), said
+    logged = capsys.readouterr().err
+    assert logged.count(str(root / "broken")) == 1 and str(root / "tiny") in logged  # once
+    assert unavailable(ValueError("pass a folder that `textrnn train` wrote"), "x") == (
+        "pass a folder that textrnn train wrote")  # a toast shows Markdown as it is
+
+
+def test_compare_lists_follow_a_visitors_runs_without_a_reload(checkpoints, tmp_path):
+    """A run finished on the Train tab joins the visitor's runs (`mine`); Compare relists."""
+    from textrnn.web.page import relist
+    root = tmp_path / "ck"
+    shutil.copytree(checkpoints / "tiny", root / "tiny")
+    shutil.copytree(checkpoints / "tiny", root / "web" / "web-mine-1")
+    catalog = Catalog(root, private=root / "web")
+    a, b = relist(catalog)("tiny", "gone", ["web-mine-1"])
+    assert [n for _, n in a.choices] == ["tiny", "web-mine-1"] == [n for _, n in b.choices]
+    assert (a.value, b.value) == ("tiny", "tiny")
+    demo = build(catalog)
+    compare_lists = {_component(demo, "model-a")._id, _component(demo, "model-b")._id}
+    assert any({o._id for o in f.outputs} == compare_lists and f.fn.__name__ == "on_change"
+               for f in demo.fns.values())
+
+
+def test_look_inside_shows_a_byte_model_by_characters():
+    """A character's span holds the bits of all its bytes; no guess reads U+FFFD."""
+    import math
+    from conftest import make_model
+    from textrnn import LM
+    from textrnn.tokenizer import ByteTokenizer
+    from textrnn.web import inside
+    text = "ANNA: café 🙂 naïve —\n"
+    ins = LM(make_model("gru", vocab=256, seed=3), ByteTokenizer()).inspect(text)
+    for drawn in (inside.surprise_html(ins), inside.unit_html(ins, 0, "h", 0)):
+        spans = re.findall(r'<span style="[^"]*" title="([^"]*)">([^<]*)</span>', drawn)
+        assert [html.unescape(piece) for _, piece in spans] == list(text)
+        assert "\ufffd" not in html.unescape(drawn)
+    spans = re.findall(r'title="([^"]*)"', inside.surprise_html(ins))
+    smile = html.unescape(spans[text.index("🙂")])
+    start = len("ANNA: café ".encode())
+    bits = ins.loss[start:start + 4].sum().item() / math.log(2)
+    assert smile.startswith(f"{bits:.2f} bits for 🙂 (4 tokens: "), smile
+    assert "top guesses for its first token" in smile and len(smile.splitlines()) == 6
+
+
+def test_look_inside_says_what_its_colours_mean(catalog):
+    from textrnn.web import inside
+    ins = catalog.get("tiny").inspect("ANNA:\nThe sea")
+    legend = re.search(r'<div class="legend".*?</div>', inside.surprise_html(ins))[0]
+    assert "white: 0 bits" in legend and "red: 8 bits or more" in legend
+    legend = re.search(r'<div class="legend".*?</div>', inside.unit_html(ins, 0, "c", 1))[0]
+    assert "blue: below zero" in legend and "red: above zero" in legend
+
+
+def test_the_page_keeps_every_tab_in_sight_and_short_step_labels(catalog):
+    from textrnn.web.catalog import PLOT
+    demo = build(catalog)
+    tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tabs)]
+    assert [t.overflow_behavior for t in tabs] == ["wrap"]  # not a "..." menu on a phone
+    assert PLOT["x_axis_format"] == "~s"  # 1.6k, not 1,600 running into 2,000

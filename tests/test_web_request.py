@@ -16,12 +16,16 @@ def test_fields_are_clamped_to_the_page_limits_and_what_was_cut_is_said():
     assert r.length == MAX_NEW_CHARS and r.temperature == MAX_TEMPERATURE
     assert r.top_k is None and r.top_p is None and r.seed == 12
     assert r.cut == (f"Prompt cut to its last {MAX_PROMPT_CHARS} characters.",
-                     f"Length cut to {MAX_NEW_CHARS:,} characters.")
+                     f"Length cut to {MAX_NEW_CHARS:,} characters.",
+                     f"Temperature cut to {MAX_TEMPERATURE}.")
     assert Request.parse("m", "hi", 5, 0.5, 3, 0.9, "1").cut == ()
+    low = Request.parse("m", "hi", 0, -1, seed="1")
+    assert (low.length, low.temperature) == (1, 0.0)
+    assert low.cut == ("Length raised to 1 character.", "Temperature raised to 0.")
 
 
 @pytest.mark.parametrize("field, value, expected", [
-    ("length", "abc", 300), ("length", math.nan, 300), ("length", -5, 0), ("length", 2.7, 2),
+    ("length", "abc", 300), ("length", math.nan, 300), ("length", -5, 1), ("length", 2.7, 2),
     ("temperature", MIN_TEMPERATURE / 2, 0.0), ("temperature", None, 0.8),
     ("top_k", 0, None), ("top_k", 4.9, 4), ("top_p", 1.0, None), ("top_p", 0.0, 0.01),
 ])

@@ -22,6 +22,7 @@ gradients and saliency, and any search over features not listed in FEATURES.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +50,8 @@ class Inspection:
     loss: torch.Tensor       # (T,) nats spent on each token, given all before it; NaN for the
                              # first, which nothing predicts
     top: list[list[tuple[str, float]]]  # per token, the model's likeliest guesses for it before
-                             # reading it, (text, probability), best first; [] for the first
+                             # reading it, (text, probability), best first; [] for the first;
+                             # a guess that is part of a character is spelt in hex ("0xE2")
     activations: dict[str, torch.Tensor]  # "h": (L, T, H) each layer's output after each token;
                              # for an LSTM also "c": (L, T, H), its cell state
     nats: float              # total nats over all tokens but the first, as LM.evaluate counts
@@ -156,10 +158,22 @@ def _predictions(model, tokenizer, ids: torch.Tensor, h: torch.Tensor, top_k: in
         probs = logits.softmax(dim=1).gather(1, guesses.indices)
         found.append((probs.masked_fill(guesses.values == -math.inf, -1), guesses.indices))
     probs, idx = torch.cat([p for p, _ in found]), torch.cat([i for _, i in found])
-    text = {i: tokenizer.decode([i]) for i in idx.unique().tolist()}
+    text = {i: guess_text(tokenizer, i) for i in idx.unique().tolist()}
     top = [[]] + [[(text[i], p) for i, p in zip(row_i, row_p) if p >= 0]
                   for row_i, row_p in zip(idx.tolist(), probs.tolist())]
     return loss, top
+
+
+def guess_text(tokenizer, token: int) -> str:
+    """A token as a guess is shown: its text; for a byte-level token that is part of a
+    character, its bytes in hex where they are not whole characters (b"\\xe2" -> "0xE2",
+    b" \\xe2\\x80" -> " 0xE2 0x80"), never U+FFFD, which would say nothing."""
+    text = tokenizer.decode([token])
+    if "\ufffd" not in text or not hasattr(tokenizer, "_bytes"):
+        return text
+    raw = tokenizer._bytes[token].decode("utf-8", errors="surrogateescape")  # bad -> U+DCxx
+    return re.sub("[\udc80-\udcff]+", lambda m: " ".join(f"0x{ord(c) - 0xDC00:02X}"
+                                                        for c in m[0]), raw)
 
 
 def _barred(tokenizer, ids: torch.Tensor, V: int):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import threading
 from pathlib import Path
@@ -41,8 +42,8 @@ class Catalog:
             self.entries[name] = {"path": path, "manifest": _manifest(path),
                                   "config": textrnn.read_config(path)}
         except (OSError, ValueError) as e:
-            print(f"textrnn app: {e}", file=sys.stderr, flush=True)
-            self.entries[name] = {"path": None, "manifest": {}, "error": str(e), "hub": True}
+            self.entries[name] = {"path": None, "manifest": {}, "error": unavailable(e, name),
+                                  "hub": True}
 
     def rescan(self) -> None:
         """Take in folders that are new, or that were unavailable (a run still writing its
@@ -64,7 +65,8 @@ class Catalog:
                 try:
                     entry["config"] = textrnn.read_config(path)
                 except (OSError, ValueError) as e:
-                    entry["error"] = str(e)
+                    said = self.entries.get(path.name, {}).get("error")  # logged once
+                    entry["error"] = unavailable(e, path.name, path, log=said is None)
                 self.entries[path.name] = entry
                 self._models.pop(path.name, None)
             self.entries = dict(sorted(self.entries.items()))
@@ -103,8 +105,8 @@ class Catalog:
                 try:
                     self._models[name] = textrnn.load(entry["path"])
                 except (OSError, ValueError) as e:
-                    entry["error"] = str(e)
-                    raise gr.Error(f"{name} is unavailable: {e}") from None
+                    entry["error"] = unavailable(e, name, entry["path"])
+                    raise gr.Error(f"{name} is unavailable: {entry['error']}") from None
             return self._models[name]
 
     def examples(self, name: str) -> list[str]:
@@ -144,7 +146,18 @@ COLOURS = {"train": "#6366f1", "validation": "#f59e0b"}
 # label inside the plot's box pushes the x axis out of it (Gradio sizes the chart to the box),
 # and Gradio's own legend is cut off below.
 PLOT = dict(x="step", y="nats/char", color="split", height=240, color_map=COLOURS,
-            colors_in_legend=[], show_label=False)
+            colors_in_legend=[], show_label=False,
+            x_axis_format="~s")  # 1.6k, 2k: "1,600" and "2,000" ran together on a phone
+# Gradio's line plot draws a series' line only, so a series of one point (a run's first
+# validation) showed nothing: validation points get a dot (an SVG marker, which PLOT_JS puts in
+# the page), and lines get round ends, which draw a lone training point as a dot too.
+PLOT_CSS = (f".plot_marks path[stroke='{COLOURS['validation']}'] {{marker: url(#textrnn-dot)}}"
+            ".plot_marks path {stroke-linecap: round; stroke-linejoin: round}")
+PLOT_JS = ("document.body.insertAdjacentHTML('beforeend', `<svg width='0' height='0' "
+           "style='position:absolute' aria-hidden='true'><defs><marker id='textrnn-dot' "
+           "viewBox='0 0 10 10' refX='5' refY='5' markerWidth='9' markerHeight='9' "
+           f"markerUnits='userSpaceOnUse'><circle cx='5' cy='5' r='4' "
+           f"fill='{COLOURS['validation']}'/></marker></defs></svg>`);")
 CAPTION = "**Loss while training**: " + ", ".join(
     f'<span style="color:{colour}">━ {split}</span>' for split, colour in COLOURS.items())
 
@@ -161,6 +174,24 @@ def curve_table(records) -> pd.DataFrame | None:
     rows += [(rows[0][0], math.nan, split) for split in COLOURS
              if all(row[2] != split for row in rows)]
     return pd.DataFrame(rows, columns=["step", "nats/char", "split"])
+
+
+ABSOLUTE = re.compile(r"(?<![\w.~:/])(?:/[^\s/'\"`:]+)+/([^\s/'\"`:]+)")  # /a/b/c -> c
+
+
+def unavailable(error: Exception, name: str, path: Path | None = None, log: bool = True
+                ) -> str:
+    """Why a model cannot be had, as the page says it: the model's name for its folder, and no
+    other path of the server's either (a file's own name is kept), nor backticks. The whole of it
+    goes to the log, unless `log` is False (said before)."""
+    message = str(error)
+    if log:
+        print(f"textrnn app: {name} is unavailable: {message}", file=sys.stderr, flush=True)
+    if path is not None:
+        for folder in sorted({str(path), str(path.resolve())}, key=len, reverse=True):
+            message = message.replace(folder, name)
+    message = message.replace("`", "")  # Markdown in the library's words: a toast shows it raw
+    return ABSOLUTE.sub(r"\1", message)
 
 
 def _manifest(path: Path) -> dict:

@@ -31,6 +31,10 @@ def shown(prompt: str, text: str) -> str:
             "</pre></div>")
 
 
+def characters(n: int) -> str:
+    return f"{n:,} character{'' if n == 1 else 's'}"
+
+
 SHARED = ("model", "prompt", "length", "temperature", "top_k", "top_p", "seed")  # in the URL
 # after a sample: the address bar gets what reproduces it (the seed used, not a blank one)
 SHARE_JS = ("(model, prompt, length, temperature, top_k, top_p, seed) => { if (seed === '' || "
@@ -124,19 +128,19 @@ def make_page_generate(catalog: Catalog, stops: Stops):
             return
         except gr.Error as e:
             raise refuse(e.message) from None
-        for note in req.cut:
-            warn(note)
+        notes = "".join(f" · ⚠ {warn(note)}" for note in req.cut)
         want, n, info = req.length, 0, gr.Textbox(info=SEED_INFO)  # the first update: the prompt
         texts = stream(catalog, req)
         with refused(), stops.watch(request) as stop, contextlib.closing(texts):
             for text in texts:
                 n = len(text)
-                yield shown(req.prompt, text), req.seed, info, f"{n:,} / {want:,} characters"
+                yield shown(req.prompt, text), req.seed, info, f"{n:,} / {characters(want)}"
                 info = gr.skip()
                 if stop.is_set():
-                    yield gr.skip(), gr.skip(), gr.skip(), f"stopped at {n:,} / {want:,} characters"
+                    said = f"stopped at {n:,} / {characters(want)}"
+                    yield gr.skip(), gr.skip(), gr.skip(), said
                     return
-        yield gr.skip(), gr.skip(), gr.skip(), f"done: {n:,} characters"
+        yield gr.skip(), gr.skip(), gr.skip(), f"done: {characters(n)}{notes}"
 
     return page_generate
 
@@ -228,7 +232,9 @@ def _layout(catalog: Catalog) -> Tab:
                 status = gr.Markdown("", elem_id="status")
                 copy = gr.Button("Copy text", size="sm", scale=0, elem_id="copy")
         with gr.Column(scale=2):
-            length = gr.Slider(1, MAX_NEW_CHARS, value=400, step=1, label="Length",
+            # from 0, not 1: the browser would raise a 0 to the minimum without a word;
+            # Request.parse raises it and says so
+            length = gr.Slider(0, MAX_NEW_CHARS, value=400, step=1, label="Length",
                                info="characters to generate", elem_id="length",
                                buttons=[])
             temperature = gr.Slider(0, MAX_TEMPERATURE, value=0.8, step=0.05,

@@ -1,12 +1,13 @@
-"""The page: the Generate, Train, Look inside and Compare tabs laid out, and what a page load
-fills in (the models a visitor may see, a shared link's settings). No model logic lives here."""
+"""The page: the Generate, Train, Look inside and Compare tabs laid out, its style and scripts,
+and what a page load fills in (the models a visitor may see, a shared link's settings) or a
+visitor's new run changes (Compare's lists). No model logic lives here."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from . import compare, generate, inside, train_tab
-from .catalog import Catalog
+from .catalog import PLOT_CSS, PLOT_JS, Catalog
 from .generate import CONCURRENCY, SHARE_JS, SHARED
 from .messages import warn
 from .request import SEED_RULE, shared_settings
@@ -15,10 +16,13 @@ from .workbench import Workbench
 CSS = (".gradio-container textarea {font-family: ui-monospace, monospace}"  # reads as typed
        "#card pre, #card code {white-space: pre-wrap; overflow-wrap: anywhere}"  # no cut lines
        "#card pre {padding-right: 2.5rem}"  # clear of the copy button
+       # a text box's label floats over its top left: the text scrolls below it, not under it
+       ".block.sample > .html-container, #inside-view > .html-container {margin-top: 2.4rem;"
+       " padding-top: 0}"
        ".sample pre {white-space: pre-wrap; overflow-wrap: anywhere; margin: 0;"
-       " padding: 2.2rem 8px 8px; font-family: ui-monospace, monospace; font-size: var(--text-md)}"
+       " padding: 0 8px 8px; font-family: ui-monospace, monospace; font-size: var(--text-md)}"
        ".sample .prompt {font-weight: 700; color: var(--primary-700)}"  # the visitor's part
-       ".dark .sample .prompt {color: var(--primary-300)}")
+       ".dark .sample .prompt {color: var(--primary-300)}" + PLOT_CSS)
 
 
 def build(catalog: Catalog, bench: Workbench | None = None) -> gr.Blocks:
@@ -30,18 +34,23 @@ def build(catalog: Catalog, bench: Workbench | None = None) -> gr.Blocks:
                     "your own text.")
         mine = gr.BrowserState([], storage_key="textrnn-my-runs")  # this visitor's runs
         job_id = gr.BrowserState(None, storage_key="textrnn-my-job")  # and their run under way
-        with gr.Tab("Generate", id="generate-tab"):
-            gen = generate.tab(catalog)
-        with gr.Tab("Train", id="train-tab"):
-            train_tab.tab(demo, bench, catalog, gen.model, mine, job_id)
-        looker = inside.Looker(catalog)
-        with gr.Tab("Look inside", id="inside-tab"):
-            inside.tab(looker, gen.model)
-        with gr.Tab("Compare", id="compare-tab"):
-            model_a, model_b = compare.tab(catalog)
+        with gr.Tabs(overflow_behavior="wrap"):  # every tab in sight on a phone, not a menu
+            with gr.Tab("Generate", id="generate-tab"):
+                gen = generate.tab(catalog)
+            with gr.Tab("Train", id="train-tab"):
+                train_tab.tab(demo, bench, catalog, gen.model, mine, job_id)
+            looker = inside.Looker(catalog)
+            with gr.Tab("Look inside", id="inside-tab"):
+                inside.tab(looker, gen.model)
+            with gr.Tab("Compare", id="compare-tab"):
+                model_a, model_b = compare.tab(catalog)
         inside.api(looker)
+        demo.load(None, js=f"() => {{ {PLOT_JS} {inside.JS} }}")  # the page's own scripts
         shared = gr.State(False)  # the page was opened from a shared link: draw its sample
         lists = [gen.model, model_a, model_b]
+        # a run finished on the Train tab joins `mine` (and the Generate list): Compare's too
+        mine.change(relist(catalog), [model_a, model_b, mine], [model_a, model_b],
+                    api_visibility="private")
         demo.load(loader(catalog), [*lists, mine], [*lists, *gen.settings, shared],
                   api_visibility="private").then(
             generate.from_link(catalog), [shared, gen.model, *gen.settings],
@@ -57,9 +66,8 @@ def loader(catalog: Catalog):
     and this visitor's own), and a shared link's settings in the Generate tab."""
     def on_load(name, a, b, mine, request: gr.Request):
         catalog.rescan()
-        choices = catalog.choices(mine or [])
+        choices, keep = _kept(catalog, (name, a, b), mine)
         listed = [n for _, n in choices]
-        keep = [n if n in listed else catalog.default() for n in (name, a, b)]
         query = request.query_params if request else {}
         link = shared_settings(query, listed)
         if link.get("model"):
@@ -74,5 +82,20 @@ def loader(catalog: Catalog):
         fields = [link.get(k, gr.skip()) for k in SHARED[1:]]
         return *lists, *fields, "seed" in link
 
-
     return on_load
+
+
+def relist(catalog: Catalog):
+    """What a change to a visitor's runs (`mine`) redraws: the two model lists of Compare."""
+    def on_change(a, b, mine):
+        choices, keep = _kept(catalog, (a, b), mine)
+        return tuple(gr.Dropdown(choices=choices, value=k) for k in keep)
+    return on_change
+
+
+def _kept(catalog: Catalog, names, mine) -> tuple[list[tuple[str, str]], list[str | None]]:
+    """The models this visitor may see, and `names` each kept if still listed (else the
+    default)."""
+    choices = catalog.choices(mine or [])
+    listed = [n for _, n in choices]
+    return choices, [n if n in listed else catalog.default() for n in names]

@@ -55,7 +55,7 @@ class BadSeed(gr.Error):
 class Request:
     model: str                # a name from the catalog (looked up when it runs)
     prompt: str               # as used: its last MAX_PROMPT_CHARS characters
-    length: int               # characters to write, 0..MAX_NEW_CHARS
+    length: int               # characters to write, 1..MAX_NEW_CHARS
     temperature: float        # 0 (the likeliest), or MIN_TEMPERATURE..MAX_TEMPERATURE
     top_k: int | None         # None: off
     top_p: float | None       # None: off
@@ -75,11 +75,13 @@ class Request:
         if len(prompt) > MAX_PROMPT_CHARS:
             cut.append(f"Prompt cut to its last {MAX_PROMPT_CHARS} characters.")
             prompt = prompt[-MAX_PROMPT_CHARS:]
-        if clamp(length, 0, math.inf, 0) > MAX_NEW_CHARS:
-            cut.append(f"Length cut to {MAX_NEW_CHARS:,} characters.")
+        cut += _outside("Length", clamp(length, -math.inf, math.inf, 1), 1, MAX_NEW_CHARS,
+                        " characters")
+        cut += _outside("Temperature", clamp(temperature, -math.inf, math.inf, 0),
+                        0, MAX_TEMPERATURE)
         temperature = clamp(temperature, 0, MAX_TEMPERATURE, 0.8)
         top_p = clamp(top_p, 0.01, 1.0, 1.0)
-        return cls(model, prompt, int(clamp(length, 0, MAX_NEW_CHARS, 300)),
+        return cls(model, prompt, int(clamp(length, 1, MAX_NEW_CHARS, 300)),
                    0.0 if temperature < textrnn.MIN_TEMPERATURE else temperature,
                    int(clamp(top_k, 0, 10**6, 0)) or None,         # 0 = off
                    None if top_p >= 1 else top_p,                  # 1 = off
@@ -89,6 +91,15 @@ class Request:
         """The sampling settings, as `LM.stream` takes them."""
         return dict(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
                     seed=self.seed)
+
+
+def _outside(field: str, value: float, low: float, high: float, unit: str = "") -> list[str]:
+    """What to tell a visitor whose value was clamped to [low, high]: [] if it was not."""
+    if value > high:
+        return [f"{field} cut to {high:,}{unit}."]
+    if value < low:
+        return [f"{field} raised to {low:,}{unit[:-1] if low == 1 else unit}."]
+    return []
 
 
 def seed_from(value) -> int:
