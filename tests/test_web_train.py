@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from textrnn.web import train_tab, workbench
+from textrnn.web import messages, train_tab, workbench
 from textrnn.web.catalog import Catalog
 from textrnn.web.train_tab import Handlers, describe
 from textrnn.web.workbench import Refused, Workbench
@@ -187,3 +187,14 @@ def test_the_zips_folder_goes_at_exit_and_a_dead_apps_at_start(tmp_path):
                 (folder / "a.zip").unlink()
                 folder.rmdir()
 
+
+
+def test_nothing_to_train_on_says_so_and_messages_drop_code_marks(handlers):
+    """An upload the browser refused never arrives: the tab says there is nothing to train
+    on, not that the text is empty; a library message's `code` marks do not reach a toast."""
+    for text in ("", "  \n", None):
+        out = handlers.submit(None, text, 2, "char", None)
+        assert "nothing to train on: upload a .txt file" in out[1] and "empty" not in out[1]
+    assert handlers.bench.jobs == {}
+    assert messages.said("run `textrnn train` then `textrnn sample`") == \
+        "run textrnn train then textrnn sample"

@@ -4,6 +4,7 @@ server's log as one line too."""
 from __future__ import annotations
 
 import html
+import re
 import sys
 
 import gradio as gr
@@ -12,9 +13,12 @@ MAX_MESSAGE_CHARS = 300  # a message may quote what a visitor sent, which may be
 
 
 def said(message) -> str:
-    """A message as the page and the log get it: cut to MAX_MESSAGE_CHARS, and HTML-escaped,
-    since Gradio's toasts render HTML and a message may quote what a visitor sent."""
+    """A message as the page and the log get it: on one line, without Markdown's code marks
+    (the library's messages put commands in backticks; a toast would show them), cut to
+    MAX_MESSAGE_CHARS, and HTML-escaped, since Gradio's toasts render HTML and a message may
+    quote what a visitor sent."""
     message = " ".join(str(message).split())  # one line
+    message = re.sub(r"`([^`\n]+)`", r"\1", message)  # Markdown's code marks: a toast shows them
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[:MAX_MESSAGE_CHARS - 1] + "…"
     return html.escape(message, quote=False)

@@ -202,6 +202,10 @@ def _layout(bench: Workbench) -> SimpleNamespace:
                            sample=sample, chosen=chosen, curve=curve, timer=timer)
 
 
+NOTHING = ("There is nothing to train on: upload a .txt file (plain UTF-8 text, at most 1 MB) "
+           "or paste some text.")
+
+
 class Handlers:
     """The tab's events over one workbench: queue a run, report on it, stop it. A run is found
     by its secret (Job.secret), which only its visitor's browser holds."""
@@ -220,8 +224,10 @@ class Handlers:
             if path:
                 data, label = _read_upload(path)
                 corpus = check_text(data)
+            elif not isinstance(text, str) or not text.strip():  # an upload the browser
+                raise Refused(NOTHING)                          # refused never arrives
             else:
-                corpus, label = check_text(text if isinstance(text, str) else ""), "pasted"
+                corpus, label = check_text(text), "pasted"
             if number(minutes) is None:
                 raise Refused(f"Training time must be a number of minutes; got "
                               f"{str(minutes)[:40]!r}.")
