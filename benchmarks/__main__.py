@@ -9,6 +9,7 @@ root.
     python -m benchmarks app [--concurrent 16,48,200]     (see load.py)
     python -m benchmarks data [--size 1000]              (see data.py)
     python -m benchmarks share [--space]                 (push, load by name, a Space)
+    python -m benchmarks gpu --corpus FILE [--device cpu] (the GPU check, see gpu.py)
 
 Each command is a module of this package, with its own flags (`add_parser`) and its own `run`.
 """
@@ -17,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 
-from . import cells, comm, data, generate, load, share, tokenizers, train
+from . import cells, comm, data, generate, gpu, load, share, tokenizers, train
 
 COMMANDS = {"tokenizers": tokenizers, "train": train, "cells": cells, "comm": comm,
             "generate": generate,
-            "data": data, "app": load, "share": share}
+            "data": data, "app": load, "share": share, "gpu": gpu}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,15 +51,15 @@ def plain_lstm(train_path: Path, val_path: Path, budget: float, seed: int) -> di
     model = _Plain(len(chars), b["embed"], b["hidden"], b["layers"])
     opt = torch.optim.AdamW(model.parameters(), lr=b["lr"])
     span = (len(data) - 1) // b["batch"]  # contiguous streams, the state carried between steps
-    starts = torch.arange(b["batch"]) * span
+    starts, seq = torch.arange(b["batch"]) * span, min(b["seq"], span - 1)
     pos, state, steps, tokens, spent = 0, None, 0, 0, 0.0
     while spent < budget:
         t0 = time.perf_counter()
         for group in opt.param_groups:  # cosine to zero over the budget
             group["lr"] = b["lr"] * 0.5 * (1 + math.cos(math.pi * spent / budget))
-        if pos + b["seq"] > span:
+        if pos + seq + 1 > span:
             pos, state = 0, None
-        at = starts[:, None] + pos + torch.arange(b["seq"] + 1)
+        at = starts[:, None] + pos + torch.arange(seq + 1)
         window = data[at]                                          # (B, seq + 1)
         logits, state = model(window[:, :-1], state)
         state = tuple(s.detach() for s in state)
@@ -68,7 +68,7 @@ def plain_lstm(train_path: Path, val_path: Path, budget: float, seed: int) -> di
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        pos, steps, tokens = pos + b["seq"], steps + 1, tokens + window[:, 1:].numel()
+        pos, steps, tokens = pos + seq, steps + 1, tokens + window[:, 1:].numel()
         spent += time.perf_counter() - t0
     return {"cell": "baseline", "params": sum(p.numel() for p in model.parameters()),
             "steps": steps, "chars_per_s": tokens / spent,

@@ -1,6 +1,9 @@
 """The benchmarks (benchmarks/, beside the library): each runs on a tiny budget and prints its
 table. The load test of the page is in test_app.py, beside the page's other server tests."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +46,25 @@ def test_training_benchmark_runs_the_protocol_and_prints_a_median(corpus_file, c
             if line.startswith("| 1 |") and "---" not in line]
     assert [r[1] for r in rows][1:] == ["2 x 1"] and rows[0][2:8] == rows[1][2:8]
     assert "2 x 1, median of 1: val" in out
+
+
+def test_cells_benchmark_prints_each_cell_beside_the_baseline(corpus_file, capsys):
+    assert bench(["cells", "--corpus", str(corpus_file), "--budget", "1", "--runs", "1",
+                  "--cells", "lstm,mingru", "--", "--hidden", "16", "--embed", "8",
+                  "--evals", "1"]) == 0
+    out = capsys.readouterr().out
+    summary = out.split("| cell | model | parameters |")[1].splitlines()[2:5]
+    assert [r.split(" | ")[0] for r in summary] == ["| baseline", "| lstm", "| mingru"]
+    assert "2x16 MINGRU" in summary[2] and " | +0.0000 | " in summary[0]
+    assert summary[0].endswith(" | 1.00x |")  # chars/s against the baseline's
+    assert all(r.rstrip().endswith("x |") for r in summary)
+
+
+def test_the_gpu_check_says_when_there_is_no_gpu():
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "gpu", "--corpus", "corpus.txt"],
+                          capture_output=True, text=True, env={**os.environ,
+                                                               "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 1 and "no CUDA GPU here" in done.stdout, done.stderr
 
 
 def test_the_training_benchmark_reads_textrnn_train_flags_into_the_config():
