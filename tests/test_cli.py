@@ -295,3 +295,27 @@ def test_a_pipe_is_refused_as_a_corpus_or_an_eval_file_instead_of_read_forever(t
         assert code == 1 and "is neither a regular file nor a folder" in err, err
         assert err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["train", "c.txt", "--time-budjet", "5"],
+     "textrnn train: error: unrecognized arguments: --time-budjet 5; did you mean "
+     "--time-budget?"),
+    (["train", "c.txt", "--seed", "abc"],
+     "textrnn train: error: argument --seed: invalid int value: 'abc'"),
+    (["sample", "ck", "--temprature=2"],
+     "textrnn sample: error: unrecognized argument: --temprature=2; did you mean --temperature?"),
+    (["eval", "ck"], "textrnn eval: error: the following arguments are required: file"),
+    (["sweep", "c.txt", "--trails", "3"], "did you mean --trials?"),
+    (["info", "ck", "--jsn"], "textrnn info: error: unrecognized argument: --jsn; did you mean "
+     "--json?"),
+    (["push"], "textrnn push: error: the following arguments are required: run, repo_id"),
+    (["trian", "c.txt"], "did you mean train?"),
+])
+def test_a_usage_mistake_is_one_line_with_a_guess_and_exit_1(capsys, argv, said):
+    code, out, err = run(capsys, *argv)
+    lines = err.splitlines()
+    assert code == 1 and out == "" and len(lines) == 2, err
+    assert said in lines[0]
+    command = " ".join(["textrnn", *argv[:1]]) if argv[0] != "trian" else "textrnn"
+    assert lines[1].startswith(f"usage: {command} [options]") and f"{command} -h" in lines[1]
