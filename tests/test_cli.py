@@ -319,3 +319,15 @@ def test_a_usage_mistake_is_one_line_with_a_guess_and_exit_1(capsys, argv, said)
     assert said in lines[0]
     command = " ".join(["textrnn", *argv[:1]]) if argv[0] != "trian" else "textrnn"
     assert lines[1].startswith(f"usage: {command} [options]") and f"{command} -h" in lines[1]
+
+
+def test_hand_edited_configs_are_one_line_or_read_tolerantly(trained, capsys):
+    path = trained / "config.json"
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps({**config, "training": "a string"}))
+    code, out, err = run(capsys, "info", trained)
+    assert code == 0 and "LSTM" in out and "Traceback" not in err, err
+    path.write_text(json.dumps({**config, "model": {**config["model"], "hidden": 24.0}}))
+    for argv in (["sample", trained, "--length", "5"], ["info", trained]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1 and err.count("\n") == 1 and "hidden is 24.0, not a whole number" in err

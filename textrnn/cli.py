@@ -29,8 +29,8 @@ from .config import TrainConfig
 from .dist import Stopped, World
 from .data import corpus_name
 from .hub import locate, origin
-from .lm import load, new_seed
-from .model import CELLS, ModelConfig
+from .lm import load, model_card, new_seed, training_summary
+from .model import CELLS, ModelConfig, num_params
 from .tokenizer import KINDS as TOKENIZERS
 from .report import Terminal
 from .train import train
@@ -415,17 +415,17 @@ def _cmd_info(args) -> int:
     if args.json:
         print(json.dumps(checkpoint.read_config(folder), indent=2, ensure_ascii=False))
         return 0
-    lm = load(folder)
+    config, cfg, _, _ = checkpoint.check(folder)  # every part checked; no weights read
     where = origin(folder)
     print(f"{checkpoint.resolve(folder) if where == str(folder) else where}: {_which(folder)}\n"
-          f"{lm.card()}")
+          f"{model_card(config, num_params(cfg))}")
     return 0
 
 
 def _which(path: Path) -> str:
     """Which checkpoint of a run `path` names: its best, or its latest."""
     def step(p: Path) -> str:
-        steps = checkpoint.read_config(p).get("training", {}).get("steps")
+        steps = training_summary(checkpoint.read_config(p)).get("steps")
         return f"{steps:,}" if isinstance(steps, int) else str(steps)
     where = checkpoint.resolve(path)
     last = checkpoint.last_dir(path)
