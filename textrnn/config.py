@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from .model import ModelConfig
+from .data import text_codec
+from .model import ModelConfig, parse_device
 from .sample import check_seed, is_number, is_whole, quoted
 from .tokenizer import KINDS as TOKENIZERS
 
@@ -119,19 +120,23 @@ class TrainConfig:
             if not ok:
                 raise ValueError(message)
         check_seed(self.seed)
+        text_codec(self.encoding)
+        parse_device(self.device)  # (whether this machine has it is the plan's to say)
 
     def _check_types(self) -> None:
         """Each number field holds a number of its kind (a whole number where one is counted),
-        or ValueError naming the field: TrainConfig(seq_len=2.5) used to pass and fail later."""
+        or ValueError naming the field: TrainConfig(seq_len=2.5) used to pass and fail later,
+        and --weight-decay inf ended in NaN with advice to lower --lr."""
         for f in fields(self):
             value, kind = getattr(self, f.name), str(f.type)
             if value is None or not kind.startswith(("int", "float")):
                 continue
             whole = kind.startswith("int")
-            if (is_whole(value) if whole else is_number(value)):
-                continue
+            if is_whole(value) if whole else is_number(value) and math.isfinite(value):
+                continue  # (a float flag at inf or NaN would pass a range check, or wreck a run)
             raise ValueError(f"{f.name.replace('_', '-')} must be "
-                             f"{'a whole number' if whole else 'a number'}, got {quoted(value)}")
+                             f"{'a whole number' if whole else 'a finite number'}, got "
+                             f"{quoted(value)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
