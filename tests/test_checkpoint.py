@@ -277,3 +277,14 @@ def test_load_holds_the_weights_once(tmp_path, tiny_text):
     size = sparse_checkpoint(tmp_path / "ck", tiny_text, hidden=2048)  # 201 MB
     grew, _ = peak_growth("load", tmp_path / "ck")
     assert 150e6 < size < 250e6 and grew < 1.3 * size, (size, grew)
+
+
+def test_resuming_a_shipped_checkpoint_does_not_say_a_save_was_cut_short(tmp_path, tiny_text):
+    save_tiny(tmp_path / "ck", tiny_text)  # as a zip, the Hub or a Space ship it: no last/
+    with pytest.raises(FileNotFoundError, match="is a finished checkpoint with no resume state "
+                                                r"\(no last/\).*start a new run") as e:
+        checkpoint.load_resume(tmp_path / "ck")
+    assert "cut short" not in str(e.value)
+    (tmp_path / "ck" / checkpoint.LAST_NEW).mkdir()  # a first save of last/ that was cut
+    with pytest.raises(FileNotFoundError, match="its first save was cut short"):
+        checkpoint.load_resume(tmp_path / "ck")

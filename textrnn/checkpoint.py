@@ -495,16 +495,27 @@ class Resume:
         return (h, self.tensors["carry.c"].to(device)) if "carry.c" in self.tensors else h
 
 
+def _cut_short(run: Path) -> bool:
+    """Whether a run folder shows a save cut short: a half-written `.last.new/` or a temporary
+    file (see _atomic_write). A folder that was shipped carries neither."""
+    return (run / LAST_NEW).is_dir() or any(run.glob(".*.tmp"))
+
+
 def load_resume(run: str | Path) -> Resume:
     """The resume state of a run folder (or of its `last/` given directly)."""
     path = last_dir(run)
     if not Path(run).is_dir():
         raise FileNotFoundError(f"no such run folder: {run}")
     if not (path / "resume.json").is_file():
-        if is_checkpoint(path):  # the best checkpoint of a first save that was cut short
+        if is_checkpoint(path) and _cut_short(path):  # a best checkpoint, its last/ unwritten
             raise FileNotFoundError(f"{path} holds a checkpoint but no resume state: its "
                                     "first save was cut short. `textrnn sample` can use it; to "
                                     "train, start the run again with --overwrite")
+        if is_checkpoint(path):  # shipped: a zip, a Hub download, a Space's, a copied folder
+            raise FileNotFoundError(f"{path} is a finished checkpoint with no resume state (no "
+                                    "last/): it can be sampled and evaluated, not resumed. To "
+                                    "train, start a new run (another --out), or replace this "
+                                    "one with --overwrite")
         raise FileNotFoundError(f"{path} holds no resume state (resume.json); pass the run "
                                 "folder that `textrnn train` wrote")
     try:
