@@ -87,6 +87,8 @@ class TrainConfig:
         checks = [
             (self.tokenizer in TOKENIZERS,
              f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}"),
+            (0 < self.val_fraction < 1,
+             f"--val-fraction must be between 0 and 1, got {self.val_fraction}"),
             (self.seq_len is None or 1 <= self.seq_len <= MAX_SEQ_LEN,
              f"seq-len must be between 1 and {MAX_SEQ_LEN:,}, got {self.seq_len}; gradients "
              "through longer windows vanish or explode, and memory grows with them (50-200 is "
