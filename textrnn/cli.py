@@ -5,8 +5,9 @@ Every flag maps onto one field of `TrainConfig` or `ModelConfig`; a flag left ou
 dataclass default (or, with --resume, the value the run was started with); the model's width,
 layers and dropout, the batch shape and the learning rate default to a choice made from the corpus
 and the budget at the start of the run (plan.py), which is printed. Mistakes a person can
-make become one line on stderr and exit status 1; Ctrl-C exits with 130, after training has
-saved its state.
+make become one line on stderr and exit status 1 (a usage mistake names the command, guesses
+the flag meant, and adds the command's short usage: `_Parser`); Ctrl-C exits with 130, after
+training has saved its state.
 """
 
 from __future__ import annotations
