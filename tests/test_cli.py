@@ -121,6 +121,18 @@ BAD_TRAIN = {
                          "val-fraction"),
     "huge seed": (lambda d: [write(d / "ok.txt", b"hello " * 50), "--seed", "9" * 30],
                   "seed must be a whole number between"),
+    "meta device": (lambda d: [write(d / "ok.txt", b"hello " * 50), "--device", "meta"],
+                    "textrnn does not run on device 'meta'; try cpu, cuda, mps or auto"),
+    "rot13": (lambda d: [write(d / "ok.txt", b"hello " * 50), "--encoding", "rot13"],
+              "'rot13' is not a text encoding"),
+    "tiny val fraction": (lambda d: [write(d / "ok.txt", b"hello " * 50), "--val-fraction",
+                                     "1e-9"],
+                          "--val-fraction 1e-09 of 300 characters leaves validation under 2 "
+                          "characters; give a fraction of at least 0.01"),
+    "infinite decay": (lambda d: [write(d / "ok.txt", b"hello " * 50), "--weight-decay", "inf"],
+                       "weight-decay must be a finite number, got inf"),
+    "infinite budget": (lambda d: [write(d / "ok.txt", b"hello " * 50), "--time-budget", "inf"],
+                        "time-budget must be a finite number, got inf"),
 }
 
 
@@ -161,6 +173,7 @@ def test_existing_run_needs_resume_or_overwrite(trained, corpus_file, capsys):
     (["--top-k", "0"], "top-k must be a whole number of at least 1"),
     (["--num-samples", "0"], "from 1 to 1,024"),
     (["--seed", "9" * 30], "seed must be a whole number between -9,007,199,254,740,991 and"),
+    (["--device", "meta"], "textrnn does not run on device 'meta'"),
 ])
 def test_nonsense_sampling_settings(trained, capsys, args, message):
     code, out, err = run(capsys, "sample", trained, *args)
@@ -295,3 +308,44 @@ def test_a_pipe_is_refused_as_a_corpus_or_an_eval_file_instead_of_read_forever(t
         assert code == 1 and "is neither a regular file nor a folder" in err, err
         assert err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["train", "c.txt", "--time-budjet", "5"],
+     "textrnn train: error: unrecognized arguments: --time-budjet 5; did you mean "
+     "--time-budget?"),
+    (["train", "c.txt", "--seed", "abc"],
+     "textrnn train: error: argument --seed: invalid int value: 'abc'"),
+    (["sample", "ck", "--temprature=2"],
+     "textrnn sample: error: unrecognized argument: --temprature=2; did you mean --temperature?"),
+    (["eval", "ck"], "textrnn eval: error: the following arguments are required: file"),
+    (["sweep", "c.txt", "--trails", "3"], "did you mean --trials?"),
+    (["info", "ck", "--jsn"], "textrnn info: error: unrecognized argument: --jsn; did you mean "
+     "--json?"),
+    (["push"], "textrnn push: error: the following arguments are required: run, repo_id"),
+    (["trian", "c.txt"], "did you mean train?"),
+])
+def test_a_usage_mistake_is_one_line_with_a_guess_and_exit_1(capsys, argv, said):
+    code, out, err = run(capsys, *argv)
+    lines = err.splitlines()
+    assert code == 1 and out == "" and len(lines) == 2, err
+    assert said in lines[0]
+    command = " ".join(["textrnn", *argv[:1]]) if argv[0] != "trian" else "textrnn"
+    assert lines[1].startswith(f"usage: {command} [options]") and f"{command} -h" in lines[1]
+
+
+def test_hand_edited_configs_are_one_line_or_read_tolerantly(trained, capsys):
+    path = trained / "config.json"
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps({**config, "training": "a string"}))
+    code, out, err = run(capsys, "info", trained)
+    assert code == 0 and "LSTM" in out and "Traceback" not in err, err
+    path.write_text(json.dumps({**config, "model": {**config["model"], "hidden": 24.0}}))
+    for argv in (["sample", trained, "--length", "5"], ["info", trained]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1 and err.count("\n") == 1 and "hidden is 24.0, not a whole number" in err
+
+
+def test_eval_refuses_a_codec_that_is_not_a_text_encoding(trained, corpus_file, capsys):
+    code, out, err = run(capsys, "eval", trained, corpus_file, "--encoding", "rot13")
+    assert code == 1 and out == "" and err.count("\n") == 1 and "not a text encoding" in err

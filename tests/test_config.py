@@ -205,8 +205,13 @@ def test_a_resume_through_the_api_keeps_what_the_run_was_started_with(corpus_fil
     ("seq_len", 2.5, "seq-len must be a whole number, got 2.5"),
     ("max_steps", "100", "max-steps must be a whole number"),
     ("evals", True, "evals must be a whole number"),
-    ("lr", "fast", "lr must be a number"),
-    ("time_budget", [60], "time-budget must be a number"),
+    ("lr", "fast", "lr must be a finite number"),
+    ("time_budget", [60], "time-budget must be a finite number"),
+    ("weight_decay", float("inf"), "weight-decay must be a finite number, got inf"),
+    ("grad_clip", float("nan"), "grad-clip must be a finite number, got nan"),
+    ("min_lr", float("-inf"), "min-lr must be a finite number"),
+    ("encoding", "rot13", "'rot13' is not a text encoding"),
+    ("device", "meta", "textrnn does not run on device 'meta'"),
 ])
 def test_a_config_field_of_the_wrong_kind_is_named(field, value, said):
     with pytest.raises(ValueError, match=said):

@@ -1,7 +1,11 @@
 """Token files: a corpus read in blocks gives the ids the whole text gives, is cached by its
 content and settings, and is read by training through a memmap with bounded memory."""
 
+import contextlib
+import errno
+import io
 import json
+import os
 import subprocess
 import sys
 
@@ -9,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, make_model
+from conftest import ROOT, TINY, make_model
 from textrnn import Reporter, TrainConfig, corpus, train
 from textrnn.data import read_corpus, split
 from textrnn.evaluate import evaluate_ids
@@ -319,3 +323,48 @@ def test_evaluating_a_big_file_holds_no_file_sized_object(tmp_path):
     # the token file's 24 MB of mapped pages count here; the whole text would be 24 MB as a
     # str, and 96 MB more as code points, before its ids
     assert mb < 100, f"{mb:.0f} MB for a 24 MB file"
+
+
+# --- a full disk, and the leftovers of a preparation that was killed ---
+
+def full_disk(monkeypatch):
+    """os.write raises ENOSPC for token files (*.bin), as a full disk would: fault injection at
+    the one low-level call, the rest of the code path as it runs."""
+    real = os.write
+
+    def write(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".bin"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+    monkeypatch.setattr(os, "write", write)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux's /proc")
+def test_a_full_disk_while_preparing_or_evaluating_names_the_file(tmp_path, monkeypatch,
+                                                                   corpus_file):
+    from textrnn.cli import main
+    cache = tmp_path / "cache"
+    full_disk(monkeypatch)
+    for argv in (["train", str(corpus_file), "--out", str(tmp_path / "r"), "--data-cache",
+                  str(cache)], ["eval", str(ROOT / "checkpoints" / "shakespeare-char-lstm"),
+                                str(corpus_file), "--no-progress"]):
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            assert main(argv) == 1
+        said = err.getvalue()
+        assert said.startswith("textrnn: error: no space left on the device while writing /")
+        assert ".bin; free some" in said and "Errno" not in said and said.count("\n") == 1
+    assert not list(cache.iterdir())  # the half-written token files are gone
+
+
+def test_a_killed_preparations_folder_goes_once_its_owner_is_dead(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    root = tmp_path / "corpora"
+    live = corpus.scratch(root, "abc")  # ours: this process is alive
+    orphan = root / live.name.replace(f"~{os.getpid()}~", f"~{dead.pid}~")
+    orphan.mkdir()
+    (orphan / "train.bin").write_bytes(b"\0" * 1000)
+    cfg = TrainConfig(corpus=str(tmp_path / "c.txt"), data_cache=str(root))
+    (tmp_path / "c.txt").write_text(TINY)
+    corpus.prepare(cfg, log=lambda m: None)
+    assert live.is_dir() and not orphan.exists()

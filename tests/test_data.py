@@ -85,3 +85,13 @@ def test_every_epoch_stays_in_bounds_and_offsets_vary():
         assert int(y.max()) < len(ids)
         # rows never read into the next row's stream
         assert int(y[0, -1]) < b.stream_len + 1
+
+
+def test_a_fraction_that_leaves_no_split_is_blamed_not_the_corpus():
+    with pytest.raises(ValueError, match=r"--val-fraction 1e-09 of 1,000 characters leaves "
+                                         r"validation under 2 characters; give a fraction of "
+                                         r"at least 0.003"):
+        split(torch.arange(1000), 1e-9)
+    with pytest.raises(ValueError, match=r"leaves training under 2 characters; give a fraction "
+                                         r"below 0.997"):
+        split(torch.arange(1000), 0.9999)

@@ -304,3 +304,37 @@ def test_the_thread_count_never_changes_the_text(monkeypatch):
         monkeypatch.setattr(fast, "team_size", size)
         texts.append(lm.generate("ANNA:", 300, seed=3) + "|".join(lm.samples("A", 80, 5, seed=4)))
     assert len(set(texts)) == 1
+
+
+FULL_DISK_CC = """#!/bin/sh
+[ "$1" = --version ] && { echo "cc 1.0"; exit 0; }
+echo "/usr/bin/ld: final link failed: No space left on device" >&2
+echo "collect2: error: ld returned 1 exit status" >&2
+exit 1
+"""
+
+
+def test_a_full_kernel_cache_is_said_as_a_full_disk(monkeypatch, tmp_path):
+    cc = tmp_path / "cc"  # says what gcc says when the disk fills during the link
+    cc.write_text(FULL_DISK_CC)
+    cc.chmod(0o755)
+    monkeypatch.setenv("TEXTRNN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", str(cc))
+    with pytest.raises(OSError, match=r"the disk of the kernel cache .*kernels is full: no "
+                                      r"kernel could be built; free some space") as e:
+        fast._build()
+    assert "collect2" not in str(e.value)
+    assert [p.name for p in (tmp_path / "cache" / "kernels").iterdir()] == []
+
+
+def test_a_symlinked_kernel_library_is_called_a_symlink(monkeypatch, tmp_path):
+    monkeypatch.setenv("TEXTRNN_CACHE", str(tmp_path))
+    fast._build()
+    lib = next((tmp_path / "kernels").glob("*.so"))
+    copy = tmp_path / "elsewhere.so"
+    lib.rename(copy)
+    lib.symlink_to(copy)
+    with pytest.raises(OSError, match=r"\.so is a symbolic link \(to .*elsewhere.so\); no "
+                                      r"kernel is loaded through one") as e:
+        fast._build()
+    assert "not this user's" not in str(e.value)

@@ -104,6 +104,11 @@ def test_the_pruner_stops_a_trial_with_an_absurd_learning_rate(corpus_file, tmp_
     (["--prune-margin", "nan"], "prune margin must be >= 0 and finite, got nan"),
     (["--steps-per-trial", "0"], "--steps-per-trial must be at least 1, got 0"),
     (["--seed", "-1"], "the sweep's seed must be between 0 and 4,294,967,295, got -1"),
+    (["--grid", "hidden=64,1000000"], "--grid hidden=1000000 cannot be trained: hidden must be "
+     "at most 65,536, got 1,000,000"),
+    (["--grid", "dropout=0.2,1"], "--grid dropout=1 cannot be trained: dropout must be in "
+     "[0, 1)"),
+    (["--val-fraction", "2"], "--val-fraction must be between 0 and 1, got 2.0"),
 ])
 def test_bad_settings_get_one_line(corpus_file, tmp_path, capsys, flags, says):
     code, _, err = run(capsys, "sweep", corpus_file, "--out", tmp_path / "sw", *SMALL, *flags)
@@ -124,3 +129,18 @@ def test_without_optuna_the_sweep_says_how_to_get_it(corpus_file, tmp_path, caps
     code, _, err = run(capsys, "sweep", corpus_file, "--out", tmp_path / "sw", *SMALL)
     assert code == 1 and "needs Optuna: pip install optuna matplotlib" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("lrs", [[0.004, 0.006, 0.009], [0.0025, 0.01, 0.04], [0.003, 0.0031]])
+def test_every_panel_of_params_png_has_tick_labels(lrs):
+    pytest.importorskip("matplotlib")
+    records = [{"number": i, "val_loss": 2.0 - i / 10, "pruned": i == 2,
+                "params": {"hidden": 128 + 64 * i, "lr": lr, "dropout": 0.1 * i, "cell": "lstm"}}
+               for i, lr in enumerate(lrs)]
+    fig = sweeps.params_figure(records, ["hidden", "lr", "dropout", "cell"])
+    fig.canvas.draw()
+    for ax in fig.axes:
+        lo, hi = sorted(ax.get_xlim())
+        shown = [label.get_text() for tick, label in zip(ax.get_xticks(), ax.get_xticklabels())
+                 if lo <= tick <= hi and label.get_text()]
+        assert len(shown) >= (1 if ax.get_xlabel() == "cell" else 2), (ax.get_xlabel(), shown)

@@ -162,6 +162,48 @@ def export_zip(run: str | Path, path: str | Path, name: str) -> Path:
     return path
 
 
+MAX_JSON_BYTES = {"config.json": 2**20, "tokenizer.json": 64 * 2**20,  # (far above ours, the
+                  "resume.json": 16 * 2**20}                          # biggest BPE's included)
+MAX_JSON_DEPTH = 32  # ours nest 4 deep; a file nested past Python's recursion limit breaks json
+MAX_WEIGHT_BYTES = 4 * 2**30  # model.safetensors past this (a billion weights) is refused at
+# load: no textrnn run trains near it, and a web page serving several would run out of memory
+
+
+def read_json(file: Path):
+    """A checkpoint's JSON file, parsed: at most MAX_JSON_BYTES of it (a bigger one is not ours),
+    and a document nested too deep to parse (a 2 KB file of 1,000 brackets) refused in one
+    line, like any other broken file, rather than raising RecursionError."""
+    limit = MAX_JSON_BYTES[file.name]
+    with open(file, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{file} is over {limit // 2**20} MiB: not a textrnn {file.name}")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+        deep = file.name != "tokenizer.json" and _depth(doc) > MAX_JSON_DEPTH  # (tokenizers
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:  # are big, and read by HF's parser)
+        raise ValueError(f"{file} is corrupt: {e}") from None
+    except RecursionError:
+        deep = True
+    if deep:
+        raise ValueError(f"{file} is not a valid textrnn {file.name}: it is nested too "
+                         "deep") from None
+    return doc
+
+
+def _depth(doc) -> int:
+    """How deeply lists and objects nest in a parsed JSON document (walked without recursion,
+    so that what uses the document later cannot hit Python's recursion limit either)."""
+    deepest, todo = 0, [(doc, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, (dict, list)):
+            deepest = max(deepest, depth)
+            todo += [(v, depth + 1) for v in (value.values() if isinstance(value, dict)
+                                              else value)]
+    return deepest
+
+
 def read_config(path: str | Path) -> dict:
     """The parsed `config.json` of a checkpoint folder, with its format checked."""
     path = resolve(path)
@@ -169,24 +211,61 @@ def read_config(path: str | Path) -> dict:
         raise FileNotFoundError(f"no such checkpoint: {path}")
     if not path.is_dir() or not is_checkpoint(path):
         raise ValueError(f"{path} is not a textrnn checkpoint (no config.json in it)")
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path / 'config.json'} is corrupt: {e}") from None
+    config = read_json(path / "config.json")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"{path / 'config.json'} is not a textrnn checkpoint config")
     version = config.get("format_version")
+    if type(version) is not int:
+        raise ValueError(f"{path / 'config.json'} has format_version {json.dumps(version)}, a "
+                         f"{_json_type(version)}; this textrnn reads the whole number "
+                         f"{FORMAT_VERSION}")
     if version != FORMAT_VERSION:
         raise ValueError(f"{path} has checkpoint format version {version}, but this textrnn "
                          f"reads version {FORMAT_VERSION}")
     return config
 
 
-def _header(file: Path) -> tuple[dict[str, tuple[int, ...]], dict]:
-    """The tensor shapes and the metadata of a safetensors file, read from its header alone."""
+def _json_type(value) -> str:
+    """What a JSON value is, in JSON's words."""
+    kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "list",
+             dict: "object", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+MODEL_TYPES = {"vocab_size": (int,), "cell": (str,), "embed": (int,), "hidden": (int,),
+               "layers": (int,), "dropout": (int, float), "tie_weights": (bool,)}
+TYPE_NAMES = {(int,): "whole number", (str,): "string", (int, float): "number",
+              (bool,): "boolean"}
+
+
+def model_config(config: dict, file: Path) -> ModelConfig:
+    """The model section of a config.json as a ModelConfig: every field there and of its type
+    (`"hidden": 384.0` is refused by name: sizes are whole numbers)."""
+    m = config.get("model")
+    try:
+        if not isinstance(m, dict):
+            raise ValueError("it is not an object")
+        for name, kind in MODEL_TYPES.items():
+            value = m.get(name)
+            if name not in m or type(value) not in kind:
+                raise ValueError(f"{name} is {json.dumps(value) if name in m else 'missing'}, "
+                                 f"not a {TYPE_NAMES[kind]}")
+        cfg = ModelConfig(**m)
+        if cfg.open_fields():
+            raise ValueError(f"it leaves {', '.join(cfg.open_fields())} unset")
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{file} has a bad model section: {e}") from None
+    return cfg
+
+
+def _header(file: Path) -> tuple[dict[str, tuple[int, ...]], dict, dict[str, str]]:
+    """The tensor shapes, the metadata and the tensor types ("F32", ...) of a safetensors file,
+    read from its header alone."""
     try:
         with safe_open(file, framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}, f.metadata() or {}
+            slices = {k: f.get_slice(k) for k in f.keys()}
+            return ({k: tuple(v.get_shape()) for k, v in slices.items()}, f.metadata() or {},
+                    {k: v.get_dtype() for k, v in slices.items()})
     except (FileNotFoundError, SafetensorError, OSError) as e:
         raise ValueError(f"cannot read {file}: {e}") from None
 
@@ -199,30 +278,36 @@ def _check_same_save(path: Path, config: dict, meta: dict, file: str) -> None:
                          "a save was cut short. Use the run's last/ checkpoint, or retrain")
 
 
-def load(path: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild (model, tokenizer, config) from a checkpoint folder; the model is in eval mode.
+def check_weight_size(file: Path, limit: int | None = MAX_WEIGHT_BYTES) -> int:
+    """The size of a weights file in bytes, or ValueError in one line where it is over `limit`
+    (None: no limit). A web page's catalog can call it with its own, lower limit."""
+    size = file.stat().st_size if file.is_file() else 0
+    if limit is not None and size > limit:
+        raise ValueError(f"{file} is {size / 1e6:,.1f} MB of weights; the limit is "
+                         f"{limit / 1e6:,.1f} MB")
+    return size
 
-    Every size is checked against the weights' header before anything is allocated, and the
-    weights must be finite: a broken or hostile folder is refused in one line."""
+
+def check(path: str | Path, max_weight_bytes: int | None = MAX_WEIGHT_BYTES):
+    """(config, ModelConfig, tokenizer, weights file) of a checkpoint folder, every part
+    checked against the others (the weights by their header alone: no tensor is read). What
+    `load` and `textrnn info` rest on."""
     path = resolve(path)
     config = read_config(path)
     tok_file = path / "tokenizer.json"
     if not tok_file.is_file():
         raise FileNotFoundError(f"checkpoint {path} lacks {tok_file.name}")
     try:
-        tokenizer = tokenizer_from_json(tok_file.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{tok_file} is corrupt: {e}") from None
+        tokenizer = tokenizer_from_json(read_json(tok_file))
+    except ValueError as e:
+        raise ValueError(f"{tok_file} is corrupt: {e}" if str(tok_file) not in str(e)
+                         else str(e)) from None
     weights_file = path / "model.safetensors"
-    shapes, meta = _header(weights_file)
+    check_weight_size(weights_file, max_weight_bytes)
+    shapes, meta, dtypes = _header(weights_file)
     _check_same_save(path, config, meta, weights_file.name)
-    try:
-        cfg = ModelConfig(**config["model"])
-        if cfg.open_fields():
-            raise ValueError(f"it leaves {', '.join(cfg.open_fields())} unset")
-        expected = param_shapes(cfg)  # sizes only: nothing allocated yet
-    except (TypeError, KeyError, ValueError) as e:
-        raise ValueError(f"{path / 'config.json'} has a bad model section: {e}") from None
+    cfg = model_config(config, path / "config.json")
+    expected = param_shapes(cfg)  # sizes only: nothing allocated yet
     if cfg.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"{path}: model vocabulary ({cfg.vocab_size}) does not match "
                          f"the tokenizer's ({tokenizer.vocab_size})")
@@ -233,15 +318,54 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
             raise ValueError(f"{weights_file} does not fit its config: {name} is "
                              f"{shapes.get(name, 'missing')} there, and "
                              f"{expected.get(name, 'not part of the model')} by config.json")
-    weights = load_file(weights_file, device="cpu")  # the header was read: sizes are sound
-    bad = next((k for k, v in weights.items() if not torch.isfinite(v).all()), None)
+    odd = next((k for k, t in dtypes.items() if t != "F32"), None)
+    if odd is not None:  # (loading would convert it: a second copy of the weights)
+        raise ValueError(f"{weights_file} holds {odd} as {dtypes[odd]}; a textrnn checkpoint "
+                         "stores float32 (F32)")
+    return config, cfg, tokenizer, weights_file
+
+
+def _finite(t: torch.Tensor) -> bool:
+    """Whether every value is finite: its least and greatest are (NaN spreads to both). No
+    temporary the tensor's size is made, as torch.isfinite(t).all() would."""
+    low, high = torch.aminmax(t)
+    return bool(torch.isfinite(low) and torch.isfinite(high))
+
+
+def _read_into(file: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Fill `tensors` (float32, contiguous, on the CPU) with their values from a safetensors
+    file that `check` passed, read straight from the file into them: no buffer in between, no
+    conversion. (Parameters mapped from the file instead would sit at unaligned addresses,
+    where matmuls round differently from the model that was saved: a resumed run would no
+    longer match an unbroken one.)"""
+    with open(file, "rb") as f:
+        start = 8 + int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(start - 8))
+        for name, t in tensors.items():
+            begin, end = header[name]["data_offsets"]
+            f.seek(start + begin)
+            if f.readinto(memoryview(t.numpy()).cast("B")) != end - begin:
+                raise ValueError(f"{file} is cut short (in {name})")
+
+
+def load(path: str | Path, device: str | torch.device = "cpu",
+         max_weight_bytes: int | None = MAX_WEIGHT_BYTES):
+    """Rebuild (model, tokenizer, config) from a checkpoint folder; the model is in eval mode.
+
+    Every size is checked against the weights' header before anything is allocated (`check`),
+    and the weights must be finite: a broken or hostile folder is refused in one line. The
+    weights are read from the file straight into the model's parameters: a model takes its
+    file's size in memory, once."""
+    config, cfg, tokenizer, weights_file = check(path, max_weight_bytes)
+    model = RNNLM(cfg)
+    weights = model.state_dict()  # (tensors that share the parameters' memory)
+    if cfg.tie_weights:
+        weights.pop("head.weight")  # the same tensor as embed.weight; the file holds it once
+    _read_into(weights_file, weights)
+    bad = next((k for k, v in weights.items() if not _finite(v)), None)
     if bad is not None:
         raise ValueError(f"{weights_file} holds NaN or infinite values (in {bad}): the run "
                          "that wrote it diverged; use an earlier checkpoint")
-    if cfg.tie_weights:
-        weights["head.weight"] = weights["embed.weight"]
-    model = RNNLM(cfg)
-    model.load_state_dict(weights)
     return model.to(device).eval(), tokenizer, config
 
 
@@ -372,22 +496,33 @@ class Resume:
         return (h, self.tensors["carry.c"].to(device)) if "carry.c" in self.tensors else h
 
 
+def _cut_short(run: Path) -> bool:
+    """Whether a run folder shows a save cut short: a half-written `.last.new/` or a temporary
+    file (see _atomic_write). A folder that was shipped carries neither."""
+    return (run / LAST_NEW).is_dir() or any(run.glob(".*.tmp"))
+
+
 def load_resume(run: str | Path) -> Resume:
     """The resume state of a run folder (or of its `last/` given directly)."""
     path = last_dir(run)
     if not Path(run).is_dir():
         raise FileNotFoundError(f"no such run folder: {run}")
     if not (path / "resume.json").is_file():
-        if is_checkpoint(path):  # the best checkpoint of a first save that was cut short
+        if is_checkpoint(path) and _cut_short(path):  # a best checkpoint, its last/ unwritten
             raise FileNotFoundError(f"{path} holds a checkpoint but no resume state: its "
                                     "first save was cut short. `textrnn sample` can use it; to "
                                     "train, start the run again with --overwrite")
+        if is_checkpoint(path):  # shipped: a zip, a Hub download, a Space's, a copied folder
+            raise FileNotFoundError(f"{path} is a finished checkpoint with no resume state (no "
+                                    "last/): it can be sampled and evaluated, not resumed. To "
+                                    "train, start a new run (another --out), or replace this "
+                                    "one with --overwrite")
         raise FileNotFoundError(f"{path} holds no resume state (resume.json); pass the run "
                                 "folder that `textrnn train` wrote")
     try:
-        info = json.loads((path / "resume.json").read_text(encoding="utf-8"))
+        info = read_json(path / "resume.json")
         tensors = load_file(path / "resume.safetensors", device="cpu")
-        _, meta = _header(path / "resume.safetensors")
+        _, meta, _ = _header(path / "resume.safetensors")
     except (json.JSONDecodeError, UnicodeDecodeError, SafetensorError, OSError, ValueError) as e:
         raise ValueError(f"resume state in {path} is unreadable: {e}") from None
     try:

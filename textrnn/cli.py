@@ -5,15 +5,18 @@ Every flag maps onto one field of `TrainConfig` or `ModelConfig`; a flag left ou
 dataclass default (or, with --resume, the value the run was started with); the model's width,
 layers and dropout, the batch shape and the learning rate default to a choice made from the corpus
 and the budget at the start of the run (plan.py), which is printed. Mistakes a person can
-make become one line on stderr and exit status 1; Ctrl-C exits with 130, after training has
-saved its state.
+make become one line on stderr and exit status 1 (a usage mistake names the command, guesses
+the flag meant, and adds the command's short usage: `_Parser`); Ctrl-C exits with 130, after
+training has saved its state.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import shlex
 import sys
 from dataclasses import fields, replace
@@ -27,8 +30,8 @@ from .config import TrainConfig
 from .dist import Stopped, World
 from .data import corpus_name
 from .hub import locate, origin
-from .lm import load, new_seed
-from .model import CELLS, ModelConfig
+from .lm import load, model_card, new_seed, training_summary
+from .model import CELLS, ModelConfig, num_params
 from .tokenizer import KINDS as TOKENIZERS
 from .report import Terminal
 from .train import train
@@ -128,8 +131,60 @@ def _run_flags(g, d: TrainConfig) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class UsageError(Exception):
+    """A mistake on the command line, said in one line (with a hint) by `_Parser.error`."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that says a mistake in one line, with the command's short usage and a guess at
+    what was meant, and exits with status 1 like every other mistake (argparse's own way is
+    the whole usage block and status 2)."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: error: {message}{_guess(message, self._names())}\n"
+                         f"usage: {self.short_usage()} ({self.prog} -h lists the options)")
+
+    def short_usage(self) -> str:
+        named = [a for a in self._actions if a.option_strings]
+        plain = [a.metavar or a.dest for a in self._actions
+                 if not a.option_strings and not isinstance(a, argparse._SubParsersAction)]
+        sub = [a.metavar for a in self._actions if isinstance(a, argparse._SubParsersAction)]
+        return " ".join([self.prog, *(["[options]"] if named else []), *plain, *sub])
+
+    def _names(self) -> list[str]:
+        """What may be typed here: the options and the subcommands."""
+        return [*self._option_string_actions,
+                *(c for a in self._actions if isinstance(a, argparse._SubParsersAction)
+                  for c in a.choices)]
+
+    def unknown(self, extras: list[str]):
+        flags = [x for x in extras if x.startswith("-")]
+        self.error(f"unrecognized argument{'s' * (len(extras) > 1)}: {' '.join(extras)}"
+                   + (_guess_for(flags[0].split("=")[0], self._names()) if flags else ""))
+
+
+def _guess_for(word: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _guess(message: str, names: list[str]) -> str:
+    """A guess at what an invalid choice meant (argparse 3.11 names the choices, no guess)."""
+    m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    return "" if m is None else _guess_for(m[1], re.findall(r"'([^']*)'", m[2]))
+
+
+def parse(parser: _Parser, argv: list[str]) -> argparse.Namespace:
+    """`argv` parsed; an argument the command does not know is blamed on that command."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subs.choices[args.command].unknown(extras)
+    return args
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(
         prog="textrnn", description="Character- and token-level recurrent language models: "
         "train, sample, evaluate. Run `textrnn COMMAND -h` for each command's options.")
     parser.add_argument("--version", action="version", version=f"textrnn {__version__}")
@@ -361,17 +416,17 @@ def _cmd_info(args) -> int:
     if args.json:
         print(json.dumps(checkpoint.read_config(folder), indent=2, ensure_ascii=False))
         return 0
-    lm = load(folder)
+    config, cfg, _, _ = checkpoint.check(folder)  # every part checked; no weights read
     where = origin(folder)
     print(f"{checkpoint.resolve(folder) if where == str(folder) else where}: {_which(folder)}\n"
-          f"{lm.card()}")
+          f"{model_card(config, num_params(cfg))}")
     return 0
 
 
 def _which(path: Path) -> str:
     """Which checkpoint of a run `path` names: its best, or its latest."""
     def step(p: Path) -> str:
-        steps = checkpoint.read_config(p).get("training", {}).get("steps")
+        steps = training_summary(checkpoint.read_config(p)).get("steps")
         return f"{steps:,}" if isinstance(steps, int) else str(steps)
     where = checkpoint.resolve(path)
     last = checkpoint.last_dir(path)
@@ -408,7 +463,11 @@ def _cmd_serve(argv: list[str]) -> int:
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     serving = argv[:1] == ["serve"]  # the page parses its own flags (and -h)
-    args = None if serving else _build_parser().parse_args(argv)
+    try:
+        args = None if serving else parse(_build_parser(), argv)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return 1
     try:
         if serving:
             return _cmd_serve(argv[1:])

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from .model import ModelConfig
+from .data import text_codec
+from .model import ModelConfig, parse_device
 from .sample import check_seed, is_number, is_whole, quoted
 from .tokenizer import KINDS as TOKENIZERS
 
@@ -86,6 +87,8 @@ class TrainConfig:
         checks = [
             (self.tokenizer in TOKENIZERS,
              f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}"),
+            (0 < self.val_fraction < 1,
+             f"--val-fraction must be between 0 and 1, got {self.val_fraction}"),
             (self.seq_len is None or 1 <= self.seq_len <= MAX_SEQ_LEN,
              f"seq-len must be between 1 and {MAX_SEQ_LEN:,}, got {self.seq_len}; gradients "
              "through longer windows vanish or explode, and memory grows with them (50-200 is "
@@ -119,19 +122,23 @@ class TrainConfig:
             if not ok:
                 raise ValueError(message)
         check_seed(self.seed)
+        text_codec(self.encoding)
+        parse_device(self.device)  # (whether this machine has it is the plan's to say)
 
     def _check_types(self) -> None:
         """Each number field holds a number of its kind (a whole number where one is counted),
-        or ValueError naming the field: TrainConfig(seq_len=2.5) used to pass and fail later."""
+        or ValueError naming the field: TrainConfig(seq_len=2.5) used to pass and fail later,
+        and --weight-decay inf ended in NaN with advice to lower --lr."""
         for f in fields(self):
             value, kind = getattr(self, f.name), str(f.type)
             if value is None or not kind.startswith(("int", "float")):
                 continue
             whole = kind.startswith("int")
-            if (is_whole(value) if whole else is_number(value)):
-                continue
+            if is_whole(value) if whole else is_number(value) and math.isfinite(value):
+                continue  # (a float flag at inf or NaN would pass a range check, or wreck a run)
             raise ValueError(f"{f.name.replace('_', '-')} must be "
-                             f"{'a whole number' if whole else 'a number'}, got {quoted(value)}")
+                             f"{'a whole number' if whole else 'a finite number'}, got "
+                             f"{quoted(value)}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,7 +7,8 @@ Preparing reads the text a block at a time and never holds it whole:
   1. a pass that hashes the files' bytes: with the tokenizer's settings and the split, the key of
      a cache folder (`$TEXTRNN_CACHE/corpora/KEY`, default `~/.cache/textrnn/corpora/KEY`); a
      hit skips the rest, so a second run and `--resume` start at once. Folders are kept until
-     removed by hand (each says its size when made);
+     removed by hand (each says its size when made); the temporary folder of a preparation
+     that was killed is removed by the next one, once its owner process is dead;
   2. a pass that decodes, checks (binary, wrong encoding, empty) and counts the characters, so
      that validation can be the end of the text: `val_fraction` of it, at most `max_val_chars`;
   3. the tokenizer: the characters of the training part (char), nothing (byte), or merges learnt
@@ -21,10 +22,13 @@ A text file is read the way `data.read_corpus` reads it (BOM dropped, "\\r\\n" -
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -68,7 +72,8 @@ class _Writer:
     also starts a new piece at."""
 
     def __init__(self, file: Path, tokenizer, dtype):
-        self.out, self.tokenizer, self.dtype = open(file, "wb"), tokenizer, dtype
+        self.file, self.tokenizer, self.dtype = file, tokenizer, dtype
+        self.fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self.bpe, self.carry, self.n = tokenizer.kind == "bpe", "", 0
 
     def add(self, text: str) -> None:
@@ -87,14 +92,34 @@ class _Writer:
         step = len(text) if self.bpe else ENCODE_CHARS  # BPE's pieces are its own cuts
         for i in range(0, len(text), step):
             ids = self.tokenizer.encode(text[i:i + step]).numpy().astype(self.dtype)
-            self.out.write(ids.tobytes())
+            self._write(memoryview(ids.tobytes()))
             self.n += len(ids)
 
+    def _write(self, data: memoryview) -> None:
+        """All of `data`, in blocks of megabytes (no buffer of ours); a full disk is said in
+        one line that names the file, not as "[Errno 28] No space left on device"."""
+        try:
+            while data:
+                data = data[os.write(self.fd, data):]
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            raise OSError(f"no space left on the device while writing {self.file}; free some, "
+                          "or keep token files on another disk with --data-cache or "
+                          "$TEXTRNN_CACHE") from None
+
+    def shut(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
     def close(self) -> int:
-        if self.carry:
-            self._encode(self.carry)
-            self.carry = ""
-        self.out.close()
+        try:
+            if self.carry:
+                self._encode(self.carry)
+                self.carry = ""
+        finally:
+            self.shut()
         return self.n
 
 
@@ -113,7 +138,7 @@ def encode_file(path, tokenizer, file: Path, encoding: str = "utf-8",
             if progress:
                 progress(done, size)
     except BaseException:
-        out.out.close()
+        out.shut()
         raise
     return _memmap(file, dtype, out.close()), chars
 
@@ -185,12 +210,59 @@ def _size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.iterdir())
 
 
+def scratch(root: Path, name: str) -> Path:
+    """A new temporary folder `.{name}.{owner}.{random}` in `root`, its owner (host, pid and
+    the process's start time) in its name, so that a later preparation can tell a folder left
+    by a killed one from one still being written (`_prune`)."""
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.{_owner(os.getpid())}."))
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _started(pid: int) -> str:
+    """When process `pid` started, in clock ticks since boot (Linux's /proc); "0" where that
+    cannot be read (another system, or no such process)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+def _owner(pid: int) -> str:
+    return f"{_host()}~{pid}~{_started(pid)}"
+
+
+def _orphaned(tmp: Path) -> bool | None:
+    """Whether a temporary folder's owner is dead (True), alive (False), or cannot be told
+    (None: another host, or a folder from before owners were named). A pid that lives on in
+    a process started at another time was reused: its owner is dead."""
+    parts = tmp.name.split(".")  # "", key, owner, random
+    host, pid, started = (parts[2].split("~") + ["", ""])[:3] if len(parts) == 4 else ("", "", "")
+    if host != _host() or not pid.isdigit() or int(pid) < 1:
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's, alive
+        pass
+    now = _started(int(pid))
+    return "0" not in (now, started) and now != started
+
+
 def _prune(root: Path, hours: float = 24) -> None:
-    """Remove the temporary folders of preparations killed part-way (older than `hours`)."""
+    """Remove the temporary folders of preparations killed part-way: at once where their owner
+    is known to be dead, else once they are older than `hours`. A live owner's is kept."""
     import time
     for tmp in root.glob(".*.*") if root.is_dir() else []:
         with contextlib.suppress(OSError):
-            if tmp.is_dir() and time.time() - tmp.stat().st_mtime > hours * 3600:
+            dead = _orphaned(tmp)
+            if tmp.is_dir() and (dead or dead is None and
+                                 time.time() - tmp.stat().st_mtime > hours * 3600):
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -229,8 +301,7 @@ def prepare(cfg, tokenizer=None, log: Callable[[str], None] = print,
     if tokenizer is None:
         tokenizer = _learn(cfg, train_span, log)
     # 4. encode, into a fresh folder swapped in whole
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{folder.name}."))
+    tmp = scratch(root, folder.name)
     try:
         dtype = _dtype(tokenizer.vocab_size)
         n_train, n_val = _encode(cfg, tokenizer, tmp, train_span[1], size, progress)
@@ -312,17 +383,21 @@ def _encode(cfg, tokenizer, folder: Path, boundary: int, size: int,
     train = _Writer(folder / "train.bin", tokenizer, dtype)
     val_out = _Writer(folder / "val.bin", tokenizer, dtype)
     at = 0
-    for text, done in read_blocks(cfg.corpus, cfg.encoding):  # one pass: both parts
-        cut = min(max(boundary - at, 0), len(text))
-        train.add(text[:cut])
-        if not cfg.val_file:
-            val_out.add(text[cut:])
-        at += len(text)
-        progress("encoding", done, size)
-    if cfg.val_file:
-        for text, _ in read_blocks(cfg.val_file, cfg.encoding):
-            val_out.add(text)
-    return train.close(), val_out.close()
+    try:
+        for text, done in read_blocks(cfg.corpus, cfg.encoding):  # one pass: both parts
+            cut = min(max(boundary - at, 0), len(text))
+            train.add(text[:cut])
+            if not cfg.val_file:
+                val_out.add(text[cut:])
+            at += len(text)
+            progress("encoding", done, size)
+        if cfg.val_file:
+            for text, _ in read_blocks(cfg.val_file, cfg.encoding):
+                val_out.add(text)
+        return train.close(), val_out.close()
+    finally:
+        train.shut()
+        val_out.shut()
 
 
 def _swap_in(tmp: Path, folder: Path) -> None:

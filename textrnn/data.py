@@ -66,15 +66,26 @@ def corpus_files(path: str | Path) -> list[Path]:
     return files
 
 
-def _blocks(path: Path, encoding: str) -> Iterator[tuple[str, int]]:
-    """The text of one file, a block at a time: BOM dropped, "\\r\\n" -> "\\n", refused if
-    binary or not in `encoding`: (text, bytes read so far)."""
+def text_codec(encoding: str) -> str:
+    """The codec that reads files in `encoding` (UTF-8 drops a BOM), or ValueError for a name
+    that is no codec, or names one that is not a text encoding (rot13, base64, zlib: Python's
+    codecs that turn text into text or bytes into bytes)."""
     codec = "utf-8-sig" if encoding.replace("-", "").replace("_", "").lower() == "utf8" \
         else encoding
     try:
-        decoder = codecs.getincrementaldecoder(codec)("strict")
+        info = codecs.lookup(codec)
     except LookupError:
         raise ValueError(f"unknown text encoding {encoding!r}") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ValueError(f"{encoding!r} is not a text encoding (it does not turn bytes into "
+                         "text); give one such as utf-8, utf-16 or latin-1")
+    return codec
+
+
+def _blocks(path: Path, encoding: str) -> Iterator[tuple[str, int]]:
+    """The text of one file, a block at a time: BOM dropped, "\\r\\n" -> "\\n", refused if
+    binary or not in `encoding`: (text, bytes read so far)."""
+    decoder = codecs.getincrementaldecoder(text_codec(encoding))("strict")
     done, held_cr = 0, False
     with open(path, "rb") as f:
         while True:
@@ -139,9 +150,15 @@ def val_size(n: int, fraction: float, most: int | None = None) -> int:
     if not 0 < fraction < 1:
         raise ValueError(f"--val-fraction must be between 0 and 1, got {fraction}")
     n_val = min(int(n * fraction), n if most is None else most)
-    if n_val < 2 or n - n_val < 2:
+    if n_val < 2 and n < 20 or n - n_val < 2 and n < 4:  # (20: even a tenth would be < 2)
         raise ValueError(f"corpus too short to split ({n} characters): give at least a "
                          "few hundred characters, or a separate --val-file")
+    if n_val < 2 or n - n_val < 2:  # the corpus could be split: the fraction is the trouble
+        share = 3 / n if n_val < 2 else 1 - 3 / n  # (3: rounded to 3 digits, still enough)
+        raise ValueError(f"--val-fraction {fraction} of {n:,} characters leaves "
+                         f"{'validation' if n_val < 2 else 'training'} under 2 characters; "
+                         f"give a fraction {'of at least' if n_val < 2 else 'below'} "
+                         f"{share:.3g}, or a separate --val-file")
     return n_val
 
 

@@ -32,6 +32,7 @@ line in sample.py that asks for a Stepper, leaves the plain path, same text.
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import os
 import platform
@@ -109,7 +110,11 @@ def _trusted(path: Path) -> bool:
     if not hasattr(os, "getuid"):  # not POSIX: no owners and modes to check
         return True
     st = os.stat(path, follow_symlinks=False)
-    if st.st_uid != os.getuid() or stat.S_ISLNK(st.st_mode):
+    if stat.S_ISLNK(st.st_mode):
+        raise OSError(f"{path} is a symbolic link (to {os.readlink(path)}); no kernel is "
+                      "loaded through one. Remove it, or point TEXTRNN_CACHE at a folder of "
+                      "your own")
+    if st.st_uid != os.getuid():
         raise OSError(f"{path} is not this user's (owner {st.st_uid}); no kernel is loaded "
                       "from it. Point TEXTRNN_CACHE at a folder of your own")
     if st.st_mode & 0o022 and stat.S_ISDIR(st.st_mode):
@@ -134,14 +139,18 @@ def _digest(path: Path) -> str:
 def _compile(cc: str, flags: list[str], out: Path) -> str | None:
     """Build the kernel into `out` and record its hash beside it, each swapped in whole (a
     concurrent build replaces them, never removes them); the compiler's last error line if it
-    fails."""
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-    os.close(fd)
-    fd, tmp_hash = tempfile.mkstemp(suffix=".sha256", dir=out.parent)
-    os.close(fd)
+    fails. A full disk raises OSError saying so (the linker's last line, "collect2: error: ld
+    returned 1 exit status", would hide it)."""
+    tmp = tmp_hash = ""
     try:
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+        os.close(fd)
+        fd, tmp_hash = tempfile.mkstemp(suffix=".sha256", dir=out.parent)
+        os.close(fd)
         proc = subprocess.run([cc, *flags, str(SOURCE), "-o", tmp, "-lm"],
                               capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0 and os.strerror(errno.ENOSPC) in proc.stderr:
+            raise OSError(errno.ENOSPC, "the compiler's")
         if proc.returncode != 0:
             return (proc.stderr.strip().splitlines() or ["?"])[-1]
         os.chmod(tmp, 0o700)
@@ -149,9 +158,14 @@ def _compile(cc: str, flags: list[str], out: Path) -> str | None:
         os.replace(tmp_hash, out.with_suffix(".sha256"))
         os.replace(tmp, out)  # atomic: a concurrent build never sees half a file
         return None
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        raise OSError(f"the disk of the kernel cache {out.parent} is full: no kernel could be "
+                      "built; free some space, or point TEXTRNN_CACHE at another disk") from None
     finally:
-        Path(tmp).unlink(missing_ok=True)
-        Path(tmp_hash).unlink(missing_ok=True)
+        for made in filter(None, (tmp, tmp_hash)):
+            Path(made).unlink(missing_ok=True)
 
 
 def _build() -> ctypes.CDLL:

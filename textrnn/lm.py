@@ -203,8 +203,15 @@ def model_card(config: dict, num_params: int | None = None) -> str:
                                                 else None))
 
 
+def training_summary(config: dict) -> dict:
+    """The training section of a checkpoint's config, or {} where it is not an object (it is
+    only a record for the card: a hand-edited one loses its card lines, not the model)."""
+    tr = config.get("training") if isinstance(config, dict) else None
+    return tr if isinstance(tr, dict) else {}
+
+
 def _card(config: dict, num_params: int | None) -> str:
-    m, t, tr = config.get("model", {}), config.get("tokenizer", {}), config.get("training", {})
+    m, t, tr = config.get("model", {}), config.get("tokenizer", {}), training_summary(config)
     lines = [f"model      {m.get('layers')}-layer {m.get('cell', '?').upper()}, hidden "
              f"{m.get('hidden')}, embedding {m.get('embed')}, dropout {m.get('dropout')}"
              + (", tied weights" if m.get("tie_weights") else "")]

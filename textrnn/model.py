@@ -167,15 +167,26 @@ class RNNLM(nn.Module):
         return logits, loss, state
 
 
+def parse_device(name: str) -> torch.device | None:
+    """The device a name means (None for auto), whether or not this machine has it; ValueError
+    for a name that is no device, or one textrnn does not run on."""
+    if name == "auto":
+        return None
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {name!r}; try cpu, cuda or auto") from None
+    if device.type not in ("cpu", "cuda", "mps"):  # meta, xpu, ...: PyTorch's, not ours
+        raise ValueError(f"textrnn does not run on device {name!r}; try cpu, cuda, mps or auto")
+    return device
+
+
 def pick_device(name: str) -> torch.device:
     """A device from its name (auto: cuda where there is one, else cpu); ValueError for one
     that is unknown or absent."""
-    if name == "auto":
+    device = parse_device(name)
+    if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; try cpu, cuda or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device cuda asked for, but this PyTorch sees no CUDA GPU")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():

@@ -107,6 +107,19 @@ class SweepConfig:
             if not values:
                 raise ValueError(f"--grid {name}= lists no values")
             self.grid[name] = [_value(name, v) for v in values]
+        self._check_trials()
+
+    def _check_trials(self) -> None:
+        """Build the training config of every grid value (and of the settings all trials
+        share) before anything runs: a value train would refuse (hidden past 65,536) is
+        refused here in one line, not recorded as a pruned trial."""
+        _train_config(self, Path(self.out), {})
+        for name, values in self.grid.items():
+            for v in values:
+                try:
+                    _train_config(self, Path(self.out), {name: v})
+                except ValueError as e:
+                    raise ValueError(f"--grid {name}={_fmt(v)} cannot be trained: {e}") from None
 
 
 def _value(name: str, v):
@@ -410,28 +423,9 @@ def _plots(records: list[dict], searched: list[str], out: Path) -> None:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        import matplotlib.ticker
     except ImportError:
         return  # the table says it all; the plots need matplotlib
-    done = [r for r in records if math.isfinite(r["val_loss"])]
-    fig, axes = plt.subplots(1, max(1, len(searched)), figsize=(4 * max(1, len(searched)), 3.2),
-                             squeeze=False)
-    for ax, name in zip(axes[0], searched):
-        for pruned, marker in ((False, "o"), (True, "x")):
-            xs = [r for r in done if r["pruned"] == pruned]
-            ax.scatter([r["params"][name] for r in xs], [r["val_loss"] for r in xs],
-                       marker=marker, label="pruned" if pruned else "finished")
-        base = next((r for r in done if r["number"] == 0), None)
-        if base is not None:
-            ax.scatter([base["params"][name]], [base["val_loss"]], s=120, facecolors="none",
-                       edgecolors="black", label="defaults")
-        ax.set_xlabel(name)
-        if SPACE[name].log:
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    axes[0][0].set_ylabel("best validation, nats/char")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    fig = params_figure(records, searched)
     fig.savefig(out / "params.png", dpi=110)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -448,3 +442,44 @@ def _plots(records: list[dict], searched: list[str], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=110)
     plt.close(fig)
+
+
+def params_figure(records: list[dict], searched: list[str]):
+    """params.png: best validation loss against each searched setting, a panel each."""
+    import matplotlib.pyplot as plt
+    done = [r for r in records if math.isfinite(r["val_loss"])]
+    fig, axes = plt.subplots(1, max(1, len(searched)), figsize=(4 * max(1, len(searched)), 3.2),
+                             squeeze=False)
+    for ax, name in zip(axes[0], searched):
+        for pruned, marker in ((False, "o"), (True, "x")):
+            xs = [r for r in done if r["pruned"] == pruned]
+            ax.scatter([r["params"][name] for r in xs], [r["val_loss"] for r in xs],
+                       marker=marker, label="pruned" if pruned else "finished")
+        base = next((r for r in done if r["number"] == 0), None)
+        if base is not None:
+            ax.scatter([base["params"][name]], [base["val_loss"]], s=120, facecolors="none",
+                       edgecolors="black", label="defaults")
+        ax.set_xlabel(name)
+        _ticks(ax, [r["params"][name] for r in done], SPACE[name].log)
+    axes[0][0].set_ylabel("best validation, nats/char")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _ticks(ax, values: list, log: bool) -> None:
+    """Readable tick labels on a panel's x axis. A log axis labels 1, 2 and 5 times each power
+    of ten (matplotlib labels only the powers, and a learning rate searched from a quarter to
+    4x the default may span none); an axis still left with under two labels in view is
+    labelled at the values tried."""
+    from matplotlib import ticker
+    if log:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    lo, hi = ax.get_xlim()
+    numbers = sorted({v for v in values if isinstance(v, (int, float))})
+    if numbers and sum(lo <= t <= hi for t in ax.get_xticks()) < 2:
+        ax.set_xticks(numbers[::max(1, len(numbers) // 5)])
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))

@@ -345,17 +345,22 @@ def build(kind: str, text: str, vocab_size: int | None = None, log=print):
     return tok
 
 
-def tokenizer_from_json(text: str):
-    """Rebuild whichever tokenizer a `tokenizer.json` describes."""
+def tokenizer_from_json(text: str | dict):
+    """Rebuild whichever tokenizer a `tokenizer.json` describes (its text, or parsed)."""
     try:
-        doc = json.loads(text)
+        doc = json.loads(text) if isinstance(text, str) else text
     except json.JSONDecodeError as e:
         raise ValueError(f"not valid JSON ({e})") from None
+    except RecursionError:
+        raise ValueError("nested too deep to be a tokenizer") from None
     if not isinstance(doc, dict):
         raise ValueError("not a tokenizer description")
     if "kind" not in doc and isinstance(doc.get("model"), dict):
         return BPETokenizer.from_json(doc)  # the Hugging Face format
     classes = {"char": CharTokenizer, "byte": ByteTokenizer}
+    if doc.get("kind") == "bpe":  # a BPE tokenizer is saved in Hugging Face's format, kindless
+        raise ValueError("it says kind 'bpe' but holds no BPE model (a bpe tokenizer.json is "
+                         "the Hugging Face tokenizers format, with a 'model' section)")
     if doc.get("kind") not in classes:
         raise ValueError(f"unknown tokenizer kind {doc.get('kind')!r} (known: {', '.join(KINDS)})")
     return classes[doc["kind"]].from_json(doc)
