@@ -296,3 +296,17 @@ def test_the_page_keeps_every_tab_in_sight_and_short_step_labels(catalog):
     tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tabs)]
     assert [t.overflow_behavior for t in tabs] == ["wrap"]  # not a "..." menu on a phone
     assert PLOT["x_axis_format"] == "~s"  # 1.6k, not 1,600 running into 2,000
+
+
+def test_a_model_past_the_pages_size_limit_is_listed_unavailable_unread(checkpoints, tmp_path):
+    """The page keeps what it loads in memory: weights past MAX_MODEL_BYTES are refused when
+    the folder is first read (a sparse file: nothing of it is read), and said in one line."""
+    from textrnn.web import catalog as module
+    root = tmp_path / "ck"
+    shutil.copytree(checkpoints / "tiny", root / "huge")
+    with open(root / "huge" / "model.safetensors", "r+b") as f:
+        f.truncate(module.MAX_MODEL_BYTES + 1)
+    catalog = Catalog(root)
+    assert catalog.choices() == [("huge (unavailable)", "huge")]
+    said = catalog.card("huge")
+    assert "MB of weights; the limit is 1,073.7 MB" in said and str(tmp_path) not in said

@@ -15,6 +15,16 @@ import gradio as gr
 import pandas as pd
 
 import textrnn
+from textrnn.checkpoint import check_weight_size
+
+MAX_MODEL_BYTES = 2**30  # a model's weights the page serves, at most (1 GiB, 268M weights: the
+# page keeps every model it has loaded in memory, and the shipped ones are 2-8 MB each)
+
+
+def _read(path: Path) -> dict:
+    """A checkpoint's config, after its weights' size is checked against the page's limit."""
+    check_weight_size(path / "model.safetensors", MAX_MODEL_BYTES)
+    return textrnn.read_config(path)
 
 
 class Catalog:
@@ -40,7 +50,7 @@ class Catalog:
         try:
             path = textrnn.locate(name)
             self.entries[name] = {"path": path, "manifest": _manifest(path),
-                                  "config": textrnn.read_config(path)}
+                                  "config": _read(path)}
         except (OSError, ValueError) as e:
             self.entries[name] = {"path": None, "manifest": {}, "error": unavailable(e, name),
                                   "hub": True}
@@ -63,7 +73,7 @@ class Catalog:
                     continue
                 entry = {"path": path, "manifest": _manifest(path)}
                 try:
-                    entry["config"] = textrnn.read_config(path)
+                    entry["config"] = _read(path)
                 except (OSError, ValueError) as e:
                     said = self.entries.get(path.name, {}).get("error")  # logged once
                     entry["error"] = unavailable(e, path.name, path, log=said is None)
