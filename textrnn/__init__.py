@@ -9,7 +9,7 @@
 
 __version__ = "0.1.0"
 
-from .checkpoint import FORMAT_VERSION, export_zip, is_checkpoint, read_config
+from .checkpoint import FORMAT_VERSION, check_weight_size, export_zip, is_checkpoint, read_config
 from .config import TrainConfig
 from .fast import status as kernel_status
 from .hub import locate, origin
@@ -27,7 +27,7 @@ from .train import train
 __all__ = ["CELLS", "CharTokenizer", "FEATURES", "FORMAT_VERSION", "Findings", "Inspection", "LM",
            "MAX_INSPECT_CHARS", "MAX_SEED", "MIN_TEMPERATURE", "ModelConfig", "RNNLM", "Reporter",
            "Settings", "Terminal", "TrainConfig", "TrainRecord", "Unit", "ValRecord",
-           "__version__", "build_space", "export_zip", "find_units", "generate", "is_checkpoint",
-           "kernel_status", "load", "locate", "looks_like_hub_name", "model_card", "new_seed",
-           "origin", "parse_record", "push", "push_space", "read_config", "read_metrics",
-           "sample_next", "train"]
+           "__version__", "build_space", "check_weight_size", "export_zip", "find_units",
+           "generate", "is_checkpoint", "kernel_status", "load", "locate", "looks_like_hub_name",
+           "model_card", "new_seed", "origin", "parse_record", "push", "push_space", "read_config",
+           "read_metrics", "sample_next", "train"]

@@ -15,7 +15,6 @@ import gradio as gr
 import pandas as pd
 
 import textrnn
-from textrnn.checkpoint import check_weight_size
 
 MAX_MODEL_BYTES = 2**30  # a model's weights the page serves, at most (1 GiB, 268M weights: the
 # page keeps every model it has loaded in memory, and the shipped ones are 2-8 MB each)
@@ -23,7 +22,7 @@ MAX_MODEL_BYTES = 2**30  # a model's weights the page serves, at most (1 GiB, 26
 
 def _read(path: Path) -> dict:
     """A checkpoint's config, after its weights' size is checked against the page's limit."""
-    check_weight_size(path / "model.safetensors", MAX_MODEL_BYTES)
+    textrnn.check_weight_size(path / "model.safetensors", MAX_MODEL_BYTES)
     return textrnn.read_config(path)
 
 
