@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 from .checkpoint import FORMAT_VERSION, check_weight_size, export_zip, is_checkpoint, read_config
 from .config import TrainConfig
+from .data import looks_like_utf16
 from .fast import status as kernel_status
 from .hub import locate, origin
 from .hub import looks_like_name as looks_like_hub_name
@@ -29,5 +30,5 @@ __all__ = ["CELLS", "CharTokenizer", "FEATURES", "FORMAT_VERSION", "Findings", "
            "Settings", "Terminal", "TrainConfig", "TrainRecord", "Unit", "ValRecord",
            "__version__", "build_space", "check_weight_size", "export_zip", "find_units",
            "generate", "is_checkpoint", "kernel_status", "load", "locate", "looks_like_hub_name",
-           "model_card", "new_seed", "origin", "parse_record", "push", "push_space", "read_config",
-           "read_metrics", "sample_next", "train"]
+           "looks_like_utf16", "model_card", "new_seed", "origin", "parse_record", "push",
+           "push_space", "read_config", "read_metrics", "sample_next", "train"]

@@ -39,14 +39,20 @@ def cache_root() -> Path:
     return Path(os.environ.get("TEXTRNN_CACHE") or Path.home() / ".cache" / "textrnn")
 
 
+def looks_like_utf16(head: bytes) -> bool:
+    """Whether a file's first bytes look like UTF-16: its byte order mark, or NULs on one side
+    of the byte pairs only (an ASCII-range character's high byte)."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    odd, even, half = head[1::2].count(0), head[0::2].count(0), len(head) // 2
+    return max(odd, even) > half // 2 and min(odd, even) <= half // 20
+
+
 def check_not_binary(path: Path, head: bytes, encoding: str) -> None:
     """Refuse a file whose first bytes hold NULs (unless the encoding expects them), naming
     UTF-16 when it looks like it."""
     if b"\x00" in head and "16" not in encoding and "32" not in encoding:
-        odd, even = head[1::2].count(0), head[0::2].count(0)  # UTF-16's NULs take one side
-        half = len(head) // 2
-        if head[:2] in (b"\xff\xfe", b"\xfe\xff") or \
-                max(odd, even) > half // 2 and min(odd, even) <= half // 20:
+        if looks_like_utf16(head):
             raise ValueError(f"{path} looks like UTF-16 text; read it with --encoding utf-16")
         raise ValueError(f"{path} looks like a binary file (it holds NUL bytes), not text")
 

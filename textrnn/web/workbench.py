@@ -74,7 +74,7 @@ def check_text(data: bytes | str) -> str:
         raise too_large("The text", len(data))
     if not data.strip():
         raise Refused("The text is empty.")
-    if _utf16(data[:4096]):  # as the command line says it (textrnn.data)
+    if textrnn.looks_like_utf16(data[:4096]):  # as the command line says it
         raise Refused("That file looks like UTF-16 text; save it as UTF-8 and upload it again.")
     if b"\0" in data:
         raise Refused("That looks like a binary file (it has NUL bytes); upload plain text.")
@@ -104,14 +104,6 @@ def _check_paste(text: str) -> None:
         raise Refused(f"The pasted text has half of a character at character {e.start + 1:,} "
                       f"(U+{ord(text[e.start]):04X}, a lone surrogate); paste it again "
                       "whole.") from None
-
-
-def _utf16(head: bytes) -> bool:
-    """Whether bytes look like UTF-16: its byte order mark, or NULs on one side only."""
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return True
-    odd, even, half = head[1::2].count(0), head[0::2].count(0), len(head) // 2
-    return max(odd, even) > half // 2 and min(odd, even) <= half // 20
 
 
 @dataclass
