@@ -213,37 +213,39 @@ static void rms_norm(float *restrict out, const float *restrict x, const float *
 
 /* One minGRU or minLSTM layer for units [j0, j1) of every stream, from gx (its projection):
  * h_new = a * h_old + b (minrnn.py), and the residual stream's next value x_out = x_in + h_new
- * (or h_new alone where the layer changes the width). */
-static void min_update(const Net *net, float *restrict h_new, const float *restrict h_old,
-                       const float *const *x_in, float *restrict x_out, int residual,
-                       int j0, int j1)
+ * (or h_new alone where the layer changes the width). The loops vectorise. */
+static void min_update(const Net *net, float *h_new, const float *h_old,
+                       const float *const *x_in, float *x_out, int residual, int j0, int j1)
 {
     const int H = net->hidden_p, G = gates_of(net->cell), GH = G * H, B = net->batch;
-    const int Hs = net->hidden;
+    const int Hs = net->hidden, gru = net->cell == MINGRU;
     for (int b = 0; b < B; b++) {
-        const float *k = net->gx + (size_t)b * GH, *kh = k + (G - 1) * H, *xi = x_in[b];
-        float *hn = h_new + (size_t)b * Hs, *xo = x_out + (size_t)b * Hs;
-        const float *ho = h_old + (size_t)b * Hs;
-        for (int j = j0; j < j1; j++) {
-            float a, z;  /* the decay a, and z = 1 - a, which scales the input */
-            if (net->cell == MINGRU) {
-                a = sigmoid(-k[j]);
-                z = sigmoid(k[j]);
-            } else {
+        const float *restrict k = net->gx + (size_t)b * GH, *restrict kh = k + (G - 1) * H;
+        const float *restrict ho = h_old + (size_t)b * Hs;
+        float *restrict hn = h_new + (size_t)b * Hs;
+        if (gru)
+            for (int j = j0; j < j1; j++) {
+                float g = kh[j] >= 0.0f ? kh[j] + 0.5f : sigmoid(kh[j]);
+                hn[j] = sigmoid(-k[j]) * ho[j] + sigmoid(k[j]) * g;
+            }
+        else
+            for (int j = j0; j < j1; j++) {
                 /* a = sigmoid(softplus(-k_i) - softplus(-k_f)) = (1 + e^v) / (2 + e^u + e^v),
-                 * u = -k_f, v = -k_i; scaled by e^-m, m = max(u, v, 0), so no exp overflows */
+                 * u = -k_f, v = -k_i; scaled by e^-m, m = max(u, v, 0), so no exp overflows;
+                 * 1 - a, which scales the input, likewise */
                 float u = -k[j], v = -k[H + j], m = u > v ? u : v;
                 m = m > 0.0f ? m : 0.0f;
                 float em = exp_gate(-m), eu = exp_gate(u - m), ev = exp_gate(v - m);
                 float d = 1.0f / (2.0f * em + eu + ev);
-                a = (em + ev) * d;
-                z = (em + eu) * d;
+                float g = kh[j] >= 0.0f ? kh[j] + 0.5f : sigmoid(kh[j]);
+                hn[j] = (em + ev) * d * ho[j] + (em + eu) * d * g;
             }
-            float g = kh[j] >= 0.0f ? kh[j] + 0.5f : sigmoid(kh[j]);
-            float h = a * ho[j] + z * g;
-            hn[j] = h;
-            xo[j] = residual ? xi[j] + h : h;
-        }
+        float *restrict xo = x_out + (size_t)b * Hs;
+        const float *restrict xi = x_in[b];
+        if (residual)
+            for (int j = j0; j < j1; j++) xo[j] = xi[j] + hn[j];
+        else
+            memcpy(xo + j0, hn + j0, sizeof(float) * (j1 - j0));
     }
 }
 
