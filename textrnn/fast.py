@@ -10,8 +10,8 @@ per-token table when that table is small.
     tokens = stepper.run(logits, state, uniforms)           # (steps, batch), as Plain.run
 
 It changes speed, not samples: it draws the same uniforms from the caller's generator and
-applies the same sampling rule as `sample.sample_next`. Its logits agree with PyTorch's to about
-1e-7 (sums run in another order), so the text is the same unless a uniform falls within that
+applies the same sampling rule as `sample.sample_next`. Its logits agree with PyTorch's to 1e-7 to
+a few 1e-6 (sums run in another order), so the text is the same unless a uniform falls within that
 distance of a boundary between two tokens' shares (about one draw in a few million), after which
 the two texts go their own ways. tests/test_fast.py checks both.
 
