@@ -83,14 +83,17 @@ def test_threads_and_runs_of_steps_keep_state_and_logits_exact(cell, threads, ba
 @pytest.mark.parametrize("table", [True, False], ids=["table", "embedding"])
 @pytest.mark.parametrize("batch", [1, 6])
 @pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("embed,layers", [(50, 2), (13, 1)], ids=["residual", "narrow"])
 @pytest.mark.parametrize("cell", MIN_CELLS)
-def test_min_cells_add_the_residual_to_layer_0_where_widths_agree(cell, threads, batch, table,
-                                                                   monkeypatch):
+def test_min_cells_with_and_without_the_residual_on_layer_0(cell, embed, layers, threads, batch,
+                                                             table, monkeypatch):
     """embed == hidden: layer 0's output joins the embedding in the residual stream, which the
-    kernel keeps beside the state (two layers: the stream ends in the other of its buffers)."""
+    kernel keeps beside the state, in one of two buffers by turns (two layers: it ends in the
+    other buffer than one layer leaves it in). embed != hidden, one layer: no residual, and the
+    head reads layer 0's output."""
     if not table:
         monkeypatch.setattr(fast, "MAX_TABLE_BYTES", 0)
-    model = odd_model(cell, embed=50, layers=2)
+    model = odd_model(cell, embed=embed, layers=layers)
     assert (fast.weights(model).net.table is not None) == table
     _check_runs_of_steps(model, cell, threads, batch)
 
