@@ -1,5 +1,5 @@
-/* textrnn's generation kernel: whole runs of sampling steps for a stacked LSTM, GRU or vanilla
- * RNN language model, with no Python and no PyTorch dispatch between steps.
+/* textrnn's generation kernel: whole runs of sampling steps for a stacked LSTM, GRU, vanilla
+ * RNN, minGRU or minLSTM language model, with no Python and no PyTorch dispatch between steps.
  *
  * One call runs `steps` steps for B streams. Each step samples a token per stream from the
  * current logits (the same rule as sample.py's `sample_next`, driven by uniforms the caller drew
@@ -10,7 +10,10 @@
  *
  * Gate pre-activations use the same weights as torch.nn.LSTM/GRU/RNN (gate order i,f,g,o for
  * LSTM and r,z,n for GRU); sums run in a different order, so logits agree with PyTorch's to
- * about 1e-7, not bit for bit. fast.py compiles this file with the system C compiler, once per
+ * about 1e-7, not bit for bit. minGRU and minLSTM (minrnn.py's MinStack) have no W_hh: each
+ * layer is an RMSNorm of the residual stream, one projection of it into [k_z, k_h] or
+ * [k_f, k_i, k_h], and h = a * h + b per unit; the stream adds h where the widths agree, and
+ * a last RMSNorm feeds the head. fast.py compiles this file with the system C compiler, once per
  * machine, and falls back to the plain PyTorch path when it cannot.
  */
 #include <math.h>
@@ -23,7 +26,7 @@
 #endif
 
 #define MAX_LAYERS 16
-enum { LSTM = 0, GRU = 1, RNN_TANH = 2, RNN_RELU = 3 };
+enum { LSTM = 0, GRU = 1, RNN_TANH = 2, RNN_RELU = 3, MINGRU = 4, MINLSTM = 5 };
 
 typedef struct {
     /* model; Hp and Vp are hidden and vocab rounded up to whole panels of 16 */
@@ -33,6 +36,10 @@ typedef struct {
     const float *w_ih[MAX_LAYERS], *w_hh[MAX_LAYERS];  /* packed: G*Hp/16 panels each */
     const float *b_ih[MAX_LAYERS], *b_hh[MAX_LAYERS];  /* G*Hp */
     const float *w_out, *b_out;          /* packed: Vp/16 panels of H; Vp */
+    /* minGRU and minLSTM: w_ih, b_ih hold each layer's projection (w_hh, b_hh unused) */
+    const float *norm_w[MAX_LAYERS];     /* each layer's RMSNorm weight: E for layer 0, else H */
+    const float *norm_out;               /* the RMSNorm before the head: H */
+    float eps;                           /* the RMSNorms' epsilon */
     /* sampling */
     float temperature;                   /* 0 = argmax */
     int32_t top_k;                       /* 0 = off */
@@ -44,7 +51,8 @@ typedef struct {
     int32_t *state;                      /* B: each stream's UTF-8 state, updated in place */
     /* state and scratch, allocated by the caller */
     float *h, *h_alt, *c;                /* L x B x H each; c only for LSTM */
-    float *gx, *gh;                      /* B x G*Hp */
+    float *res;                          /* minGRU/minLSTM: 2 x B x H, the residual stream */
+    float *gx, *gh;                      /* B x G*Hp (gh unused by minGRU and minLSTM) */
     float *logits, *logits_p;            /* B x V (in and out), B x Vp (scratch) */
 } Net;
 
@@ -144,7 +152,11 @@ static inline float exp_gate(float x) {
 static inline float sigmoid(float x) { return 1.0f / (1.0f + exp_gate(-x)); }
 static inline float tanh_gate(float x) { return 1.0f - 2.0f / (exp_gate(2.0f * x) + 1.0f); }
 
-static int gates_of(int cell) { return cell == LSTM ? 4 : cell == GRU ? 3 : 1; }
+static int gates_of(int cell) {
+    return cell == LSTM ? 4 : cell == GRU || cell == MINLSTM ? 3 : cell == MINGRU ? 2 : 1;
+}
+
+static int is_min(int cell) { return cell == MINGRU || cell == MINLSTM; }
 
 /* One layer for hidden units [j0, j1) of every stream: h_new (and c, in place) from gx, gh. */
 static void cell_update(const Net *net, float *restrict h_new, const float *restrict h_old,
@@ -182,6 +194,58 @@ static void cell_update(const Net *net, float *restrict h_new, const float *rest
                 hn[j] = v > 0.0f ? v : 0.0f;
             }
         }
+    }
+}
+
+/* torch.nn.RMSNorm of one row of n: x * rsqrt(mean(x^2) + eps) * w, the squares summed in 8
+ * lanes (the order is fixed, so every thread gets the same row). */
+static void rms_norm(float *restrict out, const float *restrict x, const float *restrict w,
+                     int n, float eps)
+{
+    v8 acc = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) acc += load8(x + i) * load8(x + i);
+    float ss = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++) ss += x[i] * x[i];
+    const float r = 1.0f / sqrtf(ss / (float)n + eps);
+    for (i = 0; i < n; i++) out[i] = x[i] * r * w[i];
+}
+
+/* One minGRU or minLSTM layer for units [j0, j1) of every stream, from gx (its projection):
+ * h_new = a * h_old + b (minrnn.py), and the residual stream's next value x_out = x_in + h_new
+ * (or h_new alone where the layer changes the width). The loops vectorise. */
+static void min_update(const Net *net, float *h_new, const float *h_old,
+                       const float *const *x_in, float *x_out, int residual, int j0, int j1)
+{
+    const int H = net->hidden_p, G = gates_of(net->cell), GH = G * H, B = net->batch;
+    const int Hs = net->hidden, gru = net->cell == MINGRU;
+    for (int b = 0; b < B; b++) {
+        const float *restrict k = net->gx + (size_t)b * GH, *restrict kh = k + (G - 1) * H;
+        const float *restrict ho = h_old + (size_t)b * Hs;
+        float *restrict hn = h_new + (size_t)b * Hs;
+        if (gru)
+            for (int j = j0; j < j1; j++) {
+                float g = kh[j] >= 0.0f ? kh[j] + 0.5f : sigmoid(kh[j]);
+                hn[j] = sigmoid(-k[j]) * ho[j] + sigmoid(k[j]) * g;
+            }
+        else
+            for (int j = j0; j < j1; j++) {
+                /* a = sigmoid(softplus(-k_i) - softplus(-k_f)) = (1 + e^v) / (2 + e^u + e^v),
+                 * u = -k_f, v = -k_i; scaled by e^-m, m = max(u, v, 0), so no exp overflows;
+                 * 1 - a, which scales the input, likewise */
+                float u = -k[j], v = -k[H + j], m = u > v ? u : v;
+                m = m > 0.0f ? m : 0.0f;
+                float em = exp_gate(-m), eu = exp_gate(u - m), ev = exp_gate(v - m);
+                float d = 1.0f / (2.0f * em + eu + ev);
+                float g = kh[j] >= 0.0f ? kh[j] + 0.5f : sigmoid(kh[j]);
+                hn[j] = (em + ev) * d * ho[j] + (em + eu) * d * g;
+            }
+        float *restrict xo = x_out + (size_t)b * Hs;
+        const float *restrict xi = x_in[b];
+        if (residual)
+            for (int j = j0; j < j1; j++) xo[j] = xi[j] + hn[j];
+        else
+            memcpy(xo + j0, hn + j0, sizeof(float) * (j1 - j0));
     }
 }
 
@@ -273,14 +337,73 @@ static int64_t sample_row(const Net *net, const float *z, double u, const uint8_
     return last;
 }
 
+/* --- one layer, for this thread's panels [p0, p1) of hidden units (units [j0, j1)) --- */
+
+/* gx = x @ W_ih[l].T + b_ih[l] for this thread's panels of every gate group: from the folded
+ * table for layer 0 where there is one, else from the rows xr (B of them, `in` long). */
+static void project(const Net *net, int l, const int64_t *tok, const float *const *xr, int in,
+                    int p0, int p1)
+{
+    const int Hp = net->hidden_p, G = gates_of(net->cell), GH = G * Hp, P = PANEL;
+    if (l == 0 && net->table) {
+        for (int b = 0; b < net->batch; b++)
+            for (int g = 0; g < G; g++)
+                memcpy(net->gx + (size_t)b * GH + g * Hp + p0 * P,
+                       net->table + tok[b] * GH + g * Hp + p0 * P, 4 * (p1 - p0) * P);
+        return;
+    }
+    for (int g = 0; g < G; g++)
+        gemm_panels(net->gx + g * Hp, GH, net->w_ih[l] + (size_t)g * Hp * in,
+                    net->b_ih[l] + g * Hp, p0, p1, xr, net->batch, in);
+}
+
+/* An LSTM, GRU or vanilla RNN layer: its input is the layer below's new state (layer 0: the
+ * embedding), and its own old state goes through W_hh. */
+static void classic_layer(const Net *net, int l, const int64_t *tok, const float *h_old,
+                          float *h_new, const float *nxt, const float **xr, int p0, int p1)
+{
+    const int B = net->batch, H = net->hidden, Hp = net->hidden_p, G = gates_of(net->cell);
+    const int in = l == 0 ? net->embed : H, j1 = p1 * PANEL < H ? p1 * PANEL : H;
+    float *c = net->cell == LSTM ? net->c + (size_t)l * B * H : NULL;
+    for (int b = 0; b < B; b++)
+        xr[b] = l == 0 ? net->emb + tok[b] * in : nxt + ((size_t)(l - 1) * B + b) * H;
+    project(net, l, tok, xr, in, p0, p1);
+    for (int b = 0; b < B; b++) xr[b] = h_old + (size_t)b * H;
+    for (int g = 0; g < G; g++)
+        gemm_panels(net->gh + g * Hp, G * Hp, net->w_hh[l] + (size_t)g * Hp * H,
+                    net->b_hh[l] + g * Hp, p0, p1, xr, B, H);
+    cell_update(net, h_new, h_old, c, p0 * PANEL, j1);
+}
+
+/* A minGRU or minLSTM layer: its input is the residual stream x_l (layer 0: the embedding),
+ * which lives in res[l & 1] while this layer writes x_{l+1} into res[(l + 1) & 1]. The RMSNorm
+ * needs a whole row, so each thread normalises every row itself into its own xn (B x In): a
+ * few hundred multiply-adds a row, and no barrier. xr and xi hold B row pointers each. */
+static void min_layer(const Net *net, int l, const int64_t *tok, const float *h_old,
+                      float *h_new, const float **xr, const float **xi, float *xn, int p0,
+                      int p1)
+{
+    const int B = net->batch, H = net->hidden, in = l == 0 ? net->embed : H;
+    const float *x = net->res + (size_t)(l & 1) * B * H;
+    for (int b = 0; b < B; b++) xi[b] = l == 0 ? net->emb + tok[b] * in : x + (size_t)b * H;
+    if (!(l == 0 && net->table))
+        for (int b = 0; b < B; b++) {
+            rms_norm(xn + (size_t)b * in, xi[b], net->norm_w[l], in, net->eps);
+            xr[b] = xn + (size_t)b * in;
+        }
+    project(net, l, tok, xr, in, p0, p1);
+    min_update(net, h_new, h_old, xi, net->res + (size_t)((l + 1) & 1) * B * H, in == H,
+               p0 * PANEL, p1 * PANEL < H ? p1 * PANEL : H);
+}
+
 /* Run `steps` steps; tokens (steps x B) receives the samples; u (steps x B) holds uniforms in
  * [0, 1). On return net->h (and c) hold the state after the last token, net->logits the logits
  * that follow it. Returns 0, or -1 if scratch memory could not be allocated. */
 int textrnn_run(Net *net, int steps, const double *u, int64_t *tokens)
 {
     const int L = net->layers, H = net->hidden, Hp = net->hidden_p, B = net->batch;
-    const int V = net->vocab, Vp = net->vocab_p, P = PANEL;
-    const int G = gates_of(net->cell), GH = G * Hp, NP = Hp / P, NPV = Vp / P;
+    const int V = net->vocab, Vp = net->vocab_p, P = PANEL, NP = Hp / P, NPV = Vp / P;
+    const int min = is_min(net->cell), width = net->embed > H ? net->embed : H;
     const size_t LBH = (size_t)L * B * H;
     int threads = net->threads > 0 ? net->threads : 1;
     if (threads > NP) threads = NP;
@@ -299,12 +422,12 @@ int textrnn_run(Net *net, int steps, const double *u, int64_t *tokens)
         /* this thread's panels: of hidden units in every layer, and of the vocabulary */
         const int p0 = NP * t / nt, p1 = NP * (t + 1) / nt;
         const int q0 = NPV * t / nt, q1 = NPV * (t + 1) / nt;
-        const int j0 = p0 * P, j1 = p1 * P < H ? p1 * P : H;
-        const float **xr = malloc(sizeof(float *) * B);
+        const float **xr = malloc(sizeof(float *) * 2 * B), **xi = xr + B;
+        float *xn = min ? malloc(sizeof(float) * B * width) : NULL;
         float *s = malloc(sizeof(float) * V);
         double *e = malloc(sizeof(double) * V);
         Pair *pairs = malloc(sizeof(Pair) * V);
-        if (!xr || !s || !e || !pairs) {
+        if (!xr || (min && !xn) || !s || !e || !pairs) {
 #pragma omp atomic write
             failed = 1;
         }
@@ -330,33 +453,22 @@ int textrnn_run(Net *net, int steps, const double *u, int64_t *tokens)
 #pragma omp barrier
             for (int l = 0; l < L; l++) {
                 float *h_old = cur + (size_t)l * B * H, *h_new = nxt + (size_t)l * B * H;
-                float *c = net->cell == LSTM ? net->c + (size_t)l * B * H : NULL;
-                int in = l == 0 ? net->embed : H;
-                if (l == 0 && net->table) {
-                    for (int b = 0; b < B; b++)
-                        for (int g = 0; g < G; g++)
-                            memcpy(net->gx + (size_t)b * GH + g * Hp + j0,
-                                   net->table + tok[b] * GH + g * Hp + j0, 4 * (p1 - p0) * P);
-                } else {
-                    for (int b = 0; b < B; b++)
-                        xr[b] = l == 0 ? net->emb + tok[b] * in
-                                       : nxt + ((size_t)(l - 1) * B + b) * H;
-                    for (int g = 0; g < G; g++)
-                        gemm_panels(net->gx + g * Hp, GH, net->w_ih[l] + (size_t)g * Hp * in,
-                                    net->b_ih[l] + g * Hp, p0, p1, xr, B, in);
-                }
-                for (int b = 0; b < B; b++) xr[b] = h_old + (size_t)b * H;
-                for (int g = 0; g < G; g++)
-                    gemm_panels(net->gh + g * Hp, GH, net->w_hh[l] + (size_t)g * Hp * H,
-                                net->b_hh[l] + g * Hp, p0, p1, xr, B, H);
-                cell_update(net, h_new, h_old, c, j0, j1);
+                if (min)
+                    min_layer(net, l, tok, h_old, h_new, xr, xi, xn, p0, p1);
+                else
+                    classic_layer(net, l, tok, h_old, h_new, nxt, xr, p0, p1);
 #pragma omp barrier
             }
-            for (int b = 0; b < B; b++) xr[b] = nxt + ((size_t)(L - 1) * B + b) * H;
+            for (int b = 0; b < B; b++) {  /* the head's input: the top layer's output */
+                const float *top = min ? net->res + ((size_t)(L & 1) * B + b) * H
+                                       : nxt + ((size_t)(L - 1) * B + b) * H;
+                if (min) rms_norm(xn + (size_t)b * H, top, net->norm_out, H, net->eps);
+                xr[b] = min ? xn + (size_t)b * H : top;
+            }
             gemm_panels(lg, Vp, net->w_out, net->b_out, q0, q1, xr, B, H);
 #pragma omp barrier
         }
-        free(xr); free(s); free(e); free(pairs);
+        free(xr); free(xn); free(s); free(e); free(pairs);
     }
     if (failed) return -1;
     if (steps & 1) memcpy(net->h, net->h_alt, sizeof(float) * LBH);
@@ -370,16 +482,18 @@ int textrnn_run(Net *net, int steps, const double *u, int64_t *tokens)
 int textrnn_layout(int64_t *out, int n)
 {
     const int64_t v[] = {
-        sizeof(Net), MAX_LAYERS, PANEL, LSTM, GRU, RNN_TANH, RNN_RELU,
+        sizeof(Net), MAX_LAYERS, PANEL, LSTM, GRU, RNN_TANH, RNN_RELU, MINGRU, MINLSTM,
         offsetof(Net, cell), offsetof(Net, layers), offsetof(Net, hidden), offsetof(Net, embed),
         offsetof(Net, vocab), offsetof(Net, batch), offsetof(Net, threads),
         offsetof(Net, hidden_p), offsetof(Net, vocab_p), offsetof(Net, table), offsetof(Net, emb),
         offsetof(Net, w_ih), offsetof(Net, w_hh), offsetof(Net, b_ih), offsetof(Net, b_hh),
-        offsetof(Net, w_out), offsetof(Net, b_out), offsetof(Net, temperature),
+        offsetof(Net, w_out), offsetof(Net, b_out), offsetof(Net, norm_w),
+        offsetof(Net, norm_out), offsetof(Net, eps), offsetof(Net, temperature),
         offsetof(Net, top_k), offsetof(Net, top_p), offsetof(Net, banned),
         offsetof(Net, n_banned), offsetof(Net, allowed), offsetof(Net, next_state),
         offsetof(Net, state), offsetof(Net, h), offsetof(Net, h_alt), offsetof(Net, c),
-        offsetof(Net, gx), offsetof(Net, gh), offsetof(Net, logits), offsetof(Net, logits_p),
+        offsetof(Net, res), offsetof(Net, gx), offsetof(Net, gh), offsetof(Net, logits),
+        offsetof(Net, logits_p),
     };
     const int count = (int)(sizeof v / sizeof v[0]);
     for (int i = 0; i < count && i < n; i++) out[i] = v[i];

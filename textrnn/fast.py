@@ -10,8 +10,8 @@ per-token table when that table is small.
     tokens = stepper.run(logits, state, uniforms)           # (steps, batch), as Plain.run
 
 It changes speed, not samples: it draws the same uniforms from the caller's generator and
-applies the same sampling rule as `sample.sample_next`. Its logits agree with PyTorch's to about
-1e-7 (sums run in another order), so the text is the same unless a uniform falls within that
+applies the same sampling rule as `sample.sample_next`. Its logits agree with PyTorch's to 1e-7 to
+a few 1e-6 (sums run in another order), so the text is the same unless a uniform falls within that
 distance of a boundary between two tokens' shares (about one draw in a few million), after which
 the two texts go their own ways. tests/test_fast.py checks both.
 
@@ -48,13 +48,15 @@ from pathlib import Path
 import torch
 
 from .data import cache_root
+from .minrnn import MIN_CELLS
 from .model import GATES
 
 SOURCE = Path(__file__).with_name("_kernel.c")
 MAX_LAYERS = 16                    # as in _kernel.c
 MAX_TABLE_BYTES = 64 * 2**20       # fold layer 0 into a per-token table up to this size
 PANEL = 16                         # as in _kernel.c
-CELLS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}  # as _kernel.c's enum (checked)
+CELLS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3,  # as _kernel.c's enum (checked)
+         "mingru": 4, "minlstm": 5}
 
 
 class Net(ctypes.Structure):
@@ -64,12 +66,14 @@ class Net(ctypes.Structure):
         ("w_ih", ctypes.c_void_p * MAX_LAYERS), ("w_hh", ctypes.c_void_p * MAX_LAYERS),
         ("b_ih", ctypes.c_void_p * MAX_LAYERS), ("b_hh", ctypes.c_void_p * MAX_LAYERS),
         ("w_out", ctypes.c_void_p), ("b_out", ctypes.c_void_p),
+        ("norm_w", ctypes.c_void_p * MAX_LAYERS), ("norm_out", ctypes.c_void_p),
+        ("eps", ctypes.c_float),
         ("temperature", ctypes.c_float), ("top_k", ctypes.c_int32), ("top_p", ctypes.c_double),
         ("banned", ctypes.c_void_p), ("n_banned", ctypes.c_int32),
         ("allowed", ctypes.c_void_p), ("next_state", ctypes.c_void_p), ("state", ctypes.c_void_p),
         ("h", ctypes.c_void_p), ("h_alt", ctypes.c_void_p), ("c", ctypes.c_void_p),
-        ("gx", ctypes.c_void_p), ("gh", ctypes.c_void_p), ("logits", ctypes.c_void_p),
-        ("logits_p", ctypes.c_void_p),
+        ("res", ctypes.c_void_p), ("gx", ctypes.c_void_p), ("gh", ctypes.c_void_p),
+        ("logits", ctypes.c_void_p), ("logits_p", ctypes.c_void_p),
     ]
 
 
@@ -288,32 +292,55 @@ class Weights:
     Built once per model and reused while its parameters stay as they are (see `weights`)."""
 
     def __init__(self, model):
-        cfg, rnn = model.config, model.rnn
+        cfg = model.config
         H, L, V, G = cfg.hidden, cfg.layers, cfg.vocab_size, GATES[cfg.cell]
         self.tensors = []  # every tensor whose memory the kernel reads must outlive it
-
-        def ptr(t: torch.Tensor) -> int:
-            t = t.detach().contiguous()
-            self.tensors.append(t)
-            return t.data_ptr()
-
         self.net = net = Net(cell=CELLS[cfg.cell], layers=L, hidden=H, embed=cfg.embed,
                              vocab=V, hidden_p=_round_up(H), vocab_p=_round_up(V))
         self.gates = G
         with torch.no_grad():
-            if V * G * _round_up(H) * 4 <= MAX_TABLE_BYTES:  # x_t's projection: a row lookup
-                table = model.embed.weight @ rnn.weight_ih_l0.T + rnn.bias_ih_l0
-                net.table = ptr(pad_rows(table, G))
-            net.emb = ptr(model.embed.weight)
-            for l in range(L):
-                net.w_ih[l] = ptr(pack(getattr(rnn, f"weight_ih_l{l}"), G))
-                net.w_hh[l] = ptr(pack(getattr(rnn, f"weight_hh_l{l}"), G))
-                net.b_ih[l] = ptr(pad_rows(getattr(rnn, f"bias_ih_l{l}"), G))
-                net.b_hh[l] = ptr(pad_rows(getattr(rnn, f"bias_hh_l{l}"), G))
-            net.w_out, net.b_out = ptr(pack(model.head.weight)), ptr(pad_rows(model.head.bias))
+            net.emb = self.ptr(model.embed.weight)
+            layers = self._min_layers if cfg.cell in MIN_CELLS else self._layers
+            table = layers(model.rnn, L, V * G * _round_up(H) * 4 <= MAX_TABLE_BYTES,
+                           model.embed.weight)
+            if table is not None:  # x_t's projection into layer 0: a row lookup
+                net.table = self.ptr(pad_rows(table, G))
+            net.w_out = self.ptr(pack(model.head.weight))
+            net.b_out = self.ptr(pad_rows(model.head.bias))
         # memory held beyond the model's own (the embedding is the model's tensor itself)
         self.nbytes = sum(t.nbytes for t in self.tensors) - model.embed.weight.nbytes
         self.teams: dict[tuple[int, int], Team] = {}  # (batch, most threads) -> its Team
+
+    def ptr(self, t: torch.Tensor) -> int:
+        """The address of `t` (made contiguous), kept alive as long as these weights."""
+        t = t.detach().contiguous()
+        self.tensors.append(t)
+        return t.data_ptr()
+
+    def _layers(self, rnn, L: int, fold: bool, emb: torch.Tensor) -> torch.Tensor | None:
+        """nn.LSTM/GRU/RNN's W_ih, W_hh and biases; layer 0's table if `fold`."""
+        net, G = self.net, self.gates
+        for l in range(L):
+            net.w_ih[l] = self.ptr(pack(getattr(rnn, f"weight_ih_l{l}"), G))
+            net.w_hh[l] = self.ptr(pack(getattr(rnn, f"weight_hh_l{l}"), G))
+            net.b_ih[l] = self.ptr(pad_rows(getattr(rnn, f"bias_ih_l{l}"), G))
+            net.b_hh[l] = self.ptr(pad_rows(getattr(rnn, f"bias_hh_l{l}"), G))
+        return emb @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 if fold else None
+
+    def _min_layers(self, rnn, L: int, fold: bool, emb: torch.Tensor) -> torch.Tensor | None:
+        """A MinStack's norms and projections (in w_ih, b_ih); layer 0's table, the projection
+        of each token's normalised embedding, if `fold`."""
+        net, G = self.net, self.gates
+        eps = {layer.norm.eps for layer in rnn.layers} | {rnn.norm.eps}
+        assert len(eps) == 1, f"the kernel takes one RMSNorm epsilon, not {eps}"
+        eps = eps.pop()
+        net.eps = torch.finfo(torch.float32).eps if eps is None else eps  # as torch.rms_norm
+        for l, layer in enumerate(rnn.layers):
+            net.w_ih[l] = self.ptr(pack(layer.proj.weight, G))
+            net.b_ih[l] = self.ptr(pad_rows(layer.proj.bias, G))
+            net.norm_w[l] = self.ptr(layer.norm.weight)
+        net.norm_out = self.ptr(rnn.norm.weight)
+        return rnn.layers[0].proj(rnn.layers[0].norm(emb)) if fold else None
 
 
 _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -417,15 +444,17 @@ class Stepper:
             self.guard = (allowed.contiguous(), following.contiguous(), states)
             net.allowed, net.next_state = (t.data_ptr() for t in self.guard[:2])
             net.state = states.data_ptr()
+        is_min = model.config.cell in MIN_CELLS
         self.h_alt = torch.empty(L, batch, H)
+        self.res = torch.empty(2 if is_min else 0, batch, H)  # the residual stream, by turns
         self.gx = torch.empty(batch, G * net.hidden_p)
-        self.gh = torch.empty(batch, G * net.hidden_p)
+        self.gh = torch.empty(0 if is_min else batch, G * net.hidden_p)  # no W_hh there
         self.logits_p = torch.empty(batch, net.vocab_p)
-        for name in ("h_alt", "gx", "gh", "logits_p"):
+        for name in ("h_alt", "res", "gx", "gh", "logits_p"):
             setattr(net, name, getattr(self, name).data_ptr())
 
     def run(self, logits: torch.Tensor, state, uniforms: torch.Tensor) -> torch.Tensor:
-        """Sample len(uniforms) steps. `logits` (B, V) and `state` (as nn.LSTM/GRU/RNN returns
+        """Sample len(uniforms) steps. `logits` (B, V) and `state` (as the model's rnn returns
         it, contiguous float32) are updated in place; returns the tokens (steps, B)."""
         net, B = self.net, self.batch
         h, c = state if isinstance(state, tuple) else (state, None)
