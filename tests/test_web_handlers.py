@@ -306,7 +306,10 @@ def test_a_model_past_the_pages_size_limit_is_listed_unavailable_unread(checkpoi
     shutil.copytree(checkpoints / "tiny", root / "huge")
     with open(root / "huge" / "model.safetensors", "r+b") as f:
         f.truncate(module.MAX_MODEL_BYTES + 1)
+    shutil.copytree(checkpoints / "tiny", root / "run" / "last")  # a run before its first best
+    with open(root / "run" / "last" / "model.safetensors", "r+b") as f:
+        f.truncate(module.MAX_MODEL_BYTES + 1)
     catalog = Catalog(root)
-    assert catalog.choices() == [("huge (unavailable)", "huge")]
+    assert catalog.choices() == [("huge (unavailable)", "huge"), ("run (unavailable)", "run")]
     said = catalog.card("huge")
     assert "MB of weights; the limit is 1,073.7 MB" in said and str(tmp_path) not in said

@@ -60,3 +60,8 @@ def test_numbers_from_a_raw_api_call_are_read_or_refused_never_raised():
     for bad in (math.nan, "nan", math.inf, "-inf", "1e400", "abc", None, [1], {"a": 1}, True):
         assert number(bad) is None and whole(bad) is None, bad
     assert whole(1.5) is None and whole("2.5") is None
+
+
+def test_a_number_too_big_for_a_float_is_clamped_not_raised():
+    from textrnn.web.request import clamp
+    assert clamp(10**400, 1, 100, 7) == 7 and clamp(-10**400, 1, 100, 7) == 7

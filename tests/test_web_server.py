@@ -133,7 +133,13 @@ def test_slow_clients_are_cut_off_and_open_connections_capped(site):
 
 
 def test_a_space_trusts_its_proxy_unless_told_otherwise():
-    assert trusted_proxies(None, {"SPACE_ID": "me/demo"}) == "*"
+    trusted = trusted_proxies(None, {"SPACE_ID": "me/demo"})
+    # uvicorn's own reading of X-Forwarded-For with that setting: a visitor who sends the
+    # header themselves ("6.6.6.6") is still named by what the platform's proxies saw
+    from uvicorn.middleware.proxy_headers import _TrustedHosts
+    seen = _TrustedHosts(trusted).get_trusted_client_address("6.6.6.6, 203.0.113.9, 10.1.2.3")
+    assert seen[0] == "203.0.113.9"
+    assert _TrustedHosts("*").get_trusted_client_address("6.6.6.6, 203.0.113.9")[0] == "6.6.6.6"
     assert trusted_proxies(None, {"SPACE_ID": "me/demo", "FORWARDED_ALLOW_IPS": "10.0.0.1"}) \
         is None  # uvicorn reads its own setting
     assert trusted_proxies("10.0.0.2", {"SPACE_ID": "me/demo"}) == "10.0.0.2"

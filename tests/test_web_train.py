@@ -155,6 +155,14 @@ def test_a_run_finished_minutes_ago_is_kept_and_the_refusal_says_when(tmp_path):
     assert (runs / f"web-old-{fresh}").exists() and not bench.jobs
 
 
+def test_the_regular_clean_over_the_cap_keeps_a_run_finished_minutes_ago(tmp_path):
+    runs = tmp_path / "runs"
+    old, fresh = finished_run(runs, 1, 3 * 3600, 2**20), finished_run(runs, 2, 60, 2**20)
+    bench = Stand(runs, max_mb=0.5)  # both over the cap: only the one past FRESH_S goes
+    bench.clean()
+    assert not (runs / f"web-old-{old}").exists() and (runs / f"web-old-{fresh}").exists()
+
+
 ZIPPED = """
 import sys
 from pathlib import Path

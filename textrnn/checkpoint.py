@@ -278,9 +278,14 @@ def _check_same_save(path: Path, config: dict, meta: dict, file: str) -> None:
                          "a save was cut short. Use the run's last/ checkpoint, or retrain")
 
 
-def check_weight_size(file: Path, limit: int | None = MAX_WEIGHT_BYTES) -> int:
+def check_weight_size(file: str | Path, limit: int | None = MAX_WEIGHT_BYTES) -> int:
     """The size of a weights file in bytes, or ValueError in one line where it is over `limit`
-    (None: no limit). A web page's catalog can call it with its own, lower limit."""
+    (None: no limit). `file` may be a checkpoint or run folder: the weights that loading it
+    would read (`resolve`: last/ when its top has none). A web page's catalog can call it with
+    its own, lower limit."""
+    file = Path(file)
+    if file.is_dir():
+        file = resolve(file) / "model.safetensors"
     size = file.stat().st_size if file.is_file() else 0
     if limit is not None and size > limit:
         raise ValueError(f"{file} is {size / 1e6:,.1f} MB of weights; the limit is "

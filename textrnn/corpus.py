@@ -251,7 +251,9 @@ def _orphaned(tmp: Path) -> bool | None:
     except PermissionError:  # another user's, alive
         pass
     now = _started(int(pid))
-    return "0" not in (now, started) and now != started
+    if "0" in (now, started):  # start times unknown (no /proc): a reused pid cannot be told
+        return None
+    return now != started
 
 
 def _prune(root: Path, hours: float = 24) -> None:
@@ -381,7 +383,11 @@ def _encode(cfg, tokenizer, folder: Path, boundary: int, size: int,
     validation text into val.bin, in one pass over the corpus; (train tokens, val tokens)."""
     dtype = _dtype(tokenizer.vocab_size)
     train = _Writer(folder / "train.bin", tokenizer, dtype)
-    val_out = _Writer(folder / "val.bin", tokenizer, dtype)
+    try:
+        val_out = _Writer(folder / "val.bin", tokenizer, dtype)
+    except BaseException:  # (no descriptor of train.bin left open)
+        train.shut()
+        raise
     at = 0
     try:
         for text, done in read_blocks(cfg.corpus, cfg.encoding):  # one pass: both parts

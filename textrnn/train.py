@@ -229,8 +229,8 @@ def _restore_rng(tensors: dict[str, torch.Tensor], world: World, device: torch.d
     # clone: set_rng_state reads a row's storage from its start, not from the row's offset
     torch.set_rng_state(saved[world.rank if own else 0].clone())
     cuda = tensors.get("rng.cuda.ranks", tensors.get("rng.cuda", torch.empty(0)).unsqueeze(0))
-    if own and cuda.numel() and device.type == "cuda":
-        torch.cuda.set_rng_state(cuda[world.rank].clone(), device)
+    if (own or world.main) and cuda.numel() and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda[world.rank if own else 0].clone(), device)
     return own
 
 

@@ -22,7 +22,7 @@ MAX_MODEL_BYTES = 2**30  # a model's weights the page serves, at most (1 GiB, 26
 
 def _read(path: Path) -> dict:
     """A checkpoint's config, after its weights' size is checked against the page's limit."""
-    textrnn.check_weight_size(path / "model.safetensors", MAX_MODEL_BYTES)
+    textrnn.check_weight_size(path, MAX_MODEL_BYTES)  # (a run's last/ if its top has none)
     return textrnn.read_config(path)
 
 
@@ -112,6 +112,7 @@ class Catalog:
         with self._lock:  # one load per checkpoint, however many requests arrive at once
             if name not in self._models:
                 try:
+                    textrnn.check_weight_size(entry["path"], MAX_MODEL_BYTES)  # (it may grow)
                     self._models[name] = textrnn.load(entry["path"])
                 except (OSError, ValueError) as e:
                     entry["error"] = unavailable(e, name, entry["path"])

@@ -24,7 +24,7 @@ SEED_RULE = f"a whole number from -{MAX_SEED:,} to {MAX_SEED:,}, or blank for a 
 def clamp(value, low, high, default):
     try:
         value = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
         return default
     return default if math.isnan(value) else min(max(value, low), high)
 

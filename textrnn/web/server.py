@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None, home: str | Path = ".", prog: str | None
                         help="disk visitors' runs may use; the oldest go first (500)")
     parser.add_argument("--trusted-proxies", default=None, metavar="ADDRESSES",
                         help="reverse proxies whose X-Forwarded-For names the visitor (comma-"
-                        "separated addresses or networks, or '*' where a proxy is the only way "
-                        "in); the Train tab's one run per visitor counts by that address "
-                        "(default: $FORWARDED_ALLOW_IPS, else '*' on a Hugging Face Space, "
-                        "else 127.0.0.1 and ::1)")
+                        "separated addresses or networks; not '*', which believes the client's "
+                        "own entry); the Train tab's one run per visitor counts by that "
+                        "address (default: $FORWARDED_ALLOW_IPS, else the private networks on a "
+                        "Hugging Face Space, else 127.0.0.1 and ::1)")
     args = parser.parse_args(argv)
     trusted = trusted_proxies(args.trusted_proxies, os.environ)
     if trusted is not None:  # uvicorn's own setting, read when Gradio starts it
@@ -151,15 +151,22 @@ class BodyLimit:
                 {"detail": f"request too large: at most {self.limit:,} bytes"}).encode()})
 
 
+PRIVATE_NETWORKS = ("127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,::1,"
+                    "fc00::/7")  # where a hosting platform's own proxies live
+
+
 def trusted_proxies(flag: str | None, env) -> str | None:
     """The proxies to trust for a visitor's address: the flag's, else uvicorn's own setting
-    from `env`, else every one on a Hugging Face Space (it sets SPACE_ID, and its proxy is
-    the only way in: without it every visitor would have the proxy's address, and the Train
-    tab's line would hold one run). None: uvicorn's default, 127.0.0.1 and ::1."""
+    from `env`, else on a Hugging Face Space (it sets SPACE_ID) the private networks its
+    proxies live in. Without that, every visitor would have the proxy's address and the
+    Train tab's line would hold one run. Not '*': uvicorn then takes the leftmost address of
+    X-Forwarded-For, which the client writes; trusting networks, it walks the list from the
+    right, past the platform's proxies, to the address the first of them saw. None:
+    uvicorn's default, 127.0.0.1 and ::1."""
     if flag is not None:
         return flag
     if "FORWARDED_ALLOW_IPS" not in env and env.get("SPACE_ID"):
-        return "*"
+        return PRIVATE_NETWORKS
     return None
 
 

@@ -5,10 +5,12 @@ them."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -91,6 +93,7 @@ def _said(bench: Workbench, job: Job) -> str:
 
 
 ZIPS = Path(tempfile.gettempdir()) / f"textrnn-zips-{os.getpid()}"  # copies Gradio may serve
+_zips_lock = threading.Lock()
 
 
 def _served(job: Job) -> str | None:
@@ -99,12 +102,14 @@ def _served(job: Job) -> str | None:
     served. Copies older than a day go, and the folder goes when the app exits."""
     if job.zip is None or not job.zip.is_file():
         return None
-    if not ZIPS.is_dir():
-        ZIPS.mkdir()
-        atexit.register(shutil.rmtree, ZIPS, True)
+    with _zips_lock:  # two polls at once (two tabs) make the folder once
+        if not ZIPS.is_dir():
+            ZIPS.mkdir(exist_ok=True)
+            atexit.register(shutil.rmtree, ZIPS, True)
     for old in ZIPS.iterdir():
-        if time.time() - old.stat().st_mtime > 24 * 3600:
-            old.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # another poll removed it meanwhile
+            if time.time() - old.stat().st_mtime > 24 * 3600:
+                old.unlink()
     return str(shutil.copy(job.zip, ZIPS / job.zip.name))
 
 

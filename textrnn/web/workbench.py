@@ -233,9 +233,10 @@ class Workbench:
                 self._kill_later(job, self._child, self.stop_grace_s)
 
     def _kill_later(self, job: Job, child: subprocess.Popen, after_s: float) -> None:
-        """Kill `child` (the job's) if it still runs `after_s` from now."""
+        """Kill `child` (the job's) if it still runs `after_s` from now, unless it has said
+        its end (it saved, and is exiting; the watchdog still bounds that)."""
         def kill():
-            if child.poll() is None:
+            if child.poll() is None and not job.ending:
                 job.killed = True
                 child.kill()
         timer = threading.Timer(after_s, kill)
@@ -247,12 +248,15 @@ class Workbench:
 
     def clean(self) -> int:
         """Remove finished runs older than the age limit, then the oldest finished ones until
-        the runs folder is under its disk cap. Running and waiting jobs are kept. Returns the
-        bytes the runs folder holds after."""
+        the runs folder is under its disk cap, but none finished within FRESH_S (its visitor is
+        likely still using it). Running and waiting jobs are kept. Returns the bytes the runs
+        folder holds after."""
         with self._lock:  # (reentrant: the line's thread calls this holding it)
             now, used = time.time(), self._used()
+            fresh = min(FRESH_S, self.keep_s)
             for p in self._finished():
-                if now - _mtime(p) > self.keep_s or used > self.max_bytes:
+                age = now - _mtime(p)
+                if age > self.keep_s or (used > self.max_bytes and age >= fresh):
                     used -= self._remove(p.name)
             return used
 
