@@ -8,7 +8,9 @@ means to alter training or sampling updates `pinned.json` in the same commit and
 
 Float results depend on the CPU's vector units and the PyTorch build, so the exact weight hashes
 are compared where the platform is the one they were recorded on (CI's); everywhere else the
-losses must agree to 1e-4 and the texts exactly.
+losses must agree to 1e-4 and the texts exactly. A run added on another platform than the
+file's (minGRU and minLSTM, pinned on an AVX2 machine) has no hashes until the file is
+rewritten on one platform.
 """
 
 import hashlib
@@ -126,7 +128,7 @@ def test_same_seed_same_training_run(recorded, pinned, name):
         (want["model"], want["train_config"]["lr"], want["chose"])
     assert {k: v for k, v in got["train_config"].items() if k not in ("out", "corpus")} == \
         {k: v for k, v in want["train_config"].items() if k not in ("out", "corpus")}
-    if recorded[1]["platform"] == pinned["platform"]:
+    if recorded[1]["platform"] == pinned["platform"] and want["best_sha"] is not None:
         assert (got["best_sha"], got["last_sha"]) == (want["best_sha"], want["last_sha"])
 
 
