@@ -246,17 +246,17 @@ class Workbench:
     def run_folder(self, job: Job) -> Path:
         return self.root / job.name
 
-    def clean(self) -> int:
+    def clean(self, room: int = 0) -> int:
         """Remove finished runs older than the age limit, then the oldest finished ones until
-        the runs folder is under its disk cap, but none finished within FRESH_S (its visitor is
-        likely still using it). Running and waiting jobs are kept. Returns the bytes the runs
-        folder holds after."""
+        the runs folder, with `room` bytes more, is under its disk cap, but none finished
+        within FRESH_S (its visitor is likely still using it). Running and waiting jobs are
+        kept. Returns the bytes the runs folder holds after."""
         with self._lock:  # (reentrant: the line's thread calls this holding it)
             now, used = time.time(), self._used()
             fresh = min(FRESH_S, self.keep_s)
             for p in self._finished():
                 age = now - _mtime(p)
-                if age > self.keep_s or (used > self.max_bytes and age >= fresh):
+                if age > self.keep_s or (used + room > self.max_bytes and age >= fresh):
                     used -= self._remove(p.name)
             return used
 
@@ -270,25 +270,21 @@ class Workbench:
                           key=_mtime)
 
     def _make_room(self, size: int) -> None:
-        """Make room for a new run of `size` bytes, counting the runs folder as it is, what
-        the running run may still write (RUN_BYTES, less what it holds), and RUN_BYTES for
-        each run in line: remove the oldest finished runs that are not fresh (FRESH_S), or
-        Refused when that is not enough."""
-        used = self.clean()
+        """Make room for a new run of `size` bytes, counting besides the runs folder what the
+        running run may still write (RUN_BYTES, less what it holds) and RUN_BYTES for each run
+        in line: `clean` removes the oldest finished runs that are not fresh, or Refused says
+        when that is not enough."""
         running = self.running
-        need = used + size + RUN_BYTES * len(self.line) + (max(0, RUN_BYTES - sum(
+        room = size + RUN_BYTES * len(self.line) + (max(0, RUN_BYTES - sum(
             self._used(f) for f in self._folders(running))) if running else 0)
-        fresh = min(FRESH_S, self.keep_s)
-        for p in self._finished():
-            if need <= self.max_bytes:
-                return
-            age = time.time() - _mtime(p)
-            if age < fresh:
-                raise Refused("The page's disk for visitors' runs is full; try again in about "
-                              f"{_minutes_text(fresh - age)}.")
-            need -= self._remove(p.name)
-        if need > self.max_bytes:
-            raise Refused("The page's disk for visitors' runs is full; try again later.")
+        if self.clean(room) + room <= self.max_bytes:
+            return
+        left = self._finished()  # all fresh now: the oldest frees up first
+        if left:
+            age = time.time() - _mtime(left[0])
+            raise Refused("The page's disk for visitors' runs is full; try again in about "
+                          f"{_minutes_text(min(FRESH_S, self.keep_s) - age)}.")
+        raise Refused("The page's disk for visitors' runs is full; try again later.")
 
     # -- the line ----------------------------------------------------------------------------
 
