@@ -4,6 +4,8 @@ root.
     python -m benchmarks tokenizers --corpus ../shared/data/tinyshakespeare.txt --budget 120
     python -m benchmarks train --corpus ../shared/data/tinyshakespeare.txt [--nproc 2]
     python -m benchmarks cells --corpus ../shared/data/tinyshakespeare.txt [--budget 110]
+    python -m benchmarks ablation --corpus FILE [--variants default,ema,...] (issue 28's)
+    python -m benchmarks cjk --out cjk.txt                (the large-alphabet text it runs on)
     python -m benchmarks comm [--nproc 2]              (data-parallel cost model)
     python -m benchmarks generate [--checkpoints checkpoints]
     python -m benchmarks app [--concurrent 16,48,200]     (see load.py)
@@ -18,17 +20,17 @@ from __future__ import annotations
 
 import argparse
 
-from . import cells, comm, data, generate, gpu, load, share, tokenizers, train
+from . import ablation, cells, comm, data, generate, gpu, load, share, tokenizers, train
 
-COMMANDS = {"tokenizers": tokenizers, "train": train, "cells": cells, "comm": comm,
-            "generate": generate,
-            "data": data, "app": load, "share": share, "gpu": gpu}
+COMMANDS = {"tokenizers": tokenizers, "train": train, "cells": cells, "ablation": ablation,
+            "cjk": ablation, "comm": comm, "generate": generate, "data": data, "app": load,
+            "share": share, "gpu": gpu}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in COMMANDS.values():
+    for module in dict.fromkeys(COMMANDS.values()):
         module.add_parser(sub)
     args = parser.parse_args(argv)
     return COMMANDS[args.command].run(args)

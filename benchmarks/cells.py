@@ -119,10 +119,10 @@ def run(args) -> int:
     return 0
 
 
-def _summary(rows: dict[str, list[dict]]) -> None:
+def _summary(rows: dict[str, list[dict]], label: str = "cell") -> None:
     med = statistics.median
     base = rows.get("baseline")
-    print("\n| cell | model | parameters | runs | val nats/char (median) | vs baseline | "
+    print(f"\n| {label} | model | parameters | runs | val nats/char (median) | vs baseline | "
           "training chars/s (median) | vs baseline |\n" + "|---" * 8 + "|")
     for cell, rs in rows.items():
         loss, speed = med(r["val_nats_per_char"] for r in rs), med(r["chars_per_s"] for r in rs)

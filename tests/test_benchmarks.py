@@ -105,3 +105,27 @@ def test_data_benchmark_prepares_and_prints_its_table(capsys, tmp_path):
     assert bench(["data", "--size", "0.3", "--sources", str(src), "--tokenizers", "char,bpe"]) == 0
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| now |")]
     assert len(rows) == 2 and all("failed" not in r for r in rows), rows
+
+
+def test_ablation_trains_each_variant_beside_the_baseline(corpus_file, capsys, tmp_path):
+    assert bench(["ablation", "--corpus", str(corpus_file), "--budget", "1", "--variants",
+                  "default,seq100+w192", "--", "--hidden", "16", "--embed", "8",
+                  "--evals", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "- seq100+w192: --hidden 16 --embed 8 --evals 1 --seq-len 100 --hidden 192" in out
+    summary = out.split("| variant | model | parameters |")[1].splitlines()[2:5]
+    assert [r.split(" | ")[0] for r in summary] == ["| baseline", "| default", "| seq100+w192"]
+    assert "2x16 LSTM" in summary[1] and "2x192 LSTM" in summary[2]  # the variant's flag wins
+    with pytest.raises(SystemExit, match="unknown variant 'wide'"):
+        bench(["ablation", "--corpus", str(corpus_file), "--variants", "default,wide"])
+
+
+def test_the_large_alphabet_text_writes_each_common_word_as_one_character(tmp_path, capsys):
+    src = tmp_path / "en.txt"
+    src.write_text("The cat sat.\nThe dog sat on the cat's mat!\n", encoding="utf-8")
+    assert bench(["cjk", "--source", str(src), "--out", str(tmp_path / "cjk.txt"),
+                  "--words", "3"]) == 0
+    out = (tmp_path / "cjk.txt").read_text(encoding="utf-8")
+    # the, sat, cat are the three most common words; the rest become U+3007
+    assert out == "\u4e00\u4e02\u4e01.\n\u4e00\u3007\u4e01\u3007\u4e00\u3007\u3007!\n"
+    assert "7 distinct" in capsys.readouterr().out
