@@ -7,6 +7,8 @@ y_t against the next token, averaged over every position (nats per token). GRU (
 and LSTM (Hochreiter & Schmidhuber 1997) replace the cell with gated ones whose additive state
 path lets gradients survive over many more steps. minGRU and minLSTM (minrnn.py) drop the
 previous state from the gates, so that a sequence's matrix products run at once.
+AWD-LSTM's regularizers (regularize.py: DropConnect on W_hh, embedding and locked dropout) act
+in training only, and leave the weights' names and the eval-mode model as they are.
 
 One contract, whatever the cell:
     forward(idx, targets=None, state=None) -> (logits, loss, state)
@@ -89,7 +91,7 @@ class ModelConfig:
         return bool(self.dropout or self.weight_drop or self.embed_drop)
 
     def regularizers(self) -> str:
-        """AWD-LSTM's regularizers that are set, as a run's log and its card say them."""
+        """AWD-LSTM's regularizers that are set, as a run's log says them ("" for none)."""
         said = {"weight_drop": f"weight drop {self.weight_drop:g}",
                 "embed_drop": f"embedding drop {self.embed_drop:g}",
                 "locked_dropout": "locked"}
