@@ -234,6 +234,8 @@ def _json_type(value) -> str:
 
 MODEL_TYPES = {"vocab_size": (int,), "cell": (str,), "embed": (int,), "hidden": (int,),
                "layers": (int,), "dropout": (int, float), "tie_weights": (bool,)}
+OPTIONAL_TYPES = {"weight_drop": (int, float), "embed_drop": (int, float),  # written only when
+                  "locked_dropout": (bool,)}                             # set (AWD-LSTM's)
 TYPE_NAMES = {(int,): "whole number", (str,): "string", (int, float): "number",
               (bool,): "boolean"}
 
@@ -245,9 +247,9 @@ def model_config(config: dict, file: Path) -> ModelConfig:
     try:
         if not isinstance(m, dict):
             raise ValueError("it is not an object")
-        for name, kind in MODEL_TYPES.items():
-            value = m.get(name)
-            if name not in m or type(value) not in kind:
+        for name, kind in {**MODEL_TYPES, **OPTIONAL_TYPES}.items():
+            value, absent = m.get(name), name not in m
+            if (absent and name in MODEL_TYPES) or (not absent and type(value) not in kind):
                 raise ValueError(f"{name} is {json.dumps(value) if name in m else 'missing'}, "
                                  f"not a {TYPE_NAMES[kind]}")
         cfg = ModelConfig(**m)

@@ -93,6 +93,14 @@ def _model_flags(g, m: ModelConfig) -> None:
                    "validation loss rises while training loss falls")
     g.add_argument("--tie-weights", action="store_true", default=None,
                    help="share embedding and output weights (needs --embed equal to --hidden)")
+    g.add_argument("--weight-drop", type=float, metavar="P", help="AWD-LSTM's DropConnect on "
+                   "each layer's recurrent weights W_hh, one mask per step (lstm, gru, rnn_tanh, "
+                   "rnn_relu; 0 = off); slower: the layers run one at a time in training")
+    g.add_argument("--embed-drop", type=float, metavar="P", help="drop whole embedding rows, "
+                   "every occurrence of a token at once (AWD-LSTM; 0 = off)")
+    g.add_argument("--locked-dropout", action="store_true", default=None,
+                   help="--dropout draws one mask per sequence, shared by its steps "
+                   "(variational dropout, as in AWD-LSTM), not one per token")
 
 
 def _optimisation_flags(g, d: TrainConfig) -> None:

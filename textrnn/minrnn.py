@@ -35,6 +35,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .regularize import LockedDropout
+
 MIN_CELLS = ("mingru", "minlstm")
 MIN_GATES = {"mingru": 2, "minlstm": 3}  # rows of W per unit: [k_z, k_h] or [k_f, k_i, k_h]
 CHUNK = 32  # steps a log-space scan runs at once; the state is carried between chunks
@@ -113,13 +115,15 @@ class MinStack(nn.Module):
     """Stacked minGRU or minLSTM layers behind nn.GRU's interface (batch first):
     (B, T, In) and a state h (L, B, H) or None -> (B, T, H) and the new state."""
 
-    def __init__(self, cell: str, inputs: int, hidden: int, layers: int, dropout: float = 0.0):
+    def __init__(self, cell: str, inputs: int, hidden: int, layers: int, dropout: float = 0.0,
+                 locked: bool = False):
         super().__init__()
         self.hidden = hidden
         self.layers = nn.ModuleList(MinLayer(cell, inputs if l == 0 else hidden, hidden)
                                     for l in range(layers))
         self.norm = nn.RMSNorm(hidden)
-        self.drop = nn.Dropout(dropout)
+        # between layers; `locked`: one mask per sequence (regularize.py), time being dim 0 here
+        self.drop = LockedDropout(dropout, time_dim=0) if locked else nn.Dropout(dropout)
         self.log_space: bool | None = None  # None: on CUDA only (see the module's docstring)
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):

@@ -7,6 +7,8 @@ y_t against the next token, averaged over every position (nats per token). GRU (
 and LSTM (Hochreiter & Schmidhuber 1997) replace the cell with gated ones whose additive state
 path lets gradients survive over many more steps. minGRU and minLSTM (minrnn.py) drop the
 previous state from the gates, so that a sequence's matrix products run at once.
+AWD-LSTM's regularizers (regularize.py: DropConnect on W_hh, embedding and locked dropout) act
+in training only, and leave the weights' names and the eval-mode model as they are.
 
 One contract, whatever the cell:
     forward(idx, targets=None, state=None) -> (logits, loss, state)
@@ -25,11 +27,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .minrnn import MIN_CELLS, MIN_GATES, MinStack
+from .regularize import CLASSIC, LockedDropout, embedding_dropout, run_layers
 
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu", *MIN_CELLS)
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1,  # rows of W_ih and W_hh, per unit
          **MIN_GATES}
 MAX_SIZE = {"embed": 65536, "hidden": 65536, "layers": 64}  # past these, a typo, not a model
+REGULARIZERS = {"weight_drop": 0.0, "embed_drop": 0.0, "locked_dropout": False}  # (their "off")
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (h) or, for LSTM, (h, c)
 
@@ -46,6 +50,11 @@ class ModelConfig:
     # None: `textrnn train` chooses from the corpus and budget (plan.py); a model is only
     # built from a config that leaves nothing open
     tie_weights: bool = False  # share the embedding with the output layer (needs embed == hidden)
+    # AWD-LSTM's regularizers (regularize.py), training only; off by default, and the plan
+    # never turns them on: only what a person sets
+    weight_drop: float = 0.0   # DropConnect on each layer's W_hh (lstm, gru, rnn_tanh, rnn_relu)
+    embed_drop: float = 0.0    # drop whole embedding rows: every occurrence of a token at once
+    locked_dropout: bool = False  # `dropout` draws one mask per sequence, not one per token
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -58,8 +67,13 @@ class ModelConfig:
                                  f"{getattr(self, name):,}" + (
                                      "; RNN stacks deeper than a few layers train badly (2-3 is "
                                      "usual)" if name == "layers" else ""))
-        if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "weight_drop", "embed_drop"):
+            p = getattr(self, name)
+            if p is not None and not 0 <= p < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be in [0, 1), got {p}")
+        if self.weight_drop and self.cell not in CLASSIC:
+            raise ValueError(f"weight-drop applies to the {', '.join(CLASSIC)} cells (their "
+                             f"recurrent weights W_hh); {self.cell} has none")
         if self.vocab_size < 0:
             raise ValueError(f"vocab_size must be positive, got {self.vocab_size}")
         if self.tie_weights and self.hidden is not None and self.embed != self.hidden:
@@ -67,19 +81,40 @@ class ModelConfig:
                              f"{self.hidden}); set --embed {self.hidden} or drop tying")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a checkpoint records them: the regularizers only where set, so that a
+        run without them writes the model section it always did (and older textrnn reads it)."""
+        return {k: v for k, v in asdict(self).items()
+                if k not in REGULARIZERS or v != REGULARIZERS[k]}
+
+    def draws_masks(self) -> bool:
+        """Whether training draws random masks (dropout of any kind)."""
+        return bool(self.dropout or self.weight_drop or self.embed_drop)
+
+    def regularizers(self) -> str:
+        """AWD-LSTM's regularizers that are set, as a run's log says them ("" for none)."""
+        said = {"weight_drop": f"weight drop {self.weight_drop:g}",
+                "embed_drop": f"embedding drop {self.embed_drop:g}",
+                "locked_dropout": "locked"}
+        return "".join(", " + said[k] for k in REGULARIZERS if getattr(self, k) != REGULARIZERS[k])
+
+    def layer_by_layer(self) -> bool:
+        """Whether training runs a classic stack one layer at a time (regularize.run_layers):
+        for DropConnect, or for a locked dropout between layers."""
+        between = self.locked_dropout and bool(self.dropout) and (self.layers or 1) > 1
+        return self.cell in CLASSIC and (self.weight_drop > 0 or between)
 
     def open_fields(self) -> list[str]:
         """The fields left to be chosen (None)."""
         return [k for k in ("hidden", "layers", "dropout") if getattr(self, k) is None]
 
 
-def recurrent(cell: str, inputs: int, hidden: int, layers: int, dropout: float = 0.0
-              ) -> nn.Module:
+def recurrent(cell: str, inputs: int, hidden: int, layers: int, dropout: float = 0.0,
+              locked: bool = False) -> nn.Module:
     """PyTorch's stacked RNN, GRU or LSTM for a cell name (batch first): its fused kernels run;
-    or a stack of minGRU or minLSTM layers behind the same interface (minrnn.py)."""
+    or a stack of minGRU or minLSTM layers behind the same interface (minrnn.py), with a locked
+    dropout between layers if asked."""
     if cell in MIN_CELLS:
-        return MinStack(cell, inputs, hidden, layers, dropout)
+        return MinStack(cell, inputs, hidden, layers, dropout, locked)
     kind = {"lstm": nn.LSTM, "gru": nn.GRU}.get(cell, nn.RNN)
     extra = {"nonlinearity": cell[4:]} if cell.startswith("rnn_") else {}
     return kind(inputs, hidden, layers, batch_first=True, dropout=dropout, **extra)
@@ -130,8 +165,9 @@ class RNNLM(nn.Module):
         self.config = c = config
         self.embed = nn.Embedding(c.vocab_size, c.embed)
         self.rnn = recurrent(c.cell, c.embed, c.hidden, c.layers,
-                             dropout=c.dropout if c.layers > 1 else 0.0)
-        self.drop = nn.Dropout(c.dropout)
+                             dropout=c.dropout if c.layers > 1 else 0.0, locked=c.locked_dropout)
+        self.drop = LockedDropout(c.dropout, time_dim=1) if c.locked_dropout else \
+            nn.Dropout(c.dropout)
         self.head = nn.Linear(c.hidden, c.vocab_size)
         self._init_weights()
         if c.tie_weights:  # Press & Wolf 2017, "Using the Output Embedding to Improve LMs"
@@ -154,8 +190,16 @@ class RNNLM(nn.Module):
 
     def features(self, idx: torch.Tensor, state: State | None = None):
         """The top layer's outputs (B, T, H) and the new state: the model short of its head."""
-        x = self.drop(self.embed(idx.long()))              # (B, T, E)
+        x = self.drop(self.embedded(idx))                  # (B, T, E)
+        if self.training and self.config.layer_by_layer():
+            return run_layers(self.rnn, x, state, self.config.weight_drop, self.drop)
         return self.rnn(x, state)                          # (B, T, H); state (L, B, H)
+
+    def embedded(self, idx: torch.Tensor) -> torch.Tensor:
+        """The embedding of idx (B, T) -> (B, T, E), with embedding dropout when training."""
+        if self.training and self.config.embed_drop > 0:
+            return embedding_dropout(self.embed, idx.long(), self.config.embed_drop)
+        return self.embed(idx.long())
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 state: State | None = None):

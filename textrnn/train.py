@@ -143,7 +143,7 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
         if resume.info.corpus_sha256 != corpus.sha256:
             reporter.log("note: this corpus differs from the one the run was trained on; "
                          "continuing on it")
-        if not own_rng and cfg.model.dropout > 0:
+        if not own_rng and cfg.model.draws_masks():
             reporter.log(f"note: the run was saved on {_ranks_saved(resume):,} processes and "
                          f"goes on with {world.size:,}: its dropout masks differ from here on "
                          "from the ones an unbroken run would draw")
@@ -296,7 +296,8 @@ def _say_what_was_decided(run: Run, state: LoopState, resumed: bool, log) -> Non
     if run.settings.why:
         log(run.settings.why)
     log(f"model {cm.layers}x{cm.hidden} {cm.cell.upper()}, embedding {cm.embed}, dropout "
-        f"{cm.dropout:g}: {run.model.num_params():,} parameters on {run.settings.device}")
+        f"{cm.dropout:g}{cm.regularizers()}: {run.model.num_params():,} parameters on "
+        f"{run.settings.device}")
     s = run.settings
     w = run.world
     log(f"batch {s.batch} x {s.seq_len} tokens"
