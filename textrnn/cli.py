@@ -76,6 +76,10 @@ def _data_flags(g, d: TrainConfig) -> None:
                    "mean fewer steps per character but a larger softmax")
     g.add_argument("--seq-len", type=int, help=f"tokens per BPTT window (auto: {config.SEQ_LEN}); "
                    "longer lets gradients reach further back, at the same cost per token")
+    g.add_argument("--grow-bptt", type=int, metavar="K", help="BPTT grows over the run from "
+                   "seq-len to K x seq-len tokens (K = 1, 2, 4, 8, 16): short windows while the "
+                   "model learns local structure, then gradients reaching further back, at "
+                   f"fewer steps per token ({d.grow_bptt}: off)")
     g.add_argument("--batch-size", type=int,
                    help=f"parallel streams (auto: {config.BATCH}, fewer for a short budget or "
                    "corpus)")

@@ -28,6 +28,7 @@ MAX_DROPOUT = 0.3         # dropout grows with the passes over the corpus, up to
 WEIGHT_DECAY, WEIGHT_DECAY_PASSES, MAX_WEIGHT_DECAY = 0.1, 7, 0.3  # AdamW decay, see plan.py
 MAX_SAMPLE_CHARS = 10_000  # of the sample shown at each validation
 SAMPLE_TEMPERATURE, SAMPLE_SEED = 0.8, 1  # ... drawn at this temperature, from this seed
+GROW_BPTT = (1, 2, 4, 8, 16)  # --grow-bptt: how many seq-len windows a step may end up reading
 MAX_SEQ_LEN, MAX_BATCH = 10_000, 65_536  # past these, a typo: refused with advice
 MEMORY_SHARE = 0.8        # a run may plan to use this much of the device's memory, no more
 MAX_VAL_CHARS = 4 * 2**20  # the validation split's default size limit, in characters
@@ -54,6 +55,8 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     seq_len: int | None = None     # BPTT length: gradients flow back this many tokens
     batch_size: int | None = None  # parallel streams; more uses the cores better, to a point
+    grow_bptt: int = 1             # BPTT grows from seq_len to this many times it over the run
+                                   # (train.windows_at); 1: seq_len throughout
     lr: float | None = None        # peak AdamW learning rate (warm-up, then a cosine to min_lr)
     # None (the default for these three and for the model's hidden, layers and dropout): chosen
     # when the run starts (plan.choose): width, dropout and lr from the corpus size and the budget,
@@ -93,6 +96,8 @@ class TrainConfig:
              f"seq-len must be between 1 and {MAX_SEQ_LEN:,}, got {self.seq_len}; gradients "
              "through longer windows vanish or explode, and memory grows with them (50-200 is "
              "usual)"),
+            (self.grow_bptt in GROW_BPTT,
+             f"grow-bptt must be one of {', '.join(map(str, GROW_BPTT))}, got {self.grow_bptt}"),
             (self.batch_size is None or 1 <= self.batch_size <= MAX_BATCH,
              f"batch-size must be between 1 and {MAX_BATCH:,}, got {self.batch_size}"),
             (self.lr is None or (self.lr > 0 and math.isfinite(self.lr)),

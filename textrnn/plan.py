@@ -267,7 +267,8 @@ def device_memory(device: torch.device) -> int:
 
 def check_memory(m: ModelConfig, batch: int, seq_len: int, device: torch.device) -> None:
     """Refuse, before anything is allocated, a model and batch that cannot fit: fp32 weights,
-    gradients and two AdamW moments, and the activations BPTT keeps for a batch."""
+    gradients and two AdamW moments, and the activations BPTT keeps for a batch (`seq_len`:
+    the tokens of the longest step, --grow-bptt's windows included)."""
     per_token = m.layers * (GATES[m.cell] + 2) * m.hidden + m.embed + 3 * m.vocab_size
     acts = batch * seq_len * per_token
     need, have = 4 * (4 * num_weights(m) + acts), device_memory(device)
@@ -275,8 +276,8 @@ def check_memory(m: ModelConfig, batch: int, seq_len: int, device: torch.device)
         raise ValueError(f"a {m.layers}x{m.hidden} {m.cell.upper()} trained at batch {batch} x "
                          f"{seq_len} needs about {need / 2**30:,.1f} GB (weights, gradients, "
                          f"AdamW moments, activations), more than {device}'s "
-                         f"{have / 2**30:,.1f} GB allow; lower --hidden, --layers, --batch-size "
-                         "or --seq-len")
+                         f"{have / 2**30:,.1f} GB allow; lower --hidden, --layers, --batch-size, "
+                         "--seq-len or --grow-bptt")
 
 
 @dataclass(frozen=True)
@@ -329,7 +330,8 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int, resume: dict | Non
     if resume is None and by_hand:  # refused before the timing of the budget builds it
         m = replace(cfg.model, vocab_size=vocab_size)
         check_memory(candidate(replace(m, hidden=m.hidden or m.embed), 0),
-                     max(1, (cfg.batch_size or BATCH) // ranks), cfg.seq_len or SEQ_LEN, device)
+                     max(1, (cfg.batch_size or BATCH) // ranks),
+                     (cfg.seq_len or SEQ_LEN) * cfg.grow_bptt, device)  # the longest step's
     if resume is None:
         asked = cfg.min_lr
         cfg, why = choose(cfg, n_tokens, vocab_size, device, cfg.precision, ranks=ranks)
@@ -341,7 +343,8 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int, resume: dict | Non
         notes.append(f"corpus is short ({n_tokens:,} training tokens): using batch-size {B}, "
                      f"seq-len {T}")
     if resume is None and not by_hand:
-        check_memory(replace(cfg.model, vocab_size=vocab_size), max(1, B // ranks), T, device)
+        check_memory(replace(cfg.model, vocab_size=vocab_size), max(1, B // ranks),
+                     T * cfg.grow_bptt, device)
     steps = budget_steps(cfg)
     warmup = min(cfg.warmup_steps, steps // 10) if steps else cfg.warmup_steps
     streams = cfg.val_streams or val_streams(n_val)

@@ -3,8 +3,9 @@
 The loop, step by step: read and encode the corpus; split off validation text; resolve what the
 config leaves open (plan.py); build the model and AdamW; then repeat (batch -> forward -> loss
 -> backward -> clip -> step) with the recurrent state carried between batches (truncated BPTT,
-see data.py), validating on the whole validation text at evenly spaced points of the run and
-keeping the best and the latest checkpoint.
+see data.py; with `grow_bptt` a step reads more windows as the run goes on: `windows_at`),
+validating on the whole validation text at evenly spaced points of the run and keeping the
+best and the latest checkpoint.
 
 The budget is `max_steps` or `time_budget` (seconds of training; validation passes are not
 counted), or both, whichever ends first. The learning rate warms up linearly, then follows a
@@ -301,17 +302,41 @@ def _say_what_was_decided(run: Run, state: LoopState, resumed: bool, log) -> Non
     s = run.settings
     w = run.world
     log(f"batch {s.batch} x {s.seq_len} tokens"
+        + (f", BPTT growing to {run.cfg.grow_bptt} x {s.seq_len}" if run.cfg.grow_bptt > 1
+           else "")
         + (f" over {w.size} processes ({s.batch // w.size} streams each)" if w.distributed
            else "") + f", {run.cfg.precision}, lr {run.cfg.lr:g} (cosine "
         f"to {run.cfg.min_lr:g}), budget {s.budget}"
         f"{f', from step {state.step:,}' if resumed else ''}; writing {run.out}")
 
 
+def windows_at(grow_bptt: int, progress: float) -> int:
+    """How many consecutive seq-len windows a step reads at `progress` (the fraction of the
+    budget used) when BPTT grows to `grow_bptt` windows: the budget in log2(grow_bptt) + 1
+    equal parts, part j reading 2**j. Progress is the same on every rank (a time budget runs
+    on rank 0's clock: dist.World.after_step), so all ranks read alike."""
+    parts = grow_bptt.bit_length()  # log2 + 1 of a power of two
+    return 2 ** min(int(progress * parts), parts - 1)
+
+
+def _windows(batches: Batches, epoch: int, pos: int, k: int):
+    """Inputs and targets (rows, k x seq_len) of windows pos .. pos + k - 1 of an epoch: one
+    contiguous stretch of each stream, so one forward pass over it carries the state across
+    the windows undetached and the loss, its mean, backpropagates through all k."""
+    if k == 1:
+        return batches.get(epoch, pos)
+    xs, ys = zip(*(batches.get(epoch, pos + i) for i in range(k)))
+    return torch.cat(xs, 1), torch.cat(ys, 1)
+
+
 def train_step(run: Run, state: LoopState, carry):
-    """One optimizer step on the next batch: returns (loss in nats/token, tokens, seconds, lr,
-    the carried state)."""
+    """One optimizer step on the next batch: its next window of each stream, or with
+    --grow-bptt the next k (`windows_at`), read as one. Returns (loss in nats/token, tokens,
+    seconds, lr, the carried state)."""
     device = run.settings.device
-    x, y = run.batches.get(state.epoch, state.pos)
+    k = min(windows_at(run.cfg.grow_bptt, run.progress(state)),
+            run.batches.steps_in_epoch(state.epoch) - state.pos)  # an epoch ends: what is left
+    x, y = _windows(run.batches, state.epoch, state.pos, k)
     x, y = x.to(device), y.to(device)
     t0 = time.perf_counter()
     lr = lr_at(run.cfg, state.step, run.progress(state), run.settings.budget.warmup)
@@ -339,7 +364,7 @@ def train_step(run: Run, state: LoopState, carry):
     run.opt.zero_grad(set_to_none=True)
     dt = time.perf_counter() - t0
     tokens = x.numel() * run.world.size  # the whole batch's, over all ranks
-    state.step, state.pos = state.step + 1, state.pos + 1
+    state.step, state.pos = state.step + 1, state.pos + k
     state.tokens += tokens
     state.train_time += dt
     return loss_value, tokens, dt, lr, detach_state(new_carry, torch.float32)
