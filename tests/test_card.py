@@ -47,3 +47,11 @@ def test_no_field_breaks_out_of_its_place():
     assert "\n---\n" not in prose and "\n# not a heading" not in prose
     for sample in samples:  # each whole inside a fence longer than any backticks it holds
         assert re.search(r"(`{3,})text\n" + re.escape(sample) + r"\n\1\n", body), sample
+
+
+def test_an_averaged_run_says_so_and_a_plain_one_does_not():
+    def body(**training):
+        return card.card_text(config(**training), 1, "alice/x", [], False)
+    assert "moving average of the trained ones (decay 0.999)." in body(
+        train_config={"ema": 0.999})
+    assert "average" not in body() and "average" not in body(train_config={"lr": 0.01})

@@ -78,6 +78,15 @@ def _fenced(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
+def _averaged(training: dict) -> str:
+    """A sentence for a run trained with --ema: its weights are an average."""
+    ema = (training.get("train_config") or {}).get("ema")
+    if not isinstance(ema, (int, float)) or not 0 < ema < 1:
+        return ""
+    return (f" Its weights are an exponential moving average of the trained ones (decay "
+            f"{ema:g}).")
+
+
 def card_text(config: dict, num_params: int, repo_id: str, samples: list[str], curve: bool,
               license: str | None = None, language: str | None = None) -> str:
     m, t = config.get("model") or {}, config.get("tokenizer") or {}
@@ -88,7 +97,8 @@ def card_text(config: dict, num_params: int, repo_id: str, samples: list[str], c
              f"A {_plain(m.get('layers'))}-layer {_plain(str(m.get('cell', '?')).upper())} "
              f"language model ({num_params:,} parameters: hidden {_plain(m.get('hidden'))}, "
              f"embedding {_plain(m.get('embed'))}, {_plain(t.get('kind'))} tokenizer of "
-             f"{_plain(t.get('vocab_size'))} tokens), trained with textrnn {__version__}.", "",
+             f"{_plain(t.get('vocab_size'))} tokens), trained with textrnn {__version__}."
+             + _averaged(tr), "",
              "## Training data", "",
              f"`{_plain(tr.get('corpus_name'), 100)}`: {tr.get('corpus_chars', 0):,} characters, "
              f"SHA-256 `{_plain(tr.get('corpus_sha256'), 64)}`. The text itself is not in this "

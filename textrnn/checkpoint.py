@@ -14,7 +14,9 @@ the latest step in `last/`, and `metrics.jsonl` (one JSON record a line: trainin
 written whole to `.last.new/`, then swapped in by two renames (`save_last`). It also holds what
 resuming needs:
 
-    resume.safetensors optimizer moments, RNG state and the carried recurrent state (tensors)
+    resume.safetensors optimizer moments, RNG state and the carried recurrent state (tensors);
+                       where model.safetensors holds an average of the weights (--ema), the
+                       weights themselves too, as "raw.<parameter name>"
     resume.json        step, epoch, position, time used, best validation, the training config
 
 Nothing is ever unpickled: tensors go through safetensors, everything else through JSON. Every
@@ -392,10 +394,13 @@ def last_dir(run: str | Path) -> Path:
 
 
 def save_last(run: str | Path, model: RNNLM, tokenizer, training: dict, opt, carry,
-              rng: dict[str, torch.Tensor], info: dict) -> Path:
+              rng: dict[str, torch.Tensor], info: dict,
+              raw: dict[str, torch.Tensor] | None = None) -> Path:
     """A run's latest step and its resume state, changed as one unit: written whole to
     `.last.new/` (config.json last), then swapped in for `last/` by two renames. A kill at any
-    point leaves a whole `last/`, or a whole `.last.new/` or `.last.old/` that `last_dir` finds."""
+    point leaves a whole `last/`, or a whole `.last.new/` or `.last.old/` that `last_dir` finds.
+    `raw`: the weights training goes on from, by parameter name, where `model` holds their
+    average (see save_resume)."""
     run = Path(run)
     last, new, old = run / LAST, run / LAST_NEW, run / LAST_OLD
     if not last.is_dir():  # the last save was cut between its renames: keep its newest copy
@@ -406,7 +411,7 @@ def save_last(run: str | Path, model: RNNLM, tokenizer, training: dict, opt, car
     for stale in (new, old):
         shutil.rmtree(stale, ignore_errors=True)
     save_id = new_save_id()
-    save_resume(new, opt, carry, rng, info, save_id)
+    save_resume(new, opt, carry, rng, info, save_id, raw)
     save(new, model, tokenizer, training, save_id)
     if last.exists():
         os.rename(last, old)
@@ -460,15 +465,18 @@ class ResumeInfo:
 
 
 def save_resume(path: str | Path, opt: torch.optim.Optimizer, carry,
-                rng: dict[str, torch.Tensor], info: ResumeInfo, save_id: str) -> None:
+                rng: dict[str, torch.Tensor], info: ResumeInfo, save_id: str,
+                raw: dict[str, torch.Tensor] | None = None) -> None:
     """Write what resuming needs beside a checkpoint: the optimizer, the carried recurrent
-    state and the RNG states (`rng`, by name: see train.rng_states) as tensors; `info` (the
-    loop's position, JSON) with the optimizer's settings added. Both files carry the
-    checkpoint's `save_id`."""
+    state, the RNG states (`rng`, by name: see train.rng_states) and the `raw` weights where
+    the checkpoint holds their average (as "raw.<name>") as tensors; `info` (the loop's
+    position, JSON) with the optimizer's settings added. Both files carry the checkpoint's
+    `save_id`."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     opt_tensors, opt_meta = _optimizer_tensors(opt)
-    tensors = {**opt_tensors, **_state_tensors(carry), **rng}
+    raw_tensors = {f"raw.{k}": v for k, v in (raw or {}).items()}
+    tensors = {**opt_tensors, **_state_tensors(carry), **rng, **raw_tensors}
     _write_tensors(path / "resume.safetensors", tensors,
                    {"step": str(info.step), "save_id": save_id})
     write_text(path / "resume.json", json.dumps(
@@ -501,6 +509,12 @@ class Resume:
             return None
         h = self.tensors["carry.h"].to(device)
         return (h, self.tensors["carry.c"].to(device)) if "carry.c" in self.tensors else h
+
+    def raw_weights(self) -> dict[str, torch.Tensor] | None:
+        """The weights training goes on from, by parameter name, where the checkpoint beside
+        holds their average (--ema); None where it holds the weights themselves."""
+        raw = {k[len("raw."):]: v for k, v in self.tensors.items() if k.startswith("raw.")}
+        return raw or None
 
 
 def _cut_short(run: Path) -> bool:

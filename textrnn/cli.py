@@ -119,6 +119,9 @@ def _optimisation_flags(g, d: TrainConfig) -> None:
                    f"{config.WEIGHT_DECAY_PASSES} passes over the corpus, at most "
                    f"{config.MAX_WEIGHT_DECAY:g})")
     g.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off ({d.grad_clip})")
+    g.add_argument("--ema", type=float, metavar="DECAY", help="validate and save an exponential "
+                   "moving average of the weights with this decay, e.g. 0.999 (about the last "
+                   f"1,000 steps); for runs of several thousand steps; 0 = off ({d.ema:g})")
     g.add_argument("--precision", choices=config.PRECISIONS, help="fp32; bf16 or fp16 (CUDA, "
                    "loss-scaled) matmuls with fp32 weights; auto: bf16 where the CPU or GPU has "
                    f"it, else fp32 on a CPU, fp16 on a GPU ({d.precision})")

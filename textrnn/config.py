@@ -66,6 +66,8 @@ class TrainConfig:
     weight_decay: float | None = None  # AdamW decay on weight matrices (not biases); None:
                                    # 0.1, more for a run that reads the corpus many times
     grad_clip: float = 1.0         # clip the global gradient norm to this; 0 turns it off
+    ema: float = 0.0               # validate and save an exponential moving average of the
+                                   # weights with this decay (e.g. 0.999); 0: the weights as are
     precision: str = "auto"        # fp32, bf16 (bfloat16 matmuls, fp32 weights and loss) or
                                    # fp16 (CUDA, loss-scaled); auto: bf16 where the CPU or GPU
                                    # has it natively, else fp32 (CPU) or fp16 (GPU)
@@ -108,6 +110,8 @@ class TrainConfig:
             (self.weight_decay is None or self.weight_decay >= 0,
              f"weight-decay must be >= 0, got {self.weight_decay}"),
             (self.grad_clip >= 0, f"grad-clip must be >= 0, got {self.grad_clip}"),
+            (self.ema == 0 or 0 < self.ema < 1,
+             f"ema must be 0 (off) or a decay between 0 and 1 such as 0.999, got {self.ema}"),
             (self.precision in PRECISIONS,
              f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"),
             (self.max_steps is None or self.max_steps >= 1,

@@ -5,7 +5,9 @@ config leaves open (plan.py); build the model and AdamW; then repeat (batch -> f
 -> backward -> clip -> step) with the recurrent state carried between batches (truncated BPTT,
 see data.py; with `grow_bptt` a step reads more windows as the run goes on: `windows_at`),
 validating on the whole validation text at evenly spaced points of the run and keeping the
-best and the latest checkpoint.
+best and the latest checkpoint. With `ema`, validation, its sample and both checkpoints use an
+exponential moving average of the weights (average.py); resuming goes on from the raw weights,
+saved beside.
 
 The budget is `max_steps` or `time_budget` (seconds of training; validation passes are not
 counted), or both, whichever ends first. The learning rate warms up linearly, then follows a
@@ -44,6 +46,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
+from .average import Average, put_raw, raw_weights
 from .config import SAMPLE_SEED, SAMPLE_TEMPERATURE, TrainConfig, resumed
 from .plan import Resolved, resolve
 from .corpus import Corpus
@@ -76,6 +79,7 @@ class Run:
     world: World              # this process's place in the run (a world of one, alone)
     net: torch.nn.Module      # what a step runs: the model, or its DistributedDataParallel
     scaler: torch.amp.GradScaler  # fp16's loss scaling (on CUDA); a no-op otherwise
+    average: Average | None   # the weights' moving average (--ema), or None
 
     def progress(self, state: LoopState) -> float:
         """The fraction of the budget used."""
@@ -136,6 +140,7 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
     if model is None:
         model = RNNLM(replace(cfg.model, vocab_size=tokenizer.vocab_size))
     model.to(device).train()
+    average = _average(cfg, model, resume)
     opt = _optimizer(model, cfg)
     state, carry, own_rng = LoopState(), None, False
     if resume is not None:
@@ -165,7 +170,7 @@ def prepare(cfg: TrainConfig, reporter: Reporter, command: str | None = None,
     if resume is not None and resume.info.scaler:
         scaler.load_state_dict(resume.info.scaler)
     run = Run(cfg, settings, out, corpus, tokenizer, batches, model, opt, metrics, summary,
-              val_ids, val_chars, world, net, scaler)
+              val_ids, val_chars, world, net, scaler, average)
     _say_what_was_decided(run, state, resumed=resume is not None, log=reporter.log)
     return run, state, carry
 
@@ -182,6 +187,23 @@ def _continued(cfg: TrainConfig, world: World):
         return model, tokenizer, resume
     model, tokenizer, resume = world.together(load)
     return resumed(cfg, resume.info.train_config, model.config), model, tokenizer, resume
+
+
+def _average(cfg: TrainConfig, model: RNNLM, resume) -> Average | None:
+    """The moving average of the weights (--ema), if asked for. A resumed run's checkpoint
+    holds the average where its resume state holds the raw weights: the model goes on from
+    those."""
+    average = Average(model, cfg.ema) if cfg.ema else None  # from the weights loaded
+    raw = resume.raw_weights() if resume is not None else None
+    if raw is not None:
+        put_raw(model, raw)
+    return average
+
+
+def averaged(run: Run):
+    """A block inside which the model holds the average of its weights (without --ema, its
+    weights)."""
+    return run.average.swapped_in(run.model) if run.average else contextlib.nullcontext()
 
 
 def _settled(cfg: TrainConfig, corpus: Corpus, resume, world: World,
@@ -308,6 +330,8 @@ def _say_what_was_decided(run: Run, state: LoopState, resumed: bool, log) -> Non
            else "") + f", {run.cfg.precision}, lr {run.cfg.lr:g} (cosine "
         f"to {run.cfg.min_lr:g}), budget {s.budget}"
         f"{f', from step {state.step:,}' if resumed else ''}; writing {run.out}")
+    if run.average:
+        log(f"validating and saving a moving average of the weights (--ema {run.cfg.ema:g})")
 
 
 def windows_at(grow_bptt: int, progress: float) -> int:
@@ -362,6 +386,8 @@ def train_step(run: Run, state: LoopState, carry):
     run.scaler.step(run.opt)
     run.scaler.update()
     run.opt.zero_grad(set_to_none=True)
+    if run.average:
+        run.average.update(run.model, state.step)
     dt = time.perf_counter() - t0
     tokens = x.numel() * run.world.size  # the whole batch's, over all ranks
     state.step, state.pos = state.step + 1, state.pos + k
@@ -418,9 +444,11 @@ def save_last(run: Run, state: LoopState, carry, rng: dict[str, torch.Tensor]) -
         step=state.step, loop=asdict(state), corpus_sha256=run.corpus.sha256,
         scaler=run.scaler.state_dict() if run.scaler.is_enabled() else None,
         train_config={**run.summary["train_config"], "val_tokens": run.settings.val_tokens})
-    checkpoint.save_last(run.out, run.model, run.tokenizer,
-                         summary(run, state, state.last_val, state.last_val_step),
-                         run.opt, carry, rng, info)
+    raw = raw_weights(run.model) if run.average else None
+    with averaged(run):  # what a user loads from last/ is the average; raw goes on training
+        checkpoint.save_last(run.out, run.model, run.tokenizer,
+                             summary(run, state, state.last_val, state.last_val_step),
+                             run.opt, carry, rng, info, raw)
 
 
 def evals_due(progress: float, evals: int) -> int:
@@ -459,7 +487,7 @@ def save_best(run: Run, state: LoopState) -> None:
     if state.best_val is None or state.last_val < state.best_val:
         state.best_val, state.best_step = state.last_val, state.step
         if run.world.main:
-                checkpoint.save(run.out, run.model, run.tokenizer,
+            checkpoint.save(run.out, run.model, run.tokenizer,
                             summary(run, state, state.last_val, state.step))
 
 
@@ -563,11 +591,12 @@ def validate_and_save(run: Run, state: LoopState, carry, rng: dict[str, torch.Te
     """A validation point: the pass (and a sample to watch it learn), its record, the best
     checkpoint if it is the best, and last/ with what resuming from this step needs."""
     state.evals_done = evals_due(run.progress(state), run.cfg.evals)
-    record = validate(run, state)
-    if run.cfg.sample_chars and run.world.main:
-        record = replace(record, sample=sample(run))
-    run.metrics.write(record)
-    save_best(run, state)
+    with averaged(run):  # (every rank: each validates a part)
+        record = validate(run, state)
+        if run.cfg.sample_chars and run.world.main:
+            record = replace(record, sample=sample(run))
+        run.metrics.write(record)
+        save_best(run, state)
     state.wall_time = time.time() - t_wall
     save_last(run, state, carry, rng)
     reporter.validated(state, record)
