@@ -184,18 +184,23 @@ def widest(m: ModelConfig, n_tokens: int, budget: Affordable, batch: int) -> int
     return width
 
 
-def batch_for(m: ModelConfig, n_tokens: int, budget: Affordable, batch: int) -> int:
+def batch_for(m: ModelConfig, n_tokens: int, budget: Affordable, batch: int
+              ) -> tuple[int, str]:
     """At least MIN_STEPS steps when a short time budget is what ends the run (under a step
     budget, smaller batches would add no steps, only read less); fewer streams for a short
-    corpus, a multiple of the ranks."""
+    corpus, a multiple of the ranks. Returns the batch and why it has fewer streams for the
+    steps ("" if it does not)."""
     def steps_at(b: int) -> float:
         return budget.tokens(m, b) / (b * budget.seq_len)
 
+    asked = batch
     while (batch > MIN_BATCH and steps_at(batch) < MIN_STEPS
            and (not budget.steps or steps_at(batch) < budget.steps)):
         batch //= 2
+    why = (f"batch {batch} for {steps_at(batch):,.0f} steps, not {steps_at(asked):,.0f} at "
+           f"{asked}: a short budget gains from more, smaller steps" if batch < asked else "")
     batch = fit_batch_shape(n_tokens, batch, budget.seq_len)[0]  # a short corpus: fewer streams
-    return max(budget.ranks, batch - batch % budget.ranks)         # ... that split across ranks
+    return max(budget.ranks, batch - batch % budget.ranks), why  # ... that split across ranks
 
 
 def chose_line(asked: TrainConfig, out: TrainConfig, why: list[str]) -> str:
@@ -231,14 +236,16 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
     # 1. width: the widest candidate that the budget and the corpus both afford
     m = candidate(m, m.hidden if m.hidden is not None else widest(m, n_tokens, budget, batch))
     # 2. batch: see batch_for
+    fewer = ""
     if cfg.batch_size is None:
-        batch = batch_for(m, n_tokens, budget, batch)
+        batch, fewer = batch_for(m, n_tokens, budget, batch)
     d = budget.tokens(m, batch)
     timed = cfg.time_budget and (not budget.steps or d < budget.steps * batch * seq_len)
     passes = d / max(n_tokens, 1)
     why = [f"{d / 1e6:.3g}M tokens in the budget"
            + (f" at {d / cfg.time_budget:,.0f} tokens/s" if timed else ""),
-           f"{d / core_params(m):.3g} per recurrent weight", f"{passes:.3g} passes over the corpus"]
+           f"{d / core_params(m):.3g} per recurrent weight", f"{passes:.3g} passes over the corpus",
+           *[fewer] * bool(fewer)]
     # 3. dropout from the passes over the corpus, lr from the width
     if cfg.model.dropout is None:
         m = replace(m, dropout=dropout_for(passes))
