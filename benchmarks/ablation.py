@@ -34,6 +34,9 @@ VARIANTS = {  # name: (what it is, `textrnn train` flags)
     "dropconnect": ("DropConnect 0.2 on W_hh alone", ["--weight-drop", "0.2"]),
     "grow": ("BPTT growing from 50 to 200 tokens over the run", ["--grow-bptt", "4"]),
     "seq100": ("BPTT 100 throughout", ["--seq-len", "100"]),
+    "b16": ("16 streams: more, smaller steps", ["--batch-size", "16"]),
+    "b32": ("32 streams", ["--batch-size", "32"]),
+    "b64": ("64 streams", ["--batch-size", "64"]),
     "w192": ("2x192, the lr the width rule gives it", ["--hidden", "192"]),
     "w384": ("2x384, the lr the width rule gives it", ["--hidden", "384"]),
     "mingru": ("minGRU 3x384, lr 0.01 (the best of the cells' trials)",
@@ -91,7 +94,8 @@ def run(args) -> int:
         for v in variants:
             rows[v] += bench_train(args.corpus, args.budget, 1,
                                    ["--seed", str(1337 + i), *flags[v]])
-            print(f"  ({v})", flush=True)
+            print(f"  ({v}{': ' + rows[v][-1]['chose'] if rows[v][-1]['chose'] else ''})",
+                  flush=True)
     _summary(rows, "variant")
     return 0
 
