@@ -11,7 +11,7 @@ from textrnn import ModelConfig, TrainConfig, TrainRecord, load, read_metrics, t
 from textrnn.cli import main
 from textrnn.data import Batches
 from textrnn.model import RNNLM, detach_state
-from textrnn.train import _windows, windows_at
+from textrnn.train import windows_at
 from support import Silent
 
 
@@ -48,7 +48,7 @@ def test_tokens_per_step_double_in_the_second_half(corpus_file, tmp_path):
 def test_one_step_over_two_windows_backpropagates_through_both(tiny_text):
     ids = torch.tensor([ord(c) % 32 for c in tiny_text])
     batches = Batches(ids, batch_size=4, seq_len=8, seed=0)
-    x, y = _windows(batches, 0, 3, 2)
+    x, y = batches.get(0, 3, windows=2)
     (x1, y1), (x2, y2) = batches.get(0, 3), batches.get(0, 4)
     assert torch.equal(x, torch.cat([x1, x2], 1)) and torch.equal(y, torch.cat([y1, y2], 1))
 

@@ -218,11 +218,12 @@ class Batches:
     def steps_in_epoch(self, epoch: int) -> int:
         return (self.stream_len - self.offset(epoch)) // self.T
 
-    def get(self, epoch: int, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def get(self, epoch: int, i: int, windows: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets (rows, T) for step i of an epoch; targets are inputs shifted by
-        one."""
+        one. `windows`: windows i .. i + windows - 1 at once, (rows, windows x T), one
+        contiguous stretch of each stream (--grow-bptt)."""
         starts = self.rows * self.stream_len + self.offset(epoch) + i * self.T
-        pos = starts[:, None] + torch.arange(self.T + 1)  # (B, T+1)
+        pos = starts[:, None] + torch.arange(windows * self.T + 1)  # (B, windows x T + 1)
         chunk = as_ids(self.ids[pos.numpy()] if isinstance(self.ids, np.ndarray)
                        else self.ids[pos])
         return chunk[:, :-1], chunk[:, 1:]

@@ -343,16 +343,6 @@ def windows_at(grow_bptt: int, progress: float) -> int:
     return 2 ** min(int(progress * parts), parts - 1)
 
 
-def _windows(batches: Batches, epoch: int, pos: int, k: int):
-    """Inputs and targets (rows, k x seq_len) of windows pos .. pos + k - 1 of an epoch: one
-    contiguous stretch of each stream, so one forward pass over it carries the state across
-    the windows undetached and the loss, its mean, backpropagates through all k."""
-    if k == 1:
-        return batches.get(epoch, pos)
-    xs, ys = zip(*(batches.get(epoch, pos + i) for i in range(k)))
-    return torch.cat(xs, 1), torch.cat(ys, 1)
-
-
 def train_step(run: Run, state: LoopState, carry):
     """One optimizer step on the next batch: its next window of each stream, or with
     --grow-bptt the next k (`windows_at`), read as one. Returns (loss in nats/token, tokens,
@@ -360,7 +350,8 @@ def train_step(run: Run, state: LoopState, carry):
     device = run.settings.device
     k = min(windows_at(run.cfg.grow_bptt, run.progress(state)),
             run.batches.steps_in_epoch(state.epoch) - state.pos)  # an epoch ends: what is left
-    x, y = _windows(run.batches, state.epoch, state.pos, k)
+    x, y = run.batches.get(state.epoch, state.pos, windows=k)  # one stretch: the state is
+    # carried across the k windows undetached, so the loss backpropagates through all of them
     x, y = x.to(device), y.to(device)
     t0 = time.perf_counter()
     lr = lr_at(run.cfg, state.step, run.progress(state), run.settings.budget.warmup)
