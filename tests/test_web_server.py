@@ -3,6 +3,7 @@ visitor however many requests they send, raw API calls with numbers that are not
 slow or too many connections cut off."""
 
 import json
+import signal
 import socket
 import time
 
@@ -11,7 +12,7 @@ import pytest
 
 from textrnn.web.catalog import Catalog
 from textrnn.web.page import build
-from textrnn.web.server import serve, trusted_proxies
+from textrnn.web.server import _stop, serve, trusted_proxies
 from support import ROOT, free_port
 from test_web_train import TEXT, Stand, until
 
@@ -144,3 +145,16 @@ def test_a_space_trusts_its_proxy_unless_told_otherwise():
         is None  # uvicorn reads its own setting
     assert trusted_proxies("10.0.0.2", {"SPACE_ID": "me/demo"}) == "10.0.0.2"
     assert trusted_proxies(None, {}) is None
+
+
+def test_a_second_sigterm_is_ignored_while_the_app_exits():
+    # the first SIGTERM exits as Ctrl-C does; a second one (a wrapper such as `timeout` passing
+    # its own on) used to raise SystemExit inside an exit handler and print a traceback
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            _stop(signal.SIGTERM, None)
+        assert stopped.value.code == 0
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, before)

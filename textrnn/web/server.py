@@ -38,6 +38,14 @@ MAX_CONNECTIONS = 500     # open at once; past it a new one is answered 503 and 
                           # benchmark's 200 visitors at once hold about 400)
 
 
+def _stop(signum, frame) -> None:
+    """The first SIGTERM exits; a second one (a wrapper that passes its own on, a manager that
+    repeats it) is ignored while the exit handlers run, rather than cut them short with a
+    traceback."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(0)
+
+
 def main(argv: list[str] | None = None, home: str | Path = ".", prog: str | None = None) -> None:
     """Serve the page as the command line `argv` says; the default folders are under `home`
     (the repository, for its app.py; the working folder for `textrnn serve`)."""
@@ -94,7 +102,7 @@ def main(argv: list[str] | None = None, home: str | Path = ".", prog: str | None
         parser.error("--keep-runs-hours and --max-runs-mb must be positive")
     # SIGTERM (a service manager's stop) ends the app as Ctrl-C does, running its exit
     # handlers: the zips' copies go (train_tab), and the trainer hears its stdin close.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    signal.signal(signal.SIGTERM, _stop)
     # Compile the generation kernel (once per machine, about a second; cached after) while the
     # page starts, rather than on the first click.
     threading.Thread(target=textrnn.kernel_status, daemon=True).start()
