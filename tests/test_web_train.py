@@ -87,7 +87,9 @@ def test_a_run_is_found_by_its_secret_never_by_its_public_name(handlers):
         assert handlers.halt(key) is not None and not job.stop_asked  # (gr.skip)
         status, *_, mine, listed = handlers.poll(key, [])
         assert job.name not in str(status)
-    assert handlers.halt(secret).startswith("stopping")
+    said = handlers.halt(secret)  # the secret finds it: it stops (a busy machine may not have
+    assert job.stop_asked          # started it yet, and then it leaves the line)
+    assert said.startswith(("stopping", "stopped: stopped before it started")), said
 
 
 def test_one_run_in_line_per_address_and_per_session(tmp_path):
