@@ -24,8 +24,8 @@ WEIGHTS_PER_TOKEN = 4.0   # at most this many recurrent weights per training tok
 BASE_LR, BASE_WIDTH = 1e-2, 256  # the peak lr at width 256; wider models take less
 BATCH, SEQ_LEN = 64, 50   # streams x BPTT tokens: 64 streams keep two cores' matmuls busy
 MIN_STEPS, MIN_BATCH = 1000, 8  # a short time budget halves the batch, down to 8, for 1000
-                          # steps: 32 streams beat 64 by 0.09 nats/char at 110 s on 2 fp32
-                          # cores (docs/benchmarks.md, "The ablation"); no change at 300 s
+                          # steps: 32 streams beat 64 by 0.044 nats/char (medians) at 110 s
+                          # on 2 fp32 cores (docs/benchmarks.md, "The ablation"); 300 s keeps 64
 MAX_DROPOUT = 0.3         # dropout grows with the passes over the corpus, up to this
 WEIGHT_DECAY, WEIGHT_DECAY_PASSES, MAX_WEIGHT_DECAY = 0.1, 7, 0.3  # AdamW decay, see plan.py
 MAX_SAMPLE_CHARS = 10_000  # of the sample shown at each validation
