@@ -43,6 +43,10 @@ def train_config(argv: list[str]) -> TrainConfig:
         name = name.replace("-", "_")
         if flag == "--no-progress":
             continue  # the runs here show no progress anyway
+        negated = name.startswith("no_") and FLAG_TYPES.get(name[3:]) is bool  # --no-tie-weights
+        if negated:
+            given[name[3:]] = False
+            continue
         if not flag.startswith("--") or name not in FLAG_TYPES:
             raise ValueError(f"{flag}: not a `textrnn train` flag this benchmark knows")
         kind = FLAG_TYPES[name]

@@ -74,6 +74,7 @@ def test_the_training_benchmark_reads_textrnn_train_flags_into_the_config():
     assert (cfg.corpus, cfg.val_file, cfg.time_budget, cfg.lr, cfg.precision, cfg.out) == \
         ("c.txt", "v.txt", 2.5, 0.002, "fp32", "runs/a-b")
     assert (cfg.model.hidden, cfg.model.embed, cfg.model.tie_weights) == (16, 16, True)
+    assert train_config(["c.txt", "--no-tie-weights"]).model.tie_weights is False
     with pytest.raises(ValueError, match="--hiden"):
         train_config(["c.txt", "--hiden", "16"])
 
