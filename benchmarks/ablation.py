@@ -25,6 +25,8 @@ VARIANTS = {  # name: (what it is, `textrnn train` flags)
     "default": ("textrnn's defaults", []),
     "tied": ("tied input and output embeddings (embed = hidden = 256)",
              ["--tie-weights", "--embed", "256"]),
+    "untied": ("a separate 64-wide input embedding, the default before tying",
+               ["--no-tie-weights"]),
     "ema": ("weights' moving average, decay 0.99, for validation and the checkpoint",
             ["--ema", "0.99"]),
     "ema999": ("weights' moving average, decay 0.999", ["--ema", "0.999"]),

@@ -174,7 +174,7 @@ def run(args) -> int:
                                  ("lstm", 3, 512)]:
         torch.manual_seed(0)
         model = RNNLM(ModelConfig(vocab_size=chars.vocab_size, cell=cell, hidden=hidden,
-                                  layers=layers, dropout=0.0)).eval()
+                                  layers=layers, dropout=0.0, embed=64)).eval()
         lms.append((f"random {layers}x{hidden} {cell.upper().replace('_', '-')}",
                     LM(model, chars)))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, generation path: "

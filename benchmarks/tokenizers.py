@@ -35,7 +35,7 @@ def bench_tokenizers(corpus: str, budget: float, vocab_sizes: list[int], seed: i
             # one fixed model for every tokenizer, so that only the tokens differ
             cfg = TrainConfig(corpus=corpus, out=str(out), tokenizer=kind, vocab_size=vocab,
                               time_budget=budget, seed=seed, lr=1e-2, batch_size=64, seq_len=50,
-                              model=ModelConfig(hidden=256, layers=2, dropout=0.0))
+                              model=ModelConfig(hidden=256, layers=2, dropout=0.0, embed=64))
             textrnn.train(cfg, reporter=textrnn.Reporter())
             summary = textrnn.read_config(out)["training"]
             val = [m for m in textrnn.read_metrics(out) if isinstance(m, textrnn.ValRecord)][-1]

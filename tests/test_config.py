@@ -2,11 +2,13 @@
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
-from textrnn import ModelConfig, Reporter, Terminal, TrainConfig, config, plan, train
+from textrnn import ModelConfig, Reporter, RNNLM, Terminal, TrainConfig, config, plan, train
+from textrnn.model import EMBED
 
 CPU = torch.device("cpu")
 
@@ -38,7 +40,7 @@ def test_a_longer_budget_buys_a_wider_model_and_never_breaks_the_rules():
     # each choice is the widest that passes: the next width up would not get enough tokens
     cfg, _ = pick(n_tokens=50_000_000, time_budget=300, speed=flops_speed(150e9))
     wider = config.WIDTHS[config.WIDTHS.index(cfg.model.hidden) + 1]
-    w = plan.num_weights(ModelConfig(vocab_size=65, hidden=wider, layers=2, dropout=0.0))
+    w = plan.num_weights(plan.candidate(ModelConfig(vocab_size=65), wider))  # as it would be
     assert 150e9 / (6 * w) * 300 < config.TOKENS_PER_WEIGHT * w
 
 
@@ -80,9 +82,10 @@ def test_values_set_by_hand_are_kept_and_not_reported_as_chosen():
                     model=ModelConfig(hidden=48, dropout=0.0))
     assert (cfg.lr, cfg.batch_size, cfg.seq_len) == (3e-3, 16, 20)
     assert (cfg.model.hidden, cfg.model.dropout, cfg.model.layers) == (48, 0.0, config.LAYERS)
-    assert why.startswith("chose layers 2, weight-decay 0.1 (") and "hidden" not in why
+    assert why.startswith("chose embed 48, tied embeddings, layers 2, weight-decay 0.1 (")
+    assert "hidden" not in why
     everything = dict(lr=1e-3, batch_size=4, seq_len=8, weight_decay=0.05,
-                      model=ModelConfig(hidden=8, layers=1, dropout=0.1))
+                      model=ModelConfig(hidden=8, layers=1, dropout=0.1, embed=8))
     assert pick(max_steps=10, speed=no_timing, **everything)[1] == ""
 
 
@@ -90,6 +93,40 @@ def test_tied_weights_get_the_embedding_width():
     cfg, why = pick(max_steps=100, speed=no_timing,
                     model=ModelConfig(embed=96, tie_weights=True))
     assert cfg.model.hidden == 96 and "hidden" not in why.split("(")[0]
+
+
+@pytest.mark.parametrize("model, tied, embed", [
+    (dict(), True, "hidden"),                      # the default: tied, as wide as the layers
+    (dict(hidden=96), True, 96),                   # a width set by hand is followed
+    (dict(tie_weights=True), True, "hidden"),
+    (dict(tie_weights=False), False, EMBED),       # --no-tie-weights: the old 64-wide one
+    (dict(embed=32), False, 32),                   # a width of its own unties
+    (dict(embed=32, tie_weights=False), False, 32),
+    (dict(cell="mingru"), False, EMBED),           # the min cells: untied (their RMSNorm)
+    (dict(cell="minlstm", tie_weights=True), True, "hidden"),
+])
+def test_embeddings_are_tied_unless_a_width_of_their_own_is_asked_for(model, tied, embed):
+    cfg, why = pick(max_steps=100, speed=no_timing, model=ModelConfig(**model))
+    m = cfg.model
+    assert m.tie_weights is tied and m.embed == (m.hidden if embed == "hidden" else embed)
+    chosen = why.split(" (")[0]
+    said = {"tied embeddings" if tied else "untied embeddings"}
+    left_open = "tie_weights" not in model and "embed" not in model
+    assert said & set(chosen.split(", ")) == (said if left_open else set())
+    assert ("embed" in chosen) == ("embed" not in model)
+    RNNLM(replace(m, vocab_size=65))  # nothing left open
+
+
+def test_a_tied_model_counts_its_embedding_in_the_width_rule():
+    """A tied embedding is as wide as the layers, so the first layer's input weights grow with
+    the width: the rule sees the model it will build."""
+    tied, _ = pick(n_tokens=50_000_000, time_budget=300, speed=flops_speed(150e9))
+    untied, _ = pick(n_tokens=50_000_000, time_budget=300, speed=flops_speed(150e9),
+                     model=ModelConfig(tie_weights=False))
+    for cfg in (tied, untied):
+        w = plan.num_weights(cfg.model)
+        assert 150e9 / (6 * w) * 300 >= config.TOKENS_PER_WEIGHT * plan.core_params(cfg.model)
+    assert tied.model.hidden <= untied.model.hidden
 
 
 def test_dropout_weight_decay_and_learning_rate_rules():
@@ -116,7 +153,7 @@ def test_many_passes_get_more_weight_decay_and_a_hand_set_one_is_kept():
 
 
 def test_train_speed_times_a_real_model():
-    mc = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0)
+    mc = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0, embed=8)
     speed = plan.train_speed(mc, 4, 10, CPU, "fp32")
     assert math.isfinite(speed) and speed > 0
 
@@ -179,7 +216,7 @@ def test_train_says_what_it_chose_and_records_the_values(corpus_file, tmp_path):
 
 def test_a_large_alphabet_does_not_shrink_the_recurrent_core():
     from textrnn.model import core_params
-    c = ModelConfig(vocab_size=6000, hidden=256, layers=2, dropout=0.0)
+    c = ModelConfig(vocab_size=6000, embed=64, hidden=256, layers=2, dropout=0.0)
     assert core_params(c) == 4 * 256 * (64 + 256 + 2) + 4 * 256 * (256 + 256 + 2)
     speed = flops_speed(150e9)  # the softmax of 6,000 still slows every step, as timed
     small, _ = pick(n_tokens=1_000_000, vocab=65, speed=speed, time_budget=120)

@@ -247,7 +247,7 @@ def test_a_time_budget_validates_on_a_share_of_it(monkeypatch, rate, budget, exp
 def test_eval_speed_times_a_real_pass():
     from textrnn import ModelConfig
     from textrnn.evaluate import eval_speed
-    mc = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0)
+    mc = ModelConfig(vocab_size=30, hidden=16, layers=1, dropout=0.0, embed=8)
     speed = eval_speed(mc, 4, torch.device("cpu"), "fp32")
     assert np.isfinite(speed) and speed > 0
 

@@ -56,10 +56,11 @@ def test_nonsense_config_is_refused(kwargs, message):
 
 
 def test_a_model_is_built_only_from_a_config_that_leaves_nothing_open():
-    open_config = ModelConfig(vocab_size=10, hidden=16)  # layers, dropout: chosen by train()
-    with pytest.raises(ValueError, match="layers, dropout"):
+    open_config = ModelConfig(vocab_size=10, hidden=16)  # the rest: chosen by train()
+    with pytest.raises(ValueError, match="embed, layers, dropout, tie_weights"):
         RNNLM(open_config)
-    closed = ModelConfig(vocab_size=10, hidden=16, layers=1, dropout=0.0)
+    closed = ModelConfig(vocab_size=10, hidden=16, layers=1, dropout=0.0, embed=16)
+    assert closed.tie_weights is False  # an embedding width of its own: untied
     assert RNNLM(closed).config == closed
 
 

@@ -96,7 +96,8 @@ def card_text(config: dict, num_params: int, repo_id: str, samples: list[str], c
              f"# {_plain(repo_id.split('/')[-1])}", "",
              f"A {_plain(m.get('layers'))}-layer {_plain(str(m.get('cell', '?')).upper())} "
              f"language model ({num_params:,} parameters: hidden {_plain(m.get('hidden'))}, "
-             f"embedding {_plain(m.get('embed'))}, {_plain(t.get('kind'))} tokenizer of "
+             f"embedding {_plain(m.get('embed'))}{', tied' if m.get('tie_weights') is True else ''}, "
+             f"{_plain(t.get('kind'))} tokenizer of "
              f"{_plain(t.get('vocab_size'))} tokens), trained with textrnn {__version__}."
              + _averaged(tr), "",
              "## Training data", "",

@@ -31,7 +31,7 @@ from .dist import Stopped, World
 from .data import corpus_name
 from .hub import locate, origin
 from .lm import load, model_card, new_seed, training_summary
-from .model import CELLS, ModelConfig, num_params
+from .model import CELLS, EMBED, ModelConfig, num_params
 from .tokenizer import KINDS as TOKENIZERS
 from .report import Terminal
 from .train import train
@@ -91,12 +91,15 @@ def _model_flags(g, m: ModelConfig) -> None:
     g.add_argument("--hidden", type=int, help="units per layer (auto: the widest of "
                    f"{', '.join(map(str, config.WIDTHS))} that the budget and corpus afford)")
     g.add_argument("--layers", type=int, help=f"stacked layers (auto: {config.LAYERS})")
-    g.add_argument("--embed", type=int, help=f"embedding width ({m.embed})")
+    g.add_argument("--embed", type=int, help="embedding width (auto: the hidden width, tied to "
+                   f"the output layer; {EMBED} with --no-tie-weights; setting it unties them "
+                   "unless --tie-weights)")
     g.add_argument("--dropout", type=float, help="dropout (auto: 0, rising to "
                    f"{config.MAX_DROPOUT} as a run reads the corpus more times); raise it if "
                    "validation loss rises while training loss falls")
-    g.add_argument("--tie-weights", action="store_true", default=None,
-                   help="share embedding and output weights (needs --embed equal to --hidden)")
+    g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
+                   help="share the embedding and output weights, the embedding as wide as the "
+                   "layers (auto: tied unless --embed is set)")
     g.add_argument("--weight-drop", type=float, metavar="P", help="AWD-LSTM's DropConnect on "
                    "each layer's recurrent weights W_hh, one mask per step (lstm, gru, rnn_tanh, "
                    "rnn_relu; 0 = off); slower: the layers run one at a time in training")

@@ -32,6 +32,7 @@ from .regularize import CLASSIC, LockedDropout, embedding_dropout, run_layers
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu", *MIN_CELLS)
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1,  # rows of W_ih and W_hh, per unit
          **MIN_GATES}
+EMBED = 64  # an untied embedding's width: a char vocabulary of ~100 needs few dimensions
 MAX_SIZE = {"embed": 65536, "hidden": 65536, "layers": 64}  # past these, a typo, not a model
 REGULARIZERS = {"weight_drop": 0.0, "embed_drop": 0.0, "locked_dropout": False}  # (their "off")
 
@@ -42,14 +43,15 @@ State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (h) or, for LSTM, (h
 class ModelConfig:
     vocab_size: int = 0      # set by the tokenizer from the training text; 0 until it is known
     cell: str = "lstm"       # lstm | gru | rnn_tanh | rnn_relu | mingru | minlstm (minrnn.py)
-    embed: int = 64          # embedding width; a char vocabulary of ~100 needs few dimensions
+    embed: int | None = None  # embedding width; None: the hidden width when tied, else EMBED
     hidden: int | None = None  # units per layer: the model's memory and most of its cost (~H^2)
     layers: int | None = None  # stacked layers; a second layer helps, a third rarely pays on a CPU
     dropout: float | None = None  # on embeddings, between layers and before the head; raise it
                              # (0.1-0.3) when validation loss rises while training loss falls
     # None: `textrnn train` chooses from the corpus and budget (plan.py); a model is only
     # built from a config that leaves nothing open
-    tie_weights: bool = False  # share the embedding with the output layer (needs embed == hidden)
+    tie_weights: bool | None = None  # share the embedding with the output layer (needs
+                             # embed == hidden); None: tied unless an embed width is set
     # AWD-LSTM's regularizers (regularize.py), training only; off by default, and the plan
     # never turns them on: only what a person sets
     weight_drop: float = 0.0   # DropConnect on each layer's W_hh (lstm, gru, rnn_tanh, rnn_relu)
@@ -57,6 +59,8 @@ class ModelConfig:
     locked_dropout: bool = False  # `dropout` draws one mask per sequence, not one per token
 
     def __post_init__(self):
+        if self.tie_weights is None and self.embed is not None:
+            self.tie_weights = False  # a width of its own: an embedding apart from the head
         if self.cell not in CELLS:
             raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
         for name in ("embed", "hidden", "layers"):
@@ -76,7 +80,7 @@ class ModelConfig:
                              f"recurrent weights W_hh); {self.cell} has none")
         if self.vocab_size < 0:
             raise ValueError(f"vocab_size must be positive, got {self.vocab_size}")
-        if self.tie_weights and self.hidden is not None and self.embed != self.hidden:
+        if self.tie_weights and None not in (self.embed, self.hidden) and self.embed != self.hidden:
             raise ValueError(f"weight tying needs embed == hidden (got {self.embed} and "
                              f"{self.hidden}); set --embed {self.hidden} or drop tying")
 
@@ -105,7 +109,8 @@ class ModelConfig:
 
     def open_fields(self) -> list[str]:
         """The fields left to be chosen (None)."""
-        return [k for k in ("hidden", "layers", "dropout") if getattr(self, k) is None]
+        return [k for k in ("embed", "hidden", "layers", "dropout", "tie_weights")
+                if getattr(self, k) is None]
 
 
 def recurrent(cell: str, inputs: int, hidden: int, layers: int, dropout: float = 0.0,

@@ -51,7 +51,9 @@ from .config import (BASE_LR, BASE_WIDTH, BATCH, DEFAULT_STEPS, LAYERS, MAX_DROP
                      WEIGHT_DECAY_PASSES, WEIGHTS_PER_TOKEN, WIDTHS, TrainConfig)
 from .data import fit_batch_shape
 from .evaluate import eval_speed
-from .model import GATES, ModelConfig, RNNLM, autocast, core_params, num_params, pick_device
+from .minrnn import MIN_CELLS
+from .model import (EMBED, GATES, ModelConfig, RNNLM, autocast, core_params, num_params,
+                    pick_device)
 
 
 # --- 2. device and precision ---
@@ -165,10 +167,22 @@ class Affordable:
 
 
 def candidate(m: ModelConfig, width: int) -> ModelConfig:
-    """m at this width (unless set), with LAYERS and no dropout unless set."""
-    return replace(m, hidden=width if m.hidden is None else m.hidden,
-                   layers=LAYERS if m.layers is None else m.layers,
-                   dropout=0.0 if m.dropout is None else m.dropout)
+    """m at this width (unless set), with LAYERS, no dropout and its embedding unless set."""
+    return embedding(replace(m, hidden=width if m.hidden is None else m.hidden,
+                             layers=LAYERS if m.layers is None else m.layers,
+                             dropout=0.0 if m.dropout is None else m.dropout))
+
+
+def embedding(m: ModelConfig) -> ModelConfig:
+    """Tied input and output embeddings for the classic cells unless an embedding width is set:
+    a tied one is as wide as the layers, an untied one `EMBED` wide unless set. Tying won on
+    every corpus of the ablation (docs/benchmarks.md): prose, code and a 6,000-character
+    alphabet. The min cells stay untied: their stack ends in an RMSNorm whose unit-scale output,
+    read by an embedding matrix as the head, gave a 3x384 minGRU 5.46 nats/char at 110 s."""
+    tie = m.cell not in MIN_CELLS if m.tie_weights is None else m.tie_weights  # (and an embed
+    # width of its own unties: model.py)
+    embed = m.embed if m.embed is not None else m.hidden if tie else EMBED
+    return replace(m, tie_weights=tie, embed=embed)
 
 
 def widest(m: ModelConfig, n_tokens: int, budget: Affordable, batch: int) -> int:
@@ -206,13 +220,15 @@ def batch_for(m: ModelConfig, n_tokens: int, budget: Affordable, batch: int
 def chose_line(asked: TrainConfig, out: TrainConfig, why: list[str]) -> str:
     """"chose hidden 128, ... (why)" for what `asked` left open, or "" if it left nothing."""
     m, before = out.model, asked.model
-    picked = [f"{name} {value:g}" for name, was, value in [
-        ("hidden", m.hidden if m.tie_weights else before.hidden, m.hidden),
-        ("layers", before.layers, m.layers),
-        ("dropout", before.dropout, m.dropout),
-        ("weight-decay", asked.weight_decay, out.weight_decay), ("lr", asked.lr, out.lr),
-        ("batch-size", asked.batch_size, out.batch_size), ("seq-len", asked.seq_len, out.seq_len)]
-        if was is None]
+    tied = before.tie_weights and before.embed is not None  # the width was the embedding's
+    picked = [text for was, text in [
+        (m.hidden if tied else before.hidden, f"hidden {m.hidden}"),
+        (before.embed, f"embed {m.embed}"),
+        (before.tie_weights, "tied embeddings" if m.tie_weights else "untied embeddings"),
+        (before.layers, f"layers {m.layers}"), (before.dropout, f"dropout {m.dropout:g}"),
+        (asked.weight_decay, f"weight-decay {out.weight_decay:g}"), (asked.lr, f"lr {out.lr:g}"),
+        (asked.batch_size, f"batch-size {out.batch_size}"),
+        (asked.seq_len, f"seq-len {out.seq_len}")] if was is None]
     return f"chose {', '.join(picked)} ({'; '.join(why)})" if picked else ""
 
 
@@ -228,7 +244,7 @@ def choose(cfg: TrainConfig, n_tokens: int, vocab_size: int, device: torch.devic
     the rows one of `ranks` processes owns. A batch chosen here splits across the ranks. A
     width set by hand is checked against memory before (resolve), a chosen one after."""
     m = replace(cfg.model, vocab_size=vocab_size)
-    if m.tie_weights and m.hidden is None:
+    if m.tie_weights and m.embed is not None and m.hidden is None:
         m = replace(m, hidden=m.embed)  # tying needs the two widths equal
     seq_len = cfg.seq_len or SEQ_LEN
     budget = Affordable(cfg, seq_len, device, precision, speed, ranks)
@@ -333,7 +349,8 @@ def resolve(cfg: TrainConfig, n_tokens: int, vocab_size: int, resume: dict | Non
     device = pick_device(cfg.device)
     cfg = replace(cfg, precision=pick_precision(cfg.precision, device))
     notes, why = [], ""
-    by_hand = cfg.model.hidden is not None or cfg.model.tie_weights  # known before choosing
+    by_hand = cfg.model.hidden is not None or (  # the width is known before choosing
+        cfg.model.tie_weights and cfg.model.embed is not None)
     if resume is None and by_hand:  # refused before the timing of the budget builds it
         m = replace(cfg.model, vocab_size=vocab_size)
         check_memory(candidate(replace(m, hidden=m.hidden or m.embed), 0),

@@ -318,7 +318,8 @@ def _say_what_was_decided(run: Run, state: LoopState, resumed: bool, log) -> Non
         f"tokens, validate {len(c.val_ids):,}")
     if run.settings.why:
         log(run.settings.why)
-    log(f"model {cm.layers}x{cm.hidden} {cm.cell.upper()}, embedding {cm.embed}, dropout "
+    log(f"model {cm.layers}x{cm.hidden} {cm.cell.upper()}, embedding {cm.embed}"
+        f"{' (tied to the output layer)' if cm.tie_weights else ''}, dropout "
         f"{cm.dropout:g}{cm.regularizers()}: {run.model.num_params():,} parameters on "
         f"{run.settings.device}")
     s = run.settings
