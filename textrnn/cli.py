@@ -1,4 +1,5 @@
-"""The command line: `textrnn train | sample | eval | info | sweep | push | space | serve`. A
+"""The command line: `textrnn train | sample | eval | info | sweep | push | space | export |
+serve`. A
 thin door over the library (`serve` hands its flags to the page, textrnn/web/server.py).
 
 Every flag maps onto one field of `TrainConfig` or `ModelConfig`; a flag left out keeps the
@@ -267,6 +268,30 @@ def _share_parsers(sub) -> None:
     p.add_argument("--training", action="store_true", help="turn the page's Train tab on (off: "
                    "a Space's visitors would share its CPU)")
     p.add_argument("--private", action="store_true", help="make a new Space private")
+    _export_parser(sub)
+
+
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a model to run without textrnn (ONNX)",
+                       description="Write a finished run's best checkpoint (or a checkpoint "
+                       "folder, or a Hub model) in a form other runtimes load, checked "
+                       "against PyTorch where onnxruntime is installed.")
+    p.add_argument("run", help=CHECKPOINT)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--onnx", metavar="OUT.onnx", help="an ONNX graph of one step, (token, "
+                      "state) -> (logits, state), with OUT.tokenizer.json and OUT.config.json "
+                      "beside it (needs the onnx extra: pip install \"textrnn[onnx]\")")
+    p.add_argument("--sequence", action="store_true", help="with --onnx: a graph of a whole "
+                   "sequence of tokens (B, T) -> logits (B, T, V) instead, for scoring text")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+
+
+def _cmd_export(args) -> int:
+    from .export import export_onnx
+    done = export_onnx(args.run, args.onnx, sequence=args.sequence, overwrite=args.overwrite)
+    print(f"wrote {done.files[0]} ({done.bytes / 1e6:,.1f} MB) and beside it "
+          f"{', '.join(f.name for f in done.files[1:])}\n{done.checked}", file=sys.stderr)
+    return 0
 
 
 def _cmd_push(args) -> int:
@@ -492,7 +517,8 @@ def _main(argv: list[str] | None) -> int:
         if args.command == "train":
             return _cmd_train(args, argv)
         return {"sample": _cmd_sample, "eval": _cmd_eval, "info": _cmd_info,
-                "sweep": _cmd_sweep, "push": _cmd_push, "space": _cmd_space}[args.command](args)
+                "sweep": _cmd_sweep, "push": _cmd_push, "space": _cmd_space,
+                "export": _cmd_export}[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
