@@ -235,7 +235,10 @@ var TR = window.TR || (window.TR = {});
       ids.forEach((id, i) => net.step(id, i === ids.length - 1));
       return Array.from(net.logits);
     },
-    rand(seed, n) { const g = new MT19937(seed); return Array.from({ length: n }, () => g.double()); },
+    rand(seed, n) {  // torch.rand(n, dtype=float64) after manual_seed(seed)
+      const g = new MT19937(seed);
+      return Array.from({ length: n }, () => g.double());
+    },
     guard() {
       const g = load().tok.guard();
       return g && { allowed: Array.from(g.allowed), following: Array.from(g.following) };
