@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
-from .. import checkpoint
+from .. import checkpoint as checkpoints
 from ..lm import model_card, training_summary
 from ..model import num_params, param_shapes
 
@@ -41,9 +41,9 @@ FORMAT = "textrnn-web"
 FORMAT_VERSION = 1
 
 
-def export_web(checkpoint_dir: Path, out: Path, *, dtype: str = "fp32",
+def export_web(checkpoint: Path, out: Path, *, dtype: str = "fp32",
                max_bytes: int = MAX_WEB_BYTES) -> Path:
-    """Write the page of the checkpoint folder `checkpoint_dir` to the new folder `out`, whole
+    """Write the page of the checkpoint folder `checkpoint` to the new folder `out`, whole
     or not at all (built in a temporary sibling, then renamed into place). ValueError in one
     line for an output that exists, an unknown dtype, or a model over `max_bytes` of weights."""
     out = Path(out)
@@ -53,7 +53,7 @@ def export_web(checkpoint_dir: Path, out: Path, *, dtype: str = "fp32",
         raise ValueError(f"{out} already exists; choose a new folder for the web page")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"no such folder: {out.parent} (to hold {out.name})")
-    config, cfg, tokenizer, weights_file = checkpoint.check(checkpoint_dir)
+    config, cfg, tokenizer, weights_file = checkpoints.check(checkpoint)
     size = num_params(cfg) * np.dtype(DTYPES[dtype]).itemsize
     if size > max_bytes:
         raise ValueError(too_large(num_params(cfg), dtype, max_bytes))

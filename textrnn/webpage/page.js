@@ -9,7 +9,8 @@
   function number(id, parse, blank) {  // a field's value; `blank` where it is empty
     const text = $(id).value.trim();
     if (text === "") return blank;
-    if (!/^-?\d+(\.\d*)?(e-?\d+)?$/i.test(text)) throw new Error(`${id} must be a number`);
+    if (!/^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(text))
+      throw new Error(`${id} must be a number, got ${text.slice(0, 24)}`);
     return parse(text);
   }
 
