@@ -35,13 +35,17 @@ RATE = """async (n) => { const t0 = performance.now();
     return n / ((performance.now() - t0) / 1000); }"""
 
 
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
 def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.iterdir()) / 1e6
 
 
 def serve(root: Path) -> tuple[http.server.HTTPServer, str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
+    handler = functools.partial(Quiet, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
