@@ -12,6 +12,7 @@ root.
     python -m benchmarks data [--size 1000]              (see data.py)
     python -m benchmarks share [--space]                 (push, load by name, a Space)
     python -m benchmarks gpu --corpus FILE [--device cpu] (the GPU check, see gpu.py)
+    python -m benchmarks web [--checkpoints checkpoints] (the exported page in Chromium)
 
 Each command is a module of this package, with its own flags (`add_parser`) and its own `run`.
 """
@@ -20,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 
-from . import ablation, cells, comm, data, generate, gpu, load, share, tokenizers, train
+from . import ablation, cells, comm, data, generate, gpu, load, share, tokenizers, train, web
 
 COMMANDS = {"tokenizers": tokenizers, "train": train, "cells": cells, "ablation": ablation,
             "cjk": ablation, "comm": comm, "generate": generate, "data": data, "app": load,
-            "share": share, "gpu": gpu}
+            "share": share, "gpu": gpu, "web": web}
 
 
 def main(argv: list[str] | None = None) -> int:
