@@ -245,7 +245,7 @@ def test_an_unfinished_run_is_refused(run, tmp_path, capsys):
     (["export", "{tmp}/nowhere", "--onnx", "{tmp}/x.onnx"], "no such run folder"),
     (["export", "{tmp}/empty", "--onnx", "{tmp}/x.onnx"], "holds no best checkpoint"),
     (["export", "{run}", "--onnx", "{tmp}/x.txt"], "should end in .onnx"),
-    (["export", "{run}"], "one of the arguments --onnx is required"),
+    (["export", "{run}"], "one of the arguments --onnx --web is required"),
 ])
 def test_mistakes_are_one_line_and_write_nothing(run, tmp_path, capsys, argv, said):
     (tmp_path / "empty").mkdir()

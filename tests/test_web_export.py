@@ -218,7 +218,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path):
     lm = build("lstm")
     checkpoint.save(tmp_path / "ckpt", lm.model, lm.tokenizer, {})
     (tmp_path / "taken").mkdir()
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(FileExistsError, match="already exists"):
         export_web(tmp_path / "ckpt", tmp_path / "taken")
     with pytest.raises(ValueError, match="unknown dtype"):
         export_web(tmp_path / "ckpt", tmp_path / "new", dtype="int8")
@@ -231,3 +231,42 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path):
     assert "at most 256 MiB of weights (67,108,864 parameters in fp32, 134,217,728 in fp16)" \
         in too_large(10**9, "fp32", MAX_WEB_BYTES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "taken"]
+
+
+def test_the_cli_writes_a_page_and_refuses_what_it_cannot_do(tmp_path, capsys):
+    """`textrnn export RUN --web DIR`: a finished run's page; one line, nothing written, for an
+    unfinished run, a folder that exists (kept unless --overwrite) and flags of the other
+    export."""
+    from textrnn.cli import main
+    lm = build("gru")
+    run = tmp_path / "run"
+    checkpoint.save(run, lm.model, lm.tokenizer, {"steps": 1})
+
+    def cli(*argv):
+        code = main([str(a) for a in argv])
+        return code, capsys.readouterr().err
+
+    code, err = cli("export", run, "--web", tmp_path / "page", "--dtype", "fp16")
+    assert code == 0 and "wrote " in err and "index.html" in err, err
+    assert sorted(p.name for p in (tmp_path / "page").iterdir()) == sorted(
+        ["model.js", "index.html", "engine.js", "tokenize.js", "textrnn.js", "page.js"])
+    assert '"dtype": "fp16"' in (tmp_path / "page" / "model.js").read_text()[:10_000]
+    (tmp_path / "page" / "mine.txt").write_text("mine")
+    unfinished = tmp_path / "unfinished"
+    checkpoint.save(unfinished / "last", lm.model, lm.tokenizer, {"steps": 1})
+    for argv, said in [
+        ((run, "--web", tmp_path / "page"), "already exists"),
+        ((unfinished, "--web", tmp_path / "new"), "holds no best checkpoint yet"),
+        ((run, "--web", tmp_path / "new", "--sequence"), "--sequence is for --onnx"),
+        ((run, "--onnx", tmp_path / "new.onnx", "--dtype", "fp16"), "--dtype is for --web"),
+        ((run, "--web", tmp_path / "new", "--onnx", tmp_path / "x.onnx"), "not allowed with"),
+    ]:
+        code, err = cli("export", *argv)
+        assert code == 1 and said in err.splitlines()[0] and "Traceback" not in err, err
+    assert (tmp_path / "page" / "mine.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page", "run", "unfinished"]
+    code, err = cli("export", run, "--web", tmp_path / "page", "--overwrite")
+    assert code == 0, err
+    assert not (tmp_path / "page" / "mine.txt").exists()
+    assert '"dtype": "fp32"' in (tmp_path / "page" / "model.js").read_text()[:10_000]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page", "run", "unfinished"]

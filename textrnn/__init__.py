@@ -6,6 +6,7 @@
     print(lm.generate("ROMEO:", max_new_chars=200, temperature=0.8, seed=1))
     textrnn.push("runs/mine", "user/name")     # share it (share.py)
     textrnn.export_onnx("runs/mine", "mine.onnx")  # run it without textrnn (export.py)
+    textrnn.export_web("runs/mine", "mine-page")   # ... or in a browser, with no server
 """
 
 __version__ = "0.1.0"
@@ -13,7 +14,7 @@ __version__ = "0.1.0"
 from .checkpoint import FORMAT_VERSION, check_weight_size, export_zip, is_checkpoint, read_config
 from .config import TrainConfig
 from .data import looks_like_utf16
-from .export import export_onnx
+from .export import export_onnx, export_web
 from .fast import status as kernel_status
 from .hub import locate, origin
 from .hub import looks_like_name as looks_like_hub_name
@@ -30,8 +31,8 @@ from .train import train
 __all__ = ["CELLS", "CharTokenizer", "FEATURES", "FORMAT_VERSION", "Findings", "Inspection", "LM",
            "MAX_INSPECT_CHARS", "MAX_SEED", "MIN_TEMPERATURE", "ModelConfig", "RNNLM", "Reporter",
            "Settings", "Terminal", "TrainConfig", "TrainRecord", "Unit", "ValRecord",
-           "__version__", "build_space", "check_weight_size", "export_onnx", "export_zip",
-           "find_units", "generate", "is_checkpoint", "kernel_status", "load", "locate",
+           "__version__", "build_space", "check_weight_size", "export_onnx", "export_web",
+           "export_zip", "find_units", "generate", "is_checkpoint", "kernel_status", "load", "locate",
            "looks_like_hub_name", "looks_like_utf16", "model_card", "new_seed", "origin",
            "parse_record", "push", "push_space", "read_config", "read_metrics", "sample_next",
            "train"]

@@ -272,22 +272,38 @@ def _share_parsers(sub) -> None:
 
 
 def _export_parser(sub) -> None:
-    p = sub.add_parser("export", help="export a model to run without textrnn (ONNX)",
-                       description="Write a finished run's best checkpoint (or a checkpoint "
-                       "folder, or a Hub model) in a form other runtimes load, checked "
-                       "against PyTorch where onnxruntime is installed.")
+    p = sub.add_parser("export", help="export a model to run without textrnn (ONNX, a web "
+                       "page)", description="Write a finished run's best checkpoint (or a "
+                       "checkpoint folder, or a Hub model) in a form other runtimes load: an "
+                       "ONNX graph, checked against PyTorch where onnxruntime is installed, or "
+                       "a static web page that writes text in the visitor's browser.")
     p.add_argument("run", help=CHECKPOINT)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--onnx", metavar="OUT.onnx", help="an ONNX graph of one step, (token, "
                       "state) -> (logits, state), with OUT.tokenizer.json and OUT.config.json "
                       "beside it (needs the onnx extra: pip install \"textrnn[onnx]\")")
+    what.add_argument("--web", metavar="DIR", help="a folder of static files (index.html, "
+                      "the engine, the weights) that writes text in the browser, opened from "
+                      "the disk or any static host, with no request to another host")
+    p.add_argument("--dtype", choices=("fp32", "fp16"), default="fp32", help="with --web: "
+                   "the weights' precision in the page; fp16 halves the download (fp32)")
     p.add_argument("--sequence", action="store_true", help="with --onnx: a graph of a whole "
                    "sequence of tokens (B, T) -> logits (B, T, V) instead, for scoring text")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
 
 
 def _cmd_export(args) -> int:
-    from .export import export_onnx
+    from .export import export_onnx, export_web
+    if args.web is not None:
+        if args.sequence:
+            raise ValueError("--sequence is for --onnx; a web page generates one step at a time")
+        done = export_web(args.run, args.web, dtype=args.dtype, overwrite=args.overwrite)
+        print(f"wrote {done.files[0]} ({done.bytes / 1e6:,.1f} MB, {args.dtype} weights): open "
+              f"{done.files[0] / 'index.html'} in a browser, or put the folder on any static "
+              "host", file=sys.stderr)
+        return 0
+    if args.dtype != "fp32":
+        raise ValueError("--dtype is for --web; an ONNX export keeps the fp32 weights")
     done = export_onnx(args.run, args.onnx, sequence=args.sequence, overwrite=args.overwrite)
     print(f"wrote {done.files[0]} ({done.bytes / 1e6:,.1f} MB) and beside it "
           f"{', '.join(f.name for f in done.files[1:])}\n{done.checked}", file=sys.stderr)

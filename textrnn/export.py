@@ -1,7 +1,10 @@
-"""Exporting a model to run without textrnn: what every export shares, and the ONNX export.
+"""Exporting a model to run without textrnn: what every export shares, the ONNX export and
+the web page.
 
     textrnn.export_onnx("runs/mine", "mine.onnx")   # mine.onnx, mine.tokenizer.json,
                                                     # mine.config.json (onnxgraph.py)
+    textrnn.export_web("runs/mine", "mine-page")    # mine-page/index.html, model.js, ...
+                                                    # (webpage/)
 
 `source` finds the checkpoint to export: a finished run's best checkpoint, a checkpoint folder,
 or a Hub model, refused in one line as `textrnn push` refuses it (share.run_files) where it is
@@ -114,3 +117,13 @@ def export_onnx(run: str | Path, out: str | Path, *, sequence: bool = False,
         for t, text in zip(tmp[1:], texts.values()):
             t.write_text(text, encoding="utf-8")
     return Exported(files, len(data), checked)
+
+
+def export_web(run: str | Path, out: str | Path, *, dtype: str = "fp32",
+               overwrite: bool = False) -> Exported:
+    """Write `run`'s model as the folder `out`, a static page that writes text in the
+    visitor's browser (webpage/: index.html, the engine, and model.js with the weights)."""
+    from .webpage import export_web as write_page
+    out = write_page(source(run), Path(out), dtype=dtype, overwrite=overwrite)
+    files = tuple(sorted(out.iterdir()))
+    return Exported((out, *files), sum(f.stat().st_size for f in files), "")

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file
 
 from .. import checkpoint as checkpoints
+from ..export import output
 from ..lm import model_card, training_summary
 from ..model import num_params, param_shapes
 
@@ -42,32 +41,29 @@ FORMAT_VERSION = 1
 
 
 def export_web(checkpoint: Path, out: Path, *, dtype: str = "fp32",
-               max_bytes: int = MAX_WEB_BYTES) -> Path:
-    """Write the page of the checkpoint folder `checkpoint` to the new folder `out`, whole
-    or not at all (built in a temporary sibling, then renamed into place). ValueError in one
-    line for an output that exists, an unknown dtype, or a model over `max_bytes` of weights."""
+               max_bytes: int = MAX_WEB_BYTES, overwrite: bool = False) -> Path:
+    """Write the page of the checkpoint folder `checkpoint` to the folder `out`, whole or not
+    at all (export.output: built beside it, then renamed into place). One line, and nothing
+    written, for an output that exists (unless `overwrite`), an unknown dtype, or a model over
+    `max_bytes` of weights."""
     out = Path(out)
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
-    if out.exists() or out.is_symlink():
-        raise ValueError(f"{out} already exists; choose a new folder for the web page")
+    if out.is_symlink() or (out.exists() and not overwrite):
+        raise FileExistsError(f"{out} already exists; choose a new folder for the web page, "
+                              "or pass --overwrite to replace it")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"no such folder: {out.parent} (to hold {out.name})")
     config, cfg, tokenizer, weights_file = checkpoints.check(checkpoint)
     size = num_params(cfg) * np.dtype(DTYPES[dtype]).itemsize
     if size > max_bytes:
         raise ValueError(too_large(num_params(cfg), dtype, max_bytes))
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    with output(out, overwrite=True) as tmp:
+        tmp.mkdir(mode=0o755)  # a page is meant to be served: readable by all
         for name in ASSETS:
             shutil.copyfile(Path(__file__).with_name(name), tmp / name)
         model = model_script(config, cfg, json.loads(tokenizer.to_json()), weights_file, dtype)
         (tmp / "model.js").write_text(model, encoding="utf-8")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a page is meant to be served
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
