@@ -1,10 +1,18 @@
-"""The exported web page in headless Chromium: `python -m benchmarks web [--checkpoints DIR]`.
+"""The exported web page in headless Chromium: `python -m benchmarks web [--checkpoints DIR]
+[--ort-web DIST]`.
 
 For each checkpoint it exports the page (fp32 and fp16) and prints the folder's size, then,
 served from 127.0.0.1, the time from opening the page to its first character (navigation start
 to the first piece of text, the weights' decoding and the prompt's priming included; generation
-starts as soon as the page has loaded), and the page's chars/s at batch 1, beside textrnn's own
-kernel and plain paths timed in the same run on the same machine.
+starts as soon as the page has loaded), and the page's chars/s at batch 1 (the median of three
+runs), with its products in WebAssembly and in JavaScript, beside textrnn's own kernel and
+plain paths timed in the same run on the same machine.
+
+With `--ort-web DIST` (the dist/ folder of onnxruntime-web, e.g. unpacked from `npm pack
+onnxruntime-web`: not shipped, fetched by hand) it also exports the ONNX graph (export.py)
+and times onnxruntime-web's WebAssembly backend on one thread running it step by step in the
+same browser: the time to its first step (the runtime's and the graph's loading included) and
+its steps/s with an argmax between steps (less work than the page's sampling), in chars/s.
 """
 
 from __future__ import annotations
@@ -12,20 +20,23 @@ from __future__ import annotations
 import functools
 import http.server
 import shutil
+import statistics
 import tempfile
 import threading
 from pathlib import Path
 
 import textrnn
 from textrnn import is_checkpoint
+from textrnn.export import export_onnx
 from textrnn.webpage import export_web
 
 from .generate import _plain_path
 from .measure import median_time
 
 PROMPT = "ROMEO:"
-HEADER = ("| model | page fp32 | page fp16 | open to first char | page chars/s | textrnn kernel "
-          "chars/s | textrnn plain chars/s |\n|---|---|---|---|---|---|---|")
+HEADER = ("| model | page fp32 | page fp16 | open to first char | page chars/s, WebAssembly | "
+          "page chars/s, JavaScript | onnxruntime-web: first step, chars/s | textrnn kernel "
+          "chars/s | textrnn plain chars/s |\n|---|---|---|---|---|---|---|---|---|")
 FIRST = """async () => { let first = null;
     await textrnn.generate({prompt: %r, length: 20, temperature: 0.8, seed: 1,
                             onText: () => { first ??= performance.now(); }});
@@ -51,17 +62,79 @@ def serve(root: Path) -> tuple[http.server.HTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def in_browser(url: str, chars: int) -> tuple[float, float]:
-    """(ms from navigation start to the first character, chars/s: the best of three runs)."""
+ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
+ORT_PAGE = """<!doctype html><meta charset="utf-8"><script src="ort/ort.wasm.min.js"></script>
+<script>
+window.ortRate = async (steps, cfg) => {
+  ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
+  ort.env.wasm.numThreads = 1;
+  const t0 = performance.now();
+  const session = await ort.InferenceSession.create("model.onnx");
+  const L = cfg.layers, H = cfg.hidden, zeros = () => new Float32Array(L * H);
+  let state = {h: new ort.Tensor("float32", zeros(), [L, 1, H])};
+  if (cfg.cell === "lstm") state.c = new ort.Tensor("float32", zeros(), [L, 1, H]);
+  let token = 1n;
+  const step = async () => {
+    const out = await session.run({token: new ort.Tensor("int64", [token], [1]), ...state});
+    const logits = out.logits.data;
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    token = BigInt(best);
+    state = {h: out.h_out, ...(out.c_out ? {c: out.c_out} : {})};
+  };
+  await step();
+  const first = performance.now() - t0, rates = [];
+  for (let run = 0; run < 3; run++) {
+    const t = performance.now();
+    for (let i = 0; i < steps; i++) await step();
+    rates.push(steps / ((performance.now() - t) / 1000));
+  }
+  return [first, rates.sort((a, b) => a - b)[1]];
+};
+</script>"""
+
+
+def launch(p):
+    return p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                             args=["--no-sandbox", "--disable-gpu",
+                                   "--disable-background-networking"])
+
+
+def in_browser(url: str, chars: int) -> tuple[float, float, float]:
+    """(ms from navigation start to the first character; chars/s with the products in
+    WebAssembly, and in JavaScript: the median of three runs each)."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium") or
-                                    "/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu",
-                                                               "--disable-background-networking"])
+        browser, rates = launch(p), []
+        for engine in ("wasm", "js"):
+            page = browser.new_page()
+            page.goto(url + ("?engine=js" if engine == "js" else ""))
+            assert page.evaluate("() => textrnn.engine()") == engine
+            if engine == "wasm":
+                first = page.evaluate(FIRST % PROMPT)
+            rates.append(statistics.median(page.evaluate(RATE % PROMPT, chars)
+                                           for _ in range(3)))
+            page.close()
+        browser.close()
+    return first, *rates
+
+
+def ort_web(root: Path, url: str, ckpt: Path, dist: Path, steps: int) -> tuple[float, float]:
+    """onnxruntime-web over the exported one-step graph: (ms to the first step, steps/s)."""
+    from playwright.sync_api import sync_playwright
+    folder = root / f"{ckpt.name}-ort"
+    folder.mkdir()
+    (folder / "ort").mkdir()
+    for name in ORT_FILES:  # the WebAssembly backend alone, of the package's many builds
+        shutil.copyfile(dist / name, folder / "ort" / name)
+    (folder / "index.html").write_text(ORT_PAGE, encoding="utf-8")
+    export_onnx(ckpt, folder / "model.onnx")
+    cfg = textrnn.read_config(ckpt)["model"]
+    with sync_playwright() as p:
+        browser = launch(p)
         page = browser.new_page()
-        page.goto(url)
-        first = page.evaluate(FIRST % PROMPT)
-        rate = max(page.evaluate(RATE % PROMPT, chars) for _ in range(3))
+        page.goto(f"{url}/{folder.name}/index.html")
+        first, rate = page.evaluate("([n, cfg]) => ortRate(n, cfg)", [steps, cfg])
         browser.close()
     return first, rate
 
@@ -80,6 +153,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("web", help="the exported web page: size, first character, chars/s")
     p.add_argument("--checkpoints", default="checkpoints", help="folder of checkpoints to time")
     p.add_argument("--chars", type=int, default=2000, help="characters per timed run (2000)")
+    p.add_argument("--ort-web", metavar="DIST", help="also time onnxruntime-web from this dist/ "
+                   "folder (ort.wasm.min.js and its .wasm/.mjs), e.g. from npm pack")
 
 
 def run(args) -> int:
@@ -90,9 +165,15 @@ def run(args) -> int:
         for ckpt in sorted(p for p in Path(args.checkpoints).iterdir() if is_checkpoint(p)):
             sizes = [folder_mb(export_web(ckpt, root / f"{ckpt.name}-{d}", dtype=d))
                      for d in ("fp32", "fp16")]
-            first, rate = in_browser(f"{url}/{ckpt.name}-fp32/index.html", args.chars)
+            first, wasm, js = in_browser(f"{url}/{ckpt.name}-fp32/index.html", args.chars)
+            ort = "not timed"
+            if args.ort_web:
+                cpt = textrnn.read_config(ckpt)["training"].get("chars_per_token", 1.0)
+                ort_first, steps = ort_web(root, url, ckpt, Path(args.ort_web), args.chars)
+                ort = f"{ort_first:,.0f} ms, {steps * cpt:,.0f}"
             kernel, plain = python_rates(ckpt, args.chars)
             print(f"| {ckpt.name} | {sizes[0]:.1f} MB | {sizes[1]:.1f} MB | {first:,.0f} ms | "
-                  f"{rate:,.0f} | {kernel:,.0f} | {plain:,.0f} |", flush=True)
+                  f"{wasm:,.0f} | {js:,.0f} | {ort} | {kernel:,.0f} | {plain:,.0f} |",
+                  flush=True)
         server.shutdown()
     return 0

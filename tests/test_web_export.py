@@ -77,13 +77,16 @@ def browser(site):
         b.close()
 
 
-def open_page(browser, site, name, via="http"):
+def open_page(browser, site, name, via="http", engine="wasm"):
+    """The page of model `name`, its products in WebAssembly or (engine="js") JavaScript."""
     root, url, _ = site
     page = browser.new_page()
     page.on("request", lambda r: browser.requests.append(r.url))
-    page.goto(f"{url}/{name}/index.html" if via == "http"
-              else (root / name / "index.html").as_uri())
+    query = "?engine=js" if engine == "js" else ""
+    page.goto(f"{url}/{name}/index.html{query}" if via == "http"
+              else (root / name / "index.html").as_uri() + query)
     page.wait_for_function("() => window.textrnn !== undefined")
+    assert page.evaluate("() => textrnn.engine()") == engine
     return page
 
 
@@ -101,16 +104,16 @@ def plain(monkeypatch):
 @pytest.mark.parametrize("name", MODELS)
 def test_greedy_text_and_logits_match_pytorch(browser, site, name, plain):
     lm = site[2][name]
-    for via in ("http", "file"):
-        page = open_page(browser, site, name, via)
+    for via, engine in (("http", "wasm"), ("file", "wasm"), ("http", "js")):
+        page = open_page(browser, site, name, via, engine)
         for prompt in PROMPTS:
             ids = lm._prompt_ids(prompt)
             with torch.no_grad():
                 want = lm.model(ids[None].long())[0][0, -1]
             got = torch.tensor(page.evaluate("p => textrnn.logits(p)", prompt))
-            assert (got - want).abs().max() < 1e-4, (via, prompt)
+            assert (got - want).abs().max() < 1e-4, (via, engine, prompt)
             text = js_generate(page, prompt=prompt, length=LENGTH, temperature=0)
-            assert text == lm.generate(prompt, LENGTH, temperature=0), (via, prompt)
+            assert text == lm.generate(prompt, LENGTH, temperature=0), (via, engine, prompt)
             assert len(text) == LENGTH and "\ufffd" not in text
         page.close()
 

@@ -12,8 +12,10 @@ The weights travel in a `<script src>` rather than a file the page fetches, beca
 opened from the disk (file://) may neither fetch() nor start a Worker in Chromium. The engine
 ports model.py's cells, sample.sample_next's rule, torch's CPU generator and the UTF-8 guard,
 so that the page's seeded text is textrnn's plain path's (docs/export.md says where float
-differences can part them). Left out on purpose: WebAssembly and WebGL (a 2x384 LSTM step is
-~2 MFLOP, which plain JavaScript runs in a millisecond or two), and batches of samples.
+differences can part them). Its matrix-vector products run in one hand-written WebAssembly SIMD
+function (matvec.wat), measured 6-7x plain JavaScript's speed and ~3x onnxruntime-web's
+(docs/export.md). Left out on purpose: WebGL/WebGPU (a step is too small to pay for the trip),
+and batches of samples.
 """
 
 from __future__ import annotations

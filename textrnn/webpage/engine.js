@@ -1,9 +1,12 @@
 // The model in the browser: model.js's weights decoded (base64, fp32 or fp16), and one step of
-// every cell of model.py and minrnn.py (lstm, gru, rnn_tanh, rnn_relu, mingru, minlstm) in
-// plain JavaScript. Weights stay in the flat row-major Float32Arrays PyTorch keeps them in;
-// sums run in float64 and every state is stored as float32, as PyTorch stores it; nothing is
-// allocated per step. Layer 0's input projection is folded into a per-token table, as fast.py
-// does, where that table is small. Left out: batches, and training.
+// every cell of model.py and minrnn.py (lstm, gru, rnn_tanh, rnn_relu, mingru, minlstm).
+// The matrix-vector products, nearly all of a step's work, run in one small WebAssembly
+// function (matvec.wat: 128-bit SIMD, float32 sums, as PyTorch's are) over copies of the
+// weights in its memory; where WebAssembly SIMD is missing, in JavaScript (float64 sums).
+// Measured on the shipped 2x384 LSTM in headless Chromium: docs/export.md. The gates run in
+// JavaScript, every state stored as float32, as PyTorch stores it; nothing is allocated per
+// step. Layer 0's input projection is folded into a per-token table, as fast.py does, where
+// that table is small. Left out: batches, and training.
 "use strict";
 var TR = window.TR || (window.TR = {});
 
@@ -11,6 +14,9 @@ var TR = window.TR || (window.TR = {});
   const FOLD_MAX = 16 * 2 ** 20;  // floats in layer 0's per-token table (64 MB), past it: none
   const EPS = 1.1920928955078125e-7;  // torch.finfo(float32).eps, nn.RMSNorm's default
   const GATES = { lstm: 4, gru: 3, rnn_tanh: 1, rnn_relu: 1, mingru: 2, minlstm: 3 };
+
+  // matvec.wat, assembled (its header says how to rebuild this)
+  const MATVEC_WASM = "AGFzbQEAAAABEQJgBn9/f39/fwBgBHt/f38AAwMCAAEFAwEAAQcTAgZtZW1vcnkCAAZtYXR2ZWMAAAr1AgLAAgQDfwF7A38EeyAFQQJ0IQgCQANAIAYgBE8NASAAIAhqIQogCiAIaiELIAsgCGohDP0MAAAAAAAAAAAAAAAAAAAAACEN/QwAAAAAAAAAAAAAAAAAAAAAIQ79DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQQQAhBwJAA0AgByAITw0BIAEgB2r9AAQAIQkgDSAJIAAgB2r9AAQA/eYB/eQBIQ0gDiAJIAogB2r9AAQA/eYB/eQBIQ4gDyAJIAsgB2r9AAQA/eYB/eQBIQ8gECAJIAwgB2r9AAQA/eYB/eQBIRAgB0EQaiEHDAALCyANIAIgAyAGQQBqEAEgDiACIAMgBkEBahABIA8gAiADIAZBAmoQASAQIAIgAyAGQQNqEAEgDCAIaiEAIAZBBGohBgwACwsLMQAgA0ECdCEDIAIgA2ogASADaioCACAA/R8AIAD9HwGSIAD9HwIgAP0fA5KSkjgCAAs=";
 
   function fromBase64(text) {
     if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text);
@@ -67,6 +73,52 @@ var TR = window.TR || (window.TR = {});
     }
   }
 
+  const pad4 = (n) => (n + 3) & ~3;
+
+  // The products of one model in WebAssembly memory: each matrix copied once, its rows and
+  // columns padded to fours with zeros, and one input and one output buffer shared by all.
+  // null where the browser has no WebAssembly SIMD (the caller falls back to JavaScript)
+  class Products {
+    static make(matrices) {
+      const bytes = fromBase64(MATVEC_WASM);
+      if (typeof WebAssembly !== "object" || !WebAssembly.validate(bytes)) return null;
+      return new Products(new WebAssembly.Instance(new WebAssembly.Module(bytes)), matrices);
+    }
+
+    constructor(instance, matrices) {  // matrices: [W, b, rows, cols]
+      let at = 0, widest = 4, tallest = 4;
+      const place = (floats) => { const p = at; at += 4 * pad4(floats); return p; };
+      this.layout = matrices.map(([W, b, rows, cols]) => {
+        const R = pad4(rows), C = pad4(cols);
+        widest = Math.max(widest, C); tallest = Math.max(tallest, R);
+        return { W, b, rows, cols, R, C, w: place(R * C), bias: place(R) };
+      });
+      this.xp = place(widest); this.yp = place(tallest);
+      const memory = instance.exports.memory, need = at - memory.buffer.byteLength;
+      if (need > 0) memory.grow(Math.ceil(need / 65536));
+      const f32 = new Float32Array(memory.buffer);
+      for (const m of this.layout) {
+        for (let r = 0; r < m.rows; r++) {
+          f32.set(m.W.subarray(r * m.cols, (r + 1) * m.cols), m.w / 4 + r * m.C);
+        }
+        f32.set(m.b, m.bias / 4);
+        m.W = m.b = null;  // the copy is what runs
+      }
+      this.matvec = instance.exports.matvec;
+      this.x = new Float32Array(memory.buffer, this.xp, widest);
+      this.y = new Float32Array(memory.buffer, this.yp, tallest);
+    }
+
+    // out[o + r] = b[r] + (W x)[r] for the i-th matrix; x holds its cols (at least)
+    run(i, out, o, x) {
+      const m = this.layout[i];
+      for (let k = 0; k < m.cols; k++) this.x[k] = x[k];
+      for (let k = m.cols; k < m.C; k++) this.x[k] = 0;  // (the padding reads zeros)
+      this.matvec(m.w, this.xp, m.bias, this.yp, m.R, m.C);
+      for (let r = 0; r < m.rows; r++) out[o + r] = this.y[r];
+    }
+  }
+
   // torch.nn.RMSNorm: x * rsqrt(mean(x^2) + eps) * w
   function rmsNorm(out, x, w, n) {
     let ss = 0;
@@ -80,7 +132,8 @@ var TR = window.TR || (window.TR = {});
   const g = (v) => (v >= 0 ? v + 0.5 : sigmoid(v));                 // minrnn._g
 
   class Net {
-    constructor(cfg, t) {
+    // engine: "wasm" (where the browser has WebAssembly SIMD; else "js") or "js"
+    constructor(cfg, t, engine = "wasm") {
       const G = GATES[cfg.cell], H = cfg.hidden, L = cfg.layers;
       Object.assign(this, { cell: cfg.cell, L, H, E: cfg.embed, V: cfg.vocab_size, G });
       this.min = cfg.cell === "mingru" || cfg.cell === "minlstm";
@@ -102,6 +155,26 @@ var TR = window.TR || (window.TR = {});
       this.xn = new Float32Array(width);    // its RMSNorm
       this.logits = new Float32Array(this.V);
       this.table = this.V * G * H <= FOLD_MAX ? this.fold() : null;
+      this.products(engine);
+    }
+
+    // this.mv(key, out, o, x): out[o + r] = b[r] + (W x)[r] for the head ("head"), or layer
+    // l's input ("ih" + l) or recurrent ("hh" + l) weights; in WebAssembly where it can
+    products(engine) {
+      const { G, H } = this, list = [["head", this.head, this.headBias, this.V, H]];
+      this.layers.forEach((layer, l) => {
+        const n = l ? H : this.E;
+        if (l > 0 || !this.table) list.push([`ih${l}`, layer.wih, layer.bih, G * H, n]);
+        if (layer.whh) list.push([`hh${l}`, layer.whh, layer.bhh, G * H, H]);
+      });
+      const index = Object.fromEntries(list.map((m, i) => [m[0], i]));
+      const wasm = engine === "wasm" ? Products.make(list.map((m) => m.slice(1))) : null;
+      this.engine = wasm ? "wasm" : "js";
+      this.mv = wasm ? (key, out, o, x) => wasm.run(index[key], out, o, x)
+        : (key, out, o, x) => {
+          const [, W, b, rows, n] = list[index[key]];
+          matvec(out, o, W, b, x, rows, n);
+        };
     }
 
     // Layer 0's input projection of every token (and its norm, for minGRU/minLSTM): a row
@@ -125,7 +198,7 @@ var TR = window.TR || (window.TR = {});
     // token's logits
     step(tok, head = true) {
       const top = this.min ? this.minStep(tok) : this.classicStep(tok);
-      if (head) matvec(this.logits, 0, this.head, this.headBias, top, this.V, this.H);
+      if (head) this.mv("head", this.logits, 0, top);
     }
 
     input(tok, l, x, n) {  // gx = layer l's projection of its input x (n wide)
@@ -135,7 +208,7 @@ var TR = window.TR || (window.TR = {});
         for (let i = 0; i < G * H; i++) this.gx[i] = this.table[row + i];
       } else {
         if (this.min) { rmsNorm(this.xn, x, layer.norm, n); x = this.xn; }
-        matvec(this.gx, 0, layer.wih, layer.bih, x, G * H, n);
+        this.mv(`ih${l}`, this.gx, 0, x);
       }
     }
 
@@ -145,7 +218,7 @@ var TR = window.TR || (window.TR = {});
       for (let l = 0; l < this.L; l++) {
         const layer = this.layers[l], h = this.h[l], c = this.c[l];
         this.input(tok, l, x, l === 0 ? E : H);
-        matvec(gh, 0, layer.whh, layer.bhh, h, gh.length, H);
+        this.mv(`hh${l}`, gh, 0, h);
         if (this.cell === "lstm") {             // gates i, f, g, o (nn.LSTM's order)
           for (let j = 0; j < H; j++) {
             const i = sigmoid(gx[j] + gh[j]), f = sigmoid(gx[H + j] + gh[H + j]);

@@ -186,7 +186,8 @@ var TR = window.TR || (window.TR = {});
   function load() {
     if (!model) {
       if (!doc) throw new Error("model.js is missing or did not load");
-      const net = new TR.Net(doc.model, TR.tensors(doc, base64));
+      const engine = new URLSearchParams(location.search).get("engine") || "wasm";  // or js
+      const net = new TR.Net(doc.model, TR.tensors(doc, base64), engine);
       model = { net, tok: TR.tokenizer(doc.tokenizer), doc };
       base64 = null;  // the tensors hold what the page needs
     }
@@ -226,6 +227,7 @@ var TR = window.TR || (window.TR = {});
     generate,
     stop() { if (running) running.stop = true; },
     model: () => load().doc,
+    engine: () => load().net.engine,  // "wasm", or "js" (?engine=js, or no WebAssembly SIMD)
     encode: (text) => load().tok.encode(text),
     // the logits (an Array) after reading `prompt` as generation primes it
     logits(prompt) {
