@@ -7,6 +7,7 @@ import torch
 
 from conftest import make_model
 from textrnn import Terminal, TrainConfig, load, train
+from textrnn.card import card_text
 from textrnn.cli import main
 from textrnn.model import CELLS, ModelConfig
 from textrnn.regularize import CLASSIC, LockedDropout, run_layers
@@ -142,6 +143,9 @@ def test_a_checkpoint_trained_with_them_loads_generates_and_resumes(corpus_file,
     lm = load(run)
     assert {k: getattr(lm.model.config, k) for k in kw} == kw
     assert len(lm.generate("ANNA:\n", 40, temperature=0.8, seed=1)) > 0
+    said = ModelConfig(**kw).regularizers()  # on both cards, as the run's log says it
+    assert said and said in lm.card()
+    assert said in card_text(lm.config, lm.model.num_params(), "me/run", [], curve=False)
     train(TrainConfig(resume=str(run), max_steps=9, **common),
           reporter=Terminal(log=lambda _: None, progress=False))
     resumed = json.loads((run / "last" / "config.json").read_text())["model"]

@@ -32,7 +32,7 @@ __all__ = ["CELLS", "CharTokenizer", "FEATURES", "FORMAT_VERSION", "Findings", "
            "MAX_INSPECT_CHARS", "MAX_SEED", "MIN_TEMPERATURE", "ModelConfig", "RNNLM", "Reporter",
            "Settings", "Terminal", "TrainConfig", "TrainRecord", "Unit", "ValRecord",
            "__version__", "build_space", "check_weight_size", "export_onnx", "export_web",
-           "export_zip", "find_units", "generate", "is_checkpoint", "kernel_status", "load", "locate",
-           "looks_like_hub_name", "looks_like_utf16", "model_card", "new_seed", "origin",
+           "export_zip", "find_units", "generate", "is_checkpoint", "kernel_status", "load",
+           "locate", "looks_like_hub_name", "looks_like_utf16", "model_card", "new_seed", "origin",
            "parse_record", "push", "push_space", "read_config", "read_metrics", "sample_next",
            "train"]

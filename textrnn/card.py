@@ -20,6 +20,7 @@ from pathlib import Path
 from . import __version__
 from .lm import LM
 from .metrics import TrainRecord, ValRecord, read_metrics
+from .model import said_regularizers
 
 CARD, CURVE = "README.md", "loss.png"
 SAMPLES, SAMPLE_CHARS, SAMPLE_TEMPERATURE = 3, 300, 0.8  # the card's samples, seeds 1..3
@@ -92,11 +93,12 @@ def card_text(config: dict, num_params: int, repo_id: str, samples: list[str], c
     m, t = config.get("model") or {}, config.get("tokenizer") or {}
     tr = config.get("training") or {}
     val = tr.get("val_loss")
+    tied = ", tied" if m.get("tie_weights") is True else ""
     lines = [_yaml(card_metadata(config, license, language)),
              f"# {_plain(repo_id.split('/')[-1])}", "",
              f"A {_plain(m.get('layers'))}-layer {_plain(str(m.get('cell', '?')).upper())} "
              f"language model ({num_params:,} parameters: hidden {_plain(m.get('hidden'))}, "
-             f"embedding {_plain(m.get('embed'))}{', tied' if m.get('tie_weights') is True else ''}, "
+             f"embedding {_plain(m.get('embed'))}{tied}{_plain(said_regularizers(m))}, "
              f"{_plain(t.get('kind'))} tokenizer of "
              f"{_plain(t.get('vocab_size'))} tokens), trained with textrnn {__version__}."
              + _averaged(tr), "",

@@ -28,7 +28,7 @@ from .plan import val_streams
 from .corpus import encode_file
 from .data import cache_root
 from .evaluate import evaluate_ids
-from .model import pick_device
+from .model import pick_device, said_regularizers
 from .probe import MAX_INSPECT_CHARS, Inspection, inspect_ids
 from .sample import Generation, Settings, check_seed, is_whole, quoted
 from .tokenizer import predicted_chars
@@ -214,7 +214,7 @@ def _card(config: dict, num_params: int | None) -> str:
     m, t, tr = config.get("model", {}), config.get("tokenizer", {}), training_summary(config)
     lines = [f"model      {m.get('layers')}-layer {m.get('cell', '?').upper()}, hidden "
              f"{m.get('hidden')}, embedding {m.get('embed')}, dropout {m.get('dropout')}"
-             + (", tied weights" if m.get("tie_weights") else "")]
+             + (", tied weights" if m.get("tie_weights") else "") + said_regularizers(m)]
     if num_params is not None:
         lines.append(f"parameters {num_params:,}")
     lines.append(f"tokenizer  {t.get('kind')}, vocabulary {t.get('vocab_size')}")

@@ -39,6 +39,15 @@ REGULARIZERS = {"weight_drop": 0.0, "embed_drop": 0.0, "locked_dropout": False} 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (h) or, for LSTM, (h, c)
 
 
+def said_regularizers(model: dict) -> str:
+    """", weight drop 0.2, embedding drop 0.1, locked" for the AWD-LSTM regularizers a model
+    section (a dict, as config.json holds it) sets; "" for none."""
+    said = {"weight_drop": "weight drop {:g}", "embed_drop": "embedding drop {:g}",
+            "locked_dropout": "locked"}
+    return "".join(", " + said[k].format(model[k]) for k in REGULARIZERS
+                   if model.get(k, REGULARIZERS[k]) != REGULARIZERS[k])
+
+
 @dataclass
 class ModelConfig:
     vocab_size: int = 0      # set by the tokenizer from the training text; 0 until it is known
@@ -96,10 +105,7 @@ class ModelConfig:
 
     def regularizers(self) -> str:
         """AWD-LSTM's regularizers that are set, as a run's log says them ("" for none)."""
-        said = {"weight_drop": f"weight drop {self.weight_drop:g}",
-                "embed_drop": f"embedding drop {self.embed_drop:g}",
-                "locked_dropout": "locked"}
-        return "".join(", " + said[k] for k in REGULARIZERS if getattr(self, k) != REGULARIZERS[k])
+        return said_regularizers(asdict(self))
 
     def layer_by_layer(self) -> bool:
         """Whether training runs a classic stack one layer at a time (regularize.run_layers):
