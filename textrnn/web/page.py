@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import compare, generate, inside, train_tab
+from . import compare, downloads, generate, inside, train_tab
 from .catalog import PLOT_CSS, PLOT_JS, Catalog
 from .generate import CONCURRENCY, SHARE_JS, SHARED
 from .messages import warn
@@ -34,6 +34,7 @@ def build(catalog: Catalog, bench: Workbench | None = None) -> gr.Blocks:
                     "your own text.")
         mine = gr.BrowserState([], storage_key="textrnn-my-runs")  # this visitor's runs
         job_id = gr.BrowserState(None, storage_key="textrnn-my-job")  # and their run under way
+        downloads.clear()  # the download folders of app processes that died
         with gr.Tabs(overflow_behavior="wrap"):  # every tab in sight on a phone, not a menu
             with gr.Tab("Generate", id="generate-tab"):
                 gen = generate.tab(catalog)
