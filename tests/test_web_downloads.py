@@ -1,5 +1,6 @@
 """The files the page hands out (textrnn/web/downloads.py): each model's web page, zipped and
-built once, the card's button that offers it, and the process's folder that holds them."""
+built once, the card's button that offers it, the process's folder that holds them, and the
+Space that ships the page's assets."""
 
 import json
 import os
@@ -136,3 +137,22 @@ def test_the_folder_goes_at_exit_and_a_dead_apps_at_start(checkpoints, tmp_path)
             if folder.exists():
                 (folder / "a.zip").unlink()
                 folder.rmdir()
+
+
+def test_a_space_ships_the_web_pages_assets_and_its_page_offers_one(tmp_path):
+    space = textrnn.build_space([str(ROOT / "checkpoints" / "shakespeare-char-lstm")],
+                                tmp_path / "space")
+    shipped = space.folder / "textrnn" / "webpage"
+    for f in (ROOT / "textrnn" / "webpage").iterdir():
+        if f.is_file():
+            assert (shipped / f.name).read_bytes() == f.read_bytes(), f.name
+    code = ("import textrnn; from textrnn.web.catalog import Catalog; "
+            "from textrnn.web.downloads import WebPages; print(textrnn.__file__); "
+            "print(WebPages(Catalog('checkpoints')).get('shakespeare-char-lstm'))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=space.folder, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    where, zipped = out.stdout.split()
+    assert Path(where).is_relative_to(space.folder)  # the Space's own textrnn, not this one
+    assert Path(zipped).name == "shakespeare-char-lstm-web-page.zip"
