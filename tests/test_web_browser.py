@@ -373,3 +373,38 @@ def test_browser_at_phone_width_every_tab_table_column_and_detail_is_reachable(s
         assert cut == [], cut
         page.screenshot(path=str(ARTIFACTS / "phone-inside.png"), full_page=True)
         browser.close()
+
+
+def test_browser_downloads_the_picked_models_web_page(server, tmp_path):
+    """The card's button: the default model's page after the page loads, another's after a
+    pick, none for an unavailable model."""
+    import json
+    import zipfile
+    from playwright.sync_api import sync_playwright
+    ready = "() => document.querySelector('#webpage')?.innerText.includes('Download as a web')"
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(server)
+        for name, hidden in (("tiny", 128), ("tiny-bpe", 32)):
+            if name != "tiny":  # the default: offered after the page loads
+                page.get_by_label("Model", exact=True).click()
+                page.get_by_role("option", name=name, exact=True).click()
+            zipped, deadline = None, time.time() + 30
+            while zipped is None or zipped.name != f"{name}-web-page.zip":  # (the last
+                assert time.time() < deadline, zipped   # model's, until the pick's event runs)
+                page.wait_for_function(ready, timeout=30_000)
+                with page.expect_download() as download:
+                    page.locator("#webpage").click()
+                zipped = tmp_path / download.value.suggested_filename
+                download.value.save_as(zipped)
+            with zipfile.ZipFile(zipped) as z:
+                assert {n.split("/")[0] for n in z.namelist()} == {name}
+                assert f"{name}/index.html" in z.namelist()
+                model = z.read(f"{name}/model.js").decode()
+            doc = json.loads(model[model.index("(") + 1:model.index(",\n\"")])
+            assert doc["model"]["hidden"] == hidden
+        page.get_by_label("Model", exact=True).click()
+        page.get_by_role("option", name="broken (unavailable)", exact=True).click()
+        page.locator("#webpage").wait_for(state="hidden", timeout=10_000)
+        browser.close()

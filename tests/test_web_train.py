@@ -1,17 +1,17 @@
 """The Train tab's handlers over a workbench whose child is a stand-in trainer (a few lines that
 speak trainer.py's protocol, so that the line, Stop and the caps run for real in a second):
-secrets, one run per visitor, the wait, stopping, a hung trainer, the disk, the zips' folder."""
+secrets, one run per visitor, the wait, stopping, a hung trainer, the disk (the zips' folder:
+test_web_downloads.py)."""
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from textrnn.web import messages, train_tab, workbench
+from textrnn.web import messages, workbench
 from textrnn.web.catalog import Catalog
 from textrnn.web.train_tab import Handlers, describe
 from textrnn.web.workbench import Refused, Workbench
@@ -163,40 +163,6 @@ def test_the_regular_clean_over_the_cap_keeps_a_run_finished_minutes_ago(tmp_pat
     bench = Stand(runs, max_mb=0.5)  # both over the cap: only the one past FRESH_S goes
     bench.clean()
     assert not (runs / f"web-old-{old}").exists() and (runs / f"web-old-{fresh}").exists()
-
-
-ZIPPED = """
-import sys
-from pathlib import Path
-from textrnn.web import train_tab
-from textrnn.web.workbench import Job
-job = Job("0", "web-x-0", 1, "char", zip=Path(sys.argv[1]))
-print(train_tab._served(job), flush=True)
-"""
-
-
-def test_the_zips_folder_goes_at_exit_and_a_dead_apps_at_start(tmp_path):
-    (tmp_path / "web-x-0.zip").write_bytes(b"PK")
-    served = subprocess.run([sys.executable, "-c", ZIPPED, tmp_path / "web-x-0.zip"],
-                            capture_output=True, text=True, check=True, timeout=120).stdout
-    assert Path(served.strip()).parent.name.startswith("textrnn-zips-")
-    assert not Path(served.strip()).parent.exists()  # gone with its process
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    left = train_tab.ZIPS.parent / f"textrnn-zips-{dead.pid}"
-    alive = train_tab.ZIPS.parent / f"textrnn-zips-{os.getppid()}"
-    for folder in (left, alive):
-        folder.mkdir(exist_ok=True)
-        (folder / "a.zip").write_bytes(b"PK")
-    try:
-        train_tab.clear_zips()
-        assert not left.exists() and alive.exists()
-    finally:
-        for folder in (left, alive):
-            if folder.exists():
-                (folder / "a.zip").unlink()
-                folder.rmdir()
-
 
 
 def test_nothing_to_train_on_says_so_and_messages_drop_code_marks(handlers):

@@ -120,10 +120,12 @@ def export_onnx(run: str | Path, out: str | Path, *, sequence: bool = False,
 
 
 def export_web(run: str | Path, out: str | Path, *, dtype: str = "fp32",
-               overwrite: bool = False) -> Exported:
+               overwrite: bool = False, max_bytes: int | None = None) -> Exported:
     """Write `run`'s model as the folder `out`, a static page that writes text in the
-    visitor's browser (webpage/: index.html, the engine, and model.js with the weights)."""
+    visitor's browser (webpage/: index.html, the engine, and model.js with the weights);
+    refused in one line past `max_bytes` of weights (None: webpage.MAX_WEB_BYTES)."""
     from .webpage import export_web as write_page
-    out = write_page(source(run), Path(out), dtype=dtype, overwrite=overwrite)
+    limit = {} if max_bytes is None else {"max_bytes": max_bytes}
+    out = write_page(source(run), Path(out), dtype=dtype, overwrite=overwrite, **limit)
     files = tuple(sorted(out.iterdir()))
     return Exported((out, *files), sum(f.stat().st_size for f in files), "")

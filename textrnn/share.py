@@ -27,7 +27,10 @@ from .card import CARD, write_card
 from .lm import load
 
 REQUIREMENTS = ("torch", "numpy", "safetensors", "tokenizers", "tqdm", "gradio")
-PACKAGE_FILES = ("*.py", "web/*.py", "_kernel.c")  # the textrnn source a Space runs
+# the textrnn source a Space runs: the page's card offers each model's web page, which is
+# webpage/'s assets beside the model (and matvec.wat, the source of engine.js's WebAssembly)
+PACKAGE_FILES = ("*.py", "web/*.py", "_kernel.c", "webpage/*.py", "webpage/*.js",
+                 "webpage/*.html", "webpage/*.wat")
 
 
 def run_files(run: Path) -> dict[str, Path]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 import html
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import gradio as gr
 
 
 from .catalog import CAPTION, PLOT, Catalog
+from .downloads import WebPages
 from .messages import refuse, warn
 from .request import (MAX_NEW_CHARS, MAX_PROMPT_CHARS, MAX_TEMPERATURE, SEED_INFO, SEED_RULE,
                       BadSeed, Request)
@@ -163,6 +165,7 @@ class Tab:
     seed: gr.Textbox
     used: gr.Textbox
     card: gr.Markdown
+    webpage: gr.DownloadButton
     curve: gr.LinePlot
 
     @property
@@ -176,11 +179,14 @@ class Tab:
         return [self.output, self.used, self.seed, self.status]
 
 
-def tab(catalog: Catalog) -> Tab:
-    """The tab's components and events (the /generate API among them)."""
+def tab(catalog: Catalog, pages: WebPages) -> Tab:
+    """The tab's components and events (the /generate API among them); `pages` zips the
+    models' web pages (a page load asks for its model's: page.py)."""
     t = _layout(catalog)
     t.model.change(_select(catalog), t.model, [t.card, t.curve, t.examples],
                    api_visibility="private")
+    t.model.change(offer(pages), t.model, t.webpage, api_visibility="private",
+                   concurrency_id="webpage")
     stops = Stops()
     event = t.run.click(make_page_generate(catalog, stops), [t.model, *t.settings], t.outputs,
                         api_visibility="private", concurrency_id="generate")
@@ -209,6 +215,32 @@ def _select(catalog: Catalog):
         return (catalog.card(name), catalog.curve(name),
                 gr.Dataset(samples=[[p] for p in prompts], visible=bool(prompts)))
     return select
+
+
+WEBPAGE = "Download as a web page (.zip)"
+
+
+def offer(pages: WebPages):
+    """The handler that offers a model's web page (the card's download): at once if it is
+    built, else "Preparing" while it is, since a click on a button without a file downloads
+    nothing; no button for a model that cannot be had, and the reason for one a page cannot
+    carry."""
+    def offered(name) -> Iterator[gr.DownloadButton]:
+        if not pages.ready(name):
+            yield gr.DownloadButton("Preparing the web page…", value=None, interactive=False,
+                                    visible=pages.offers(name))
+        try:
+            zipped = pages.get(name)
+        except ValueError as e:
+            yield gr.DownloadButton(f"No web page: {e}", value=None, interactive=False,
+                                    visible=True)
+            return
+        except OSError as e:
+            print(f"textrnn app: {name}'s web page: {e}", file=sys.stderr, flush=True)
+            zipped = None
+        yield gr.DownloadButton(WEBPAGE, value=zipped and str(zipped), interactive=True,
+                                visible=zipped is not None)
+    return offered
 
 
 def _layout(catalog: Catalog) -> Tab:
@@ -251,12 +283,13 @@ def _layout(catalog: Catalog) -> Tab:
                               placeholder="none yet")
             card = gr.Markdown(catalog.card(first) if first else catalog.card(""),
                                elem_id="card")
+            webpage = gr.DownloadButton(WEBPAGE, visible=False, size="sm", elem_id="webpage")
             gr.Markdown(CAPTION, elem_id="curve-caption")
             curve = gr.LinePlot(catalog.curve(first) if first else None,
                                 label="Loss while training", elem_id="curve", **PLOT)
 
     return Tab(model, prompt, examples, run, stop, output, status, copy, length, temperature,
-               top_k, top_p, seed, used, card, curve)
+               top_k, top_p, seed, used, card, webpage, curve)
 
 
 def from_link(catalog: Catalog):

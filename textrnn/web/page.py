@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import compare, generate, inside, train_tab
+from . import compare, downloads, generate, inside, train_tab
 from .catalog import PLOT_CSS, PLOT_JS, Catalog
 from .generate import CONCURRENCY, SHARE_JS, SHARED
 from .messages import warn
@@ -34,9 +34,11 @@ def build(catalog: Catalog, bench: Workbench | None = None) -> gr.Blocks:
                     "your own text.")
         mine = gr.BrowserState([], storage_key="textrnn-my-runs")  # this visitor's runs
         job_id = gr.BrowserState(None, storage_key="textrnn-my-job")  # and their run under way
+        downloads.clear()  # the download folders of app processes that died
+        pages = downloads.WebPages(catalog)
         with gr.Tabs(overflow_behavior="wrap"):  # every tab in sight on a phone, not a menu
             with gr.Tab("Generate", id="generate-tab"):
-                gen = generate.tab(catalog)
+                gen = generate.tab(catalog, pages)
             with gr.Tab("Train", id="train-tab"):
                 train_tab.tab(demo, bench, catalog, gen.model, mine, job_id)
             looker = inside.Looker(catalog)
@@ -51,8 +53,11 @@ def build(catalog: Catalog, bench: Workbench | None = None) -> gr.Blocks:
         # a run finished on the Train tab joins `mine` (and the Generate list): Compare's too
         mine.change(relist(catalog), [model_a, model_b, mine], [model_a, model_b],
                     api_visibility="private")
-        demo.load(loader(catalog), [*lists, mine], [*lists, *gen.settings, shared],
-                  api_visibility="private").then(
+        loaded = demo.load(loader(catalog), [*lists, mine], [*lists, *gen.settings, shared],
+                           api_visibility="private")
+        loaded.then(generate.offer(pages), gen.model, gen.webpage, api_visibility="private",
+                    concurrency_id="webpage")  # the card's download, for the model chosen
+        loaded.then(
             generate.from_link(catalog), [shared, gen.model, *gen.settings],
             gen.outputs, api_visibility="private", concurrency_id="link",
             concurrency_limit=CONCURRENCY).then(

@@ -4,13 +4,7 @@ them."""
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import math
-import os
-import shutil
-import tempfile
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +13,7 @@ import gradio as gr
 
 import textrnn
 
+from . import downloads
 from .catalog import CAPTION, PLOT, Catalog, curve_table
 from .messages import warn
 from .request import number
@@ -92,43 +87,12 @@ def _said(bench: Workbench, job: Job) -> str:
                      if not line.startswith("token files:"))
 
 
-ZIPS = Path(tempfile.gettempdir()) / f"textrnn-zips-{os.getpid()}"  # copies Gradio may serve
-_zips_lock = threading.Lock()
-
-
 def _served(job: Job) -> str | None:
-    """The job's zip, copied into the system's temporary folder, from which Gradio serves
-    downloads (it copies the file again into its own cache); the runs folder itself is never
-    served. Copies older than a day go, and the folder goes when the app exits."""
+    """The job's zip, copied where Gradio serves downloads from (downloads.py); the runs
+    folder itself is never served."""
     if job.zip is None or not job.zip.is_file():
         return None
-    with _zips_lock:  # two polls at once (two tabs) make the folder once
-        if not ZIPS.is_dir():
-            ZIPS.mkdir(exist_ok=True)
-            atexit.register(shutil.rmtree, ZIPS, True)
-    for old in ZIPS.iterdir():
-        with contextlib.suppress(FileNotFoundError):  # another poll removed it meanwhile
-            if time.time() - old.stat().st_mtime > 24 * 3600:
-                old.unlink()
-    return str(shutil.copy(job.zip, ZIPS / job.zip.name))
-
-
-def clear_zips() -> None:
-    """Remove the zip copies of app processes that have died without removing their own."""
-    for folder in ZIPS.parent.glob("textrnn-zips-*"):
-        pid = folder.name.rsplit("-", 1)[1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except PermissionError:  # another user's
-        return True
-    except (ProcessLookupError, OverflowError):
-        return False
-    return True
+    return downloads.copy(job.zip)
 
 
 def _read_upload(path: str) -> tuple[bytes, str]:
@@ -143,15 +107,14 @@ def _read_upload(path: str) -> tuple[bytes, str]:
 def tab(demo: gr.Blocks, bench: Workbench | None, catalog: Catalog, model: gr.Dropdown,
         mine: gr.BrowserState, secret: gr.BrowserState) -> None:
     """The Train tab's components and events; `model` is the Generate tab's model list, which a
-    finished run joins (for this visitor alone: `mine` holds their runs' names; `secret` the key to their
-    run under way). Both live outside the tab: a tab's content mounts only when opened, too late
-    for a page load to read what the browser kept."""
+    finished run joins (for this visitor alone: `mine` holds their runs' names; `secret` the key
+    to their run under way). Both live outside the tab: a tab's content mounts only when
+    opened, too late for a page load to read what the browser kept."""
     if bench is None:
         gr.Markdown("Training in the page is turned off on this server (`--no-training`). "
                     "Train on your own machine with `textrnn train YOUR_TEXT`, then `textrnn "
                     "serve runs`.")
         return
-    clear_zips()
     c = _layout(bench)
     h = Handlers(bench, catalog)
     c.start.click(lambda: gr.DownloadButton(visible=False), None, c.download,
