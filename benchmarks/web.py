@@ -4,15 +4,16 @@
 For each checkpoint it exports the page (fp32 and fp16) and prints the folder's size, then,
 served from 127.0.0.1, the time from opening the page to its first character (navigation start
 to the first piece of text, the weights' decoding and the prompt's priming included; generation
-starts as soon as the page has loaded), and the page's chars/s at batch 1 (the median of three
-runs), with its products in WebAssembly and in JavaScript, beside textrnn's own kernel and
-plain paths timed in the same run on the same machine.
+starts as soon as the page has loaded), the page's chars/s at batch 1 (sampling at temperature
+0.8; the median of three runs), and its engine's bare steps/s (textrnn.stepRate: one step and an
+argmax fed back) with the products in WebAssembly and in JavaScript, beside textrnn's own
+kernel and plain paths timed in the same run on the same machine.
 
 With `--ort-web DIST` (the dist/ folder of onnxruntime-web, e.g. unpacked from `npm pack
 onnxruntime-web`: not shipped, fetched by hand) it also exports the ONNX graph (export.py)
-and times onnxruntime-web's WebAssembly backend on one thread running it step by step in the
-same browser: the time to its first step (the runtime's and the graph's loading included) and
-its steps/s with an argmax between steps (less work than the page's sampling), in chars/s.
+and times onnxruntime-web's WebAssembly backend on one thread running it the same way, one
+step and an argmax fed back, in the same browser: its steps/s, and the time to its first step
+(the runtime's and the graph's loading included).
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from .generate import _plain_path
 from .measure import median_time
 
 PROMPT = "ROMEO:"
-HEADER = ("| model | page fp32 | page fp16 | open to first char | page chars/s, WebAssembly | "
-          "page chars/s, JavaScript | onnxruntime-web: first step, chars/s | textrnn kernel "
-          "chars/s | textrnn plain chars/s |\n|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| model | page fp32 | page fp16 | open to first char | page chars/s | steps/s: "
+          "page, WebAssembly | page, JavaScript | onnxruntime-web (first step) | textrnn kernel "
+          "chars/s | textrnn plain chars/s |\n|---|---|---|---|---|---|---|---|---|---|")
 FIRST = """async () => { let first = null;
     await textrnn.generate({prompt: %r, length: 20, temperature: 0.8, seed: 1,
                             onText: () => { first ??= performance.now(); }});
@@ -89,7 +90,7 @@ window.ortRate = async (steps, cfg) => {
     for (let i = 0; i < steps; i++) await step();
     rates.push(steps / ((performance.now() - t) / 1000));
   }
-  return [first, rates.sort((a, b) => a - b)[1]];
+  return [first, rates.sort((a, b) => a - b)[1]];  // (the median)
 };
 </script>"""
 
@@ -100,23 +101,25 @@ def launch(p):
                                    "--disable-background-networking"])
 
 
-def in_browser(url: str, chars: int) -> tuple[float, float, float]:
-    """(ms from navigation start to the first character; chars/s with the products in
-    WebAssembly, and in JavaScript: the median of three runs each)."""
+def in_browser(url: str, chars: int) -> tuple[float, float, float, float]:
+    """(ms from navigation start to the first character; the page's chars/s, sampling at
+    temperature 0.8; its bare steps/s with the products in WebAssembly, and in JavaScript:
+    medians of three runs)."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        browser, rates = launch(p), []
+        browser, steps = launch(p), []
         for engine in ("wasm", "js"):
             page = browser.new_page()
             page.goto(url + ("?engine=js" if engine == "js" else ""))
             assert page.evaluate("() => textrnn.engine()") == engine
             if engine == "wasm":
                 first = page.evaluate(FIRST % PROMPT)
-            rates.append(statistics.median(page.evaluate(RATE % PROMPT, chars)
+                rate = statistics.median(page.evaluate(RATE % PROMPT, chars) for _ in range(3))
+            steps.append(statistics.median(page.evaluate("n => textrnn.stepRate(n)", chars)
                                            for _ in range(3)))
             page.close()
         browser.close()
-    return first, *rates
+    return first, rate, *steps
 
 
 def ort_web(root: Path, url: str, ckpt: Path, dist: Path, steps: int) -> tuple[float, float]:
@@ -165,15 +168,14 @@ def run(args) -> int:
         for ckpt in sorted(p for p in Path(args.checkpoints).iterdir() if is_checkpoint(p)):
             sizes = [folder_mb(export_web(ckpt, root / f"{ckpt.name}-{d}", dtype=d))
                      for d in ("fp32", "fp16")]
-            first, wasm, js = in_browser(f"{url}/{ckpt.name}-fp32/index.html", args.chars)
+            page = in_browser(f"{url}/{ckpt.name}-fp32/index.html", args.chars)
             ort = "not timed"
             if args.ort_web:
-                cpt = textrnn.read_config(ckpt)["training"].get("chars_per_token", 1.0)
                 ort_first, steps = ort_web(root, url, ckpt, Path(args.ort_web), args.chars)
-                ort = f"{ort_first:,.0f} ms, {steps * cpt:,.0f}"
+                ort = f"{steps:,.0f} ({ort_first:,.0f} ms)"
             kernel, plain = python_rates(ckpt, args.chars)
-            print(f"| {ckpt.name} | {sizes[0]:.1f} MB | {sizes[1]:.1f} MB | {first:,.0f} ms | "
-                  f"{wasm:,.0f} | {js:,.0f} | {ort} | {kernel:,.0f} | {plain:,.0f} |",
-                  flush=True)
+            print(f"| {ckpt.name} | {sizes[0]:.1f} MB | {sizes[1]:.1f} MB | {page[0]:,.0f} ms | "
+                  f"{page[1]:,.0f} | {page[2]:,.0f} | {page[3]:,.0f} | {ort} | {kernel:,.0f} | "
+                  f"{plain:,.0f} |", flush=True)
         server.shutdown()
     return 0

@@ -112,10 +112,10 @@ var TR = window.TR || (window.TR = {});
     // out[o + r] = b[r] + (W x)[r] for the i-th matrix; x holds its cols (at least)
     run(i, out, o, x) {
       const m = this.layout[i];
-      for (let k = 0; k < m.cols; k++) this.x[k] = x[k];
-      for (let k = m.cols; k < m.C; k++) this.x[k] = 0;  // (the padding reads zeros)
+      this.x.set(x.length === m.cols ? x : x.subarray(0, m.cols));
+      this.x.fill(0, m.cols, m.C);  // (the padding reads zeros)
       this.matvec(m.w, this.xp, m.bias, this.yp, m.R, m.C);
-      for (let r = 0; r < m.rows; r++) out[o + r] = this.y[r];
+      out.set(this.y.subarray(0, m.rows), o);
     }
   }
 

@@ -237,6 +237,21 @@ var TR = window.TR || (window.TR = {});
       ids.forEach((id, i) => net.step(id, i === ids.length - 1));
       return Array.from(net.logits);
     },
+    // steps/s of the model's step alone, its argmax fed back (the engine, without sampling
+    // or text): what python -m benchmarks web compares with onnxruntime-web's step
+    stepRate(steps) {
+      const { net } = load();
+      if (running) running.stop = true;
+      net.reset();
+      let token = 1;
+      const t0 = performance.now();
+      for (let i = 0; i < steps; i++) {
+        net.step(token);
+        token = 0;
+        for (let v = 1; v < net.V; v++) if (net.logits[v] > net.logits[token]) token = v;
+      }
+      return steps / ((performance.now() - t0) / 1000);
+    },
     rand(seed, n) {  // torch.rand(n, dtype=float64) after manual_seed(seed)
       const g = new MT19937(seed);
       return Array.from({ length: n }, () => g.double());
