@@ -60,7 +60,8 @@ class ModelConfig:
     # None: `textrnn train` chooses from the corpus and budget (plan.py); a model is only
     # built from a config that leaves nothing open
     tie_weights: bool | None = None  # share the embedding with the output layer (needs
-                             # embed == hidden); None: tied unless an embed width is set
+                             # embed == hidden); None: chosen (plan.embedding), and False
+                             # where an embed width is set
     # AWD-LSTM's regularizers (regularize.py), training only; off by default, and the plan
     # never turns them on: only what a person sets
     weight_drop: float = 0.0   # DropConnect on each layer's W_hh (lstm, gru, rnn_tanh, rnn_relu)

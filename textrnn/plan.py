@@ -25,6 +25,10 @@ sweep in docs/defaults-measured.md:
   grows (the larger model a long run buys would otherwise overfit a small corpus).
 - weight decay: `WEIGHT_DECAY` while the run reads the corpus up to `WEIGHT_DECAY_PASSES` times,
   more in proportion beyond, for the same reason.
+- embedding: for the classic cells, tied to the output layer and as wide as the layers (it won
+  on every corpus of issue 28's ablation); a width set by hand unties it. The min cells keep a
+  separate `EMBED`-wide one. The rule for the width counts the first layer's input weights at
+  the embedding's width, so a tied model may be one width narrower.
 - learning rate: `BASE_LR` at width 256, times (256 / width) ** 0.75: wider layers sum more
   inputs per unit, so each weight must move less.
 - batch: 64 streams of 50 tokens, fewer streams when a time budget would leave fewer than
