@@ -14,8 +14,8 @@ ports model.py's cells, sample.sample_next's rule, torch's CPU generator and the
 so that the page's seeded text is textrnn's plain path's (docs/export.md says where float
 differences can part them). Its matrix-vector products run in one hand-written WebAssembly SIMD
 function (matvec.wat), measured 5-6x plain JavaScript's speed and as fast as onnxruntime-web's
-step, at 1/500 of its size (docs/export.md). Left out on purpose: WebGL/WebGPU (a step is too small to pay for the trip),
-and batches of samples.
+step, at 1/500 of its size (docs/export.md). Left out on purpose: WebGL/WebGPU (a step is too
+small to pay for the trip), and batches of samples.
 """
 
 from __future__ import annotations
