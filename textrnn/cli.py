@@ -100,7 +100,8 @@ def _model_flags(g, m: ModelConfig) -> None:
                    "validation loss rises while training loss falls")
     g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
                    help="share the embedding and output weights, the embedding as wide as the "
-                   "layers (auto: tied unless --embed is set)")
+                   "layers (auto: tied for lstm, gru and rnn_* unless --embed is set; the min "
+                   "cells untied)")
     g.add_argument("--weight-drop", type=float, metavar="P", help="AWD-LSTM's DropConnect on "
                    "each layer's recurrent weights W_hh, one mask per step (lstm, gru, rnn_tanh, "
                    "rnn_relu; 0 = off); slower: the layers run one at a time in training")

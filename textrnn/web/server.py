@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None, home: str | Path = ".", prog: str | None
     if args.keep_runs_hours <= 0 or args.max_runs_mb <= 0:
         parser.error("--keep-runs-hours and --max-runs-mb must be positive")
     # SIGTERM (a service manager's stop) ends the app as Ctrl-C does, running its exit
-    # handlers: the zips' copies go (train_tab), and the trainer hears its stdin close.
+    # handlers: the downloads' folder goes (downloads.py), and the trainer hears its stdin close.
     signal.signal(signal.SIGTERM, _stop)
     # Compile the generation kernel (once per machine, about a second; cached after) while the
     # page starts, rather than on the first click.
