@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .cells import _summary, plain_lstm
-from .train import TRAIN_HEADER, bench_train, protocol_split
+from .train import TRAIN_HEADER, bench_train, protocol_split, val_curve
 
 VARIANTS = {  # name: (what it is, `textrnn train` flags)
     "default": ("textrnn's defaults", []),
@@ -53,6 +53,8 @@ def add_parser(sub) -> None:
     p.add_argument("--corpus", required=True, help="the benchmark text, e.g. tinyshakespeare.txt")
     p.add_argument("--budget", type=float, default=110, help="seconds of training per run (110)")
     p.add_argument("--runs", type=int, default=1, help="runs of each, for medians (1)")
+    p.add_argument("--seed", type=int, default=1337, help="run i (from 0) is seeded SEED + i: "
+                   "give a second command the next seeds, to add runs to a median (1337)")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help=f"which to train, of: {', '.join(VARIANTS)}; "
                         "A+B trains both levers' flags together")
@@ -78,8 +80,8 @@ def run(args) -> int:
         return cjk(args)
     variants = args.variants.split(",")
     flags = {v: [*args.flags, *flags_of(v)] for v in variants}
-    print(f"ablation on {args.corpus}, {args.budget:g} s each, {args.runs} run(s); torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"ablation on {args.corpus}, {args.budget:g} s each, {args.runs} run(s) from seed "
+          f"{args.seed}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     for v in variants:
         print(f"- {v}: {' '.join(flags[v]) or '(no flags)'}")
     print("\n" + TRAIN_HEADER, flush=True)
@@ -88,16 +90,17 @@ def run(args) -> int:
     for i in range(args.runs):
         if not args.no_baseline:
             with tempfile.TemporaryDirectory() as tmp:
-                r = plain_lstm(*protocol_split(args.corpus, Path(tmp)), args.budget, 1337 + i)
+                r = plain_lstm(*protocol_split(args.corpus, Path(tmp)), args.budget,
+                               args.seed + i)
             print(f"| {i + 1} | baseline | plain 2x256 nn.LSTM | | | 32 x 100 | 0.004 | fp32 | "
                   f"{r['steps']:,} | {r['val_nats_per_char']:.4f} | | "
                   f"{r['chars_per_s']:,.0f} | |", flush=True)
             rows["baseline"].append(r)
         for v in variants:
             rows[v] += bench_train(args.corpus, args.budget, 1,
-                                   ["--seed", str(1337 + i), *flags[v]])
-            print(f"  ({v}{': ' + rows[v][-1]['chose'] if rows[v][-1]['chose'] else ''})",
-                  flush=True)
+                                   ["--seed", str(args.seed + i), *flags[v]])
+            print(f"  ({v}{': ' + rows[v][-1]['chose'] if rows[v][-1]['chose'] else ''})\n"
+                  f"  ({v}: val nats/char {val_curve(rows[v][-1])})", flush=True)
     _summary(rows, "variant")
     return 0
 

@@ -101,6 +101,11 @@ def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()
     return rows
 
 
+def val_curve(row: dict) -> str:
+    """A run's validation passes, `1.4937 at 1,296, 1.4403 at 2,605, ...`."""
+    return ", ".join(f"{v:.4f} at {step:,}" for step, v in row["val_curve"])
+
+
 def _chosen(row: dict) -> list[str]:
     """Flags that fix what a run's adaptive defaults chose, so another run trains the same."""
     return ["--hidden", str(row["hidden"]), "--layers", str(row["layers"]), "--dropout",
@@ -171,8 +176,7 @@ def run(args) -> int:
         if r["chose"]:
             print(f"\nrun {r['run']}: {r['chose']}", end="")
     for r in rows:  # over- or underfitting shows here: a rise, or a fall still steep at the end
-        curve = ", ".join(f"{v:.4f} at {step:,}" for step, v in r["val_curve"])
-        print(f"\nrun {r['run']} ({r['layout']}): val nats/char {curve}", end="")
+        print(f"\nrun {r['run']} ({r['layout']}): val nats/char {val_curve(r)}", end="")
     print()
     med = statistics.median
     for layout in dict.fromkeys(r["layout"] for r in rows):

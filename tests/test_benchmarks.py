@@ -2,6 +2,7 @@
 table. The load test of the page is in test_app.py, beside the page's other server tests."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -109,14 +110,17 @@ def test_data_benchmark_prepares_and_prints_its_table(capsys, tmp_path):
 
 
 def test_ablation_trains_each_variant_beside_the_baseline(corpus_file, capsys, tmp_path):
-    assert bench(["ablation", "--corpus", str(corpus_file), "--budget", "1", "--variants",
-                  "default,seq100+w192", "--", "--hidden", "16", "--embed", "8",
+    assert bench(["ablation", "--corpus", str(corpus_file), "--budget", "1", "--seed", "7",
+                  "--variants", "default,seq100+w192", "--", "--hidden", "16", "--embed", "8",
                   "--evals", "1"]) == 0
     out = capsys.readouterr().out
+    assert "1 s each, 1 run(s) from seed 7;" in out
     assert "- seq100+w192: --hidden 16 --embed 8 --evals 1 --seq-len 100 --hidden 192" in out
     summary = out.split("| variant | model | parameters |")[1].splitlines()[2:5]
     assert [r.split(" | ")[0] for r in summary] == ["| baseline", "| default", "| seq100+w192"]
     assert "2x16 LSTM" in summary[1] and "2x192 LSTM" in summary[2]  # the variant's flag wins
+    curves = [r for r in out.splitlines() if r.startswith("  (default: val nats/char ")]
+    assert len(curves) == 1 and re.search(r"\d\.\d{4} at \d", curves[0]), curves
     with pytest.raises(SystemExit, match="unknown variant 'wide'"):
         bench(["ablation", "--corpus", str(corpus_file), "--variants", "default,wide"])
 
