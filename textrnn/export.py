@@ -125,7 +125,7 @@ def export_web(run: str | Path, out: str | Path, *, dtype: str = "fp32",
     visitor's browser (webpage/: index.html, the engine, and model.js with the weights);
     refused in one line past `max_bytes` of weights (None: webpage.MAX_WEB_BYTES)."""
     from .webpage import export_web as write_page
-    limit = {} if max_bytes is None else {"max_bytes": max_bytes}
-    out = write_page(source(run), Path(out), dtype=dtype, overwrite=overwrite, **limit)
+    out = write_page(source(run), Path(out), dtype=dtype, overwrite=overwrite,
+                     max_bytes=max_bytes)
     files = tuple(sorted(out.iterdir()))
     return Exported((out, *files), sum(f.stat().st_size for f in files), "")

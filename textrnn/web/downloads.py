@@ -74,7 +74,7 @@ class WebPages:
     def __init__(self, catalog: Catalog, max_bytes: int | None = None):
         """`max_bytes`: the most weights a page may carry (None: export_web's own limit)."""
         self.catalog = catalog
-        self._limit = {} if max_bytes is None else {"max_bytes": max_bytes}
+        self.max_bytes = max_bytes
         self._pages: dict[str, tuple[tuple, Path | str]] = {}  # name -> (stamp, zip or why not)
         self._lock = threading.Lock()  # guards _pages
         self._building = threading.Lock()  # one export at a time
@@ -140,7 +140,7 @@ class WebPages:
         base = re.sub(r"[^\w.-]+", "-", name).strip("-.") or "model"  # user/name@rev, too
         work = Path(tempfile.mkdtemp(dir=folder(), prefix="page-"))
         try:
-            page = textrnn.export_web(path, work / base, **self._limit).files[0]
+            page = textrnn.export_web(path, work / base, max_bytes=self.max_bytes).files[0]
             partial = work / ".page.zip.tmp"
             with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as z:
                 for f in sorted(page.iterdir()):

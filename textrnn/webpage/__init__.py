@@ -43,12 +43,12 @@ FORMAT_VERSION = 1
 
 
 def export_web(checkpoint: Path, out: Path, *, dtype: str = "fp32",
-               max_bytes: int = MAX_WEB_BYTES, overwrite: bool = False) -> Path:
+               max_bytes: int | None = None, overwrite: bool = False) -> Path:
     """Write the page of the checkpoint folder `checkpoint` to the folder `out`, whole or not
     at all (export.output: built beside it, then renamed into place). One line, and nothing
     written, for an output that exists (unless `overwrite`), an unknown dtype, or a model over
-    `max_bytes` of weights."""
-    out = Path(out)
+    `max_bytes` of weights (None: MAX_WEB_BYTES)."""
+    out, max_bytes = Path(out), MAX_WEB_BYTES if max_bytes is None else max_bytes
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     if out.is_symlink() or (out.exists() and not overwrite):
