@@ -40,6 +40,7 @@ VARIANTS = {  # name: (what it is, `textrnn train` flags)
     "b32": ("32 streams", ["--batch-size", "32"]),
     "b64": ("64 streams", ["--batch-size", "64"]),
     "w192": ("2x192, the lr the width rule gives it", ["--hidden", "192"]),
+    "w256": ("2x256, the lr the width rule gives it", ["--hidden", "256"]),
     "w384": ("2x384, the lr the width rule gives it", ["--hidden", "384"]),
     "mingru": ("minGRU 3x384, lr 0.01 (the best of the cells' trials)",
                ["--cell", "mingru", "--layers", "3", "--hidden", "384", "--lr", "0.01"]),
