@@ -42,6 +42,8 @@ VARIANTS = {  # name: (what it is, `textrnn train` flags)
     "w192": ("2x192, the lr the width rule gives it", ["--hidden", "192"]),
     "w256": ("2x256, the lr the width rule gives it", ["--hidden", "256"]),
     "w384": ("2x384, the lr the width rule gives it", ["--hidden", "384"]),
+    "drop10": ("dropout 0.1, whatever the passes", ["--dropout", "0.1"]),
+    "wd10": ("weight decay 0.1, whatever the passes", ["--weight-decay", "0.1"]),
     "mingru": ("minGRU 3x384, lr 0.01 (the best of the cells' trials)",
                ["--cell", "mingru", "--layers", "3", "--hidden", "384", "--lr", "0.01"]),
     "minlstm": ("minLSTM 3x384, lr 0.01", ["--cell", "minlstm", "--layers", "3", "--hidden",
