@@ -113,6 +113,7 @@ print(downloads.WebPages(Catalog(sys.argv[2])).get("tiny"), flush=True)
 """
 
 
+@pytest.mark.slow  # a Python process of its own: about 7 s
 def test_the_folder_goes_at_exit_and_a_dead_apps_at_start(checkpoints, tmp_path):
     (tmp_path / "web-x-0.zip").write_bytes(b"PK")
     served = subprocess.run([sys.executable, "-c", PROCESS, tmp_path / "web-x-0.zip",
@@ -139,6 +140,7 @@ def test_the_folder_goes_at_exit_and_a_dead_apps_at_start(checkpoints, tmp_path)
                 folder.rmdir()
 
 
+@pytest.mark.slow  # a Python process of its own: about 7 s
 def test_a_space_ships_the_web_pages_assets_and_its_page_offers_one(tmp_path):
     space = textrnn.build_space([str(ROOT / "checkpoints" / "shakespeare-char-lstm")],
                                 tmp_path / "space")
