@@ -101,7 +101,7 @@ def run(args) -> int:
             rows["baseline"].append(r)
         for v in variants:
             rows[v] += bench_train(args.corpus, args.budget, 1,
-                                   ["--seed", str(args.seed + i), *flags[v]])
+                                   ["--seed", str(args.seed + i), *flags[v]], first=i + 1)
             print(f"  ({v}{': ' + rows[v][-1]['chose'] if rows[v][-1]['chose'] else ''})\n"
                   f"  ({v}: val nats/char {val_curve(rows[v][-1])})", flush=True)
     _summary(rows, "variant")

@@ -77,11 +77,12 @@ TRAIN_HEADER = ("| run | processes x threads | model | dropout | weight decay | 
 
 
 def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = (),
-                nproc: int = 1) -> list[dict]:
+                nproc: int = 1, first: int = 1) -> list[dict]:
     """`textrnn train train.txt --val-file val.txt --time-budget BUDGET [flags]` on the
-    protocol split, `runs` times; prints a row per run and the medians. With `nproc` > 1, each
-    run is followed by the same run under `torchrun` on `nproc` processes of one thread each,
-    with the model, batch and lr the first one chose (rank 0 would time models on one thread)."""
+    protocol split, `runs` times; prints a row per run (numbered from `first`) and the
+    medians. With `nproc` > 1, each run is followed by the same run under `torchrun` on
+    `nproc` processes of one thread each, with the model, batch and lr the first one chose
+    (rank 0 would time models on one thread)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         train_path, val_path = protocol_split(corpus, Path(tmp))
@@ -93,11 +94,11 @@ def bench_train(corpus: str, budget: float, runs: int = 1, flags: list[str] = ()
             said = []
             out = textrnn.train(train_config([*argv, "--out", str(Path(tmp) / f"run{i}")]),
                                 reporter=textrnn.Terminal(log=said.append, progress=False))
-            rows.append(_train_row(out, i + 1, flops, said, f"1 x {torch.get_num_threads()}"))
+            rows.append(_train_row(out, first + i, flops, said, f"1 x {torch.get_num_threads()}"))
             if nproc > 1:
                 out = Path(tmp) / f"run{i}-ddp"
                 _torchrun(nproc, [*argv, *_chosen(rows[-1]), "--out", str(out)])
-                rows.append(_train_row(out, i + 1, flops, [], f"{nproc} x 1"))
+                rows.append(_train_row(out, first + i, flops, [], f"{nproc} x 1"))
     return rows
 
 

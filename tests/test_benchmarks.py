@@ -134,3 +134,12 @@ def test_the_large_alphabet_text_writes_each_common_word_as_one_character(tmp_pa
     # the, sat, cat are the three most common words; the rest become U+3007
     assert out == "\u4e00\u4e02\u4e01.\n\u4e00\u3007\u4e01\u3007\u4e00\u3007\u3007!\n"
     assert "7 distinct" in capsys.readouterr().out
+
+
+def test_ablation_numbers_each_variants_rows_by_run(corpus_file, capsys):
+    assert bench(["ablation", "--corpus", str(corpus_file), "--budget", "1", "--runs", "2",
+                  "--no-baseline", "--variants", "default", "--", "--hidden", "16", "--embed",
+                  "8", "--evals", "1"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if "| 2x16 LSTM |" in r
+            and r.startswith("| ") and not r.startswith("| default")]
+    assert [r.split(" | ")[0] for r in rows] == ["| 1", "| 2"], rows
